@@ -1,0 +1,18 @@
+# Shortcuts for README's two commands; both create .venv on first use.
+PY ?= python3
+VENV := .venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(VENV)/.installed
+	$(VENV)/bin/jaxfeat demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/pip install -q ruff && $(VENV)/bin/ruff check jaxfeat tests benchmarks

@@ -1,0 +1,73 @@
+"""Argument checks that run in Python, before anything is traced or compiled.
+
+Arrays that are JAX tracers (inside `jit`/`vmap`) are checked for shape only: their values are
+not known yet.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+class InputError(ValueError):
+    """Bad user input (a value or a shape); the message names the argument."""
+
+
+class InputTypeError(TypeError):
+    """Bad user input (a type); the message names the argument."""
+
+
+def is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def shape_of(name: str, x) -> tuple[int, ...]:
+    try:
+        return tuple(np.shape(x))
+    except Exception:  # noqa: BLE001 - anything unshapeable is a type error for the user
+        raise InputTypeError(f"{name} must be an array, got {type(x).__name__}") from None
+
+
+def check_ndim(name: str, x, ndim: int, expected: str) -> tuple[int, ...]:
+    shape = shape_of(name, x)
+    if len(shape) != ndim:
+        raise InputError(f"{name} must have shape {expected}, got shape {shape}")
+    return shape
+
+
+def check_shape(name: str, x, shape: tuple[int, ...], expected: str) -> None:
+    got = shape_of(name, x)
+    if got != tuple(shape):
+        raise InputError(f"{name} must have shape {expected} = {tuple(shape)}, got shape {got}")
+
+
+def check_finite(name: str, x) -> None:
+    """Raise if a concrete array holds NaN or ±inf (tracers pass: their values are unknown)."""
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+        raise InputError(f"{name} contains NaN or inf")
+
+
+def check_positive_int(name: str, n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise InputTypeError(f"{name} must be a positive Python int, got {n!r}")
+    if n <= 0:
+        raise InputError(f"{name} must be positive, got {n}")
+    return int(n)
+
+
+def check_nonneg_float(name: str, x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise InputTypeError(f"{name} must be a real number, got {x!r}") from None
+    if not (v >= 0.0) or np.isinf(v):
+        raise InputError(f"{name} must be finite and >= 0, got {x!r}")
+    return v
+
+
+def check_key(key) -> None:
+    if not isinstance(key, jax.Array):
+        raise InputTypeError(
+            f"key must be a JAX PRNG key (jax.random.key(0)), got {type(key).__name__}"
+        )

@@ -1,0 +1,333 @@
+"""Data distributions as Equinox modules with `.sample(key, n) -> (X (n, d), y (n,))`.
+
+Gaussian single-/multi-index models and teacher networks (x ~ N(0, I_d)), Gaussian mixtures
+(XOR preset), sparse parity on {±1}^d (uniform, or the structured mixture of MATH §6.2) and
+linearly separable data with a margin. Every argument is checked in Python when the module is
+built, and `n`/`key` when `sample` is called, before anything compiles.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from . import _checks
+from ._checks import InputError, InputTypeError
+from ._quadrature import hermite_polynomials
+from .nets import TwoLayer
+
+__all__ = [
+    "Distribution",
+    "SingleIndex",
+    "MultiIndex",
+    "Teacher",
+    "GaussianMixture",
+    "SparseParity",
+    "LinearSeparable",
+]
+
+
+class Distribution(eqx.Module):
+    """A joint law of (x, y). Subclasses implement `_sample`; `sample` validates first."""
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int:
+        """Input dimension d."""
+
+    @abc.abstractmethod
+    def _sample(self, key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
+        """Draw n pairs; arguments already validated."""
+
+    def sample(self, key: PRNGKeyArray, n: int) -> tuple[Float[Array, "n dim"], Float[Array, " n"]]:
+        """Draw `n` i.i.d. pairs: X of shape (n, dim) and y of shape (n,)."""
+        _checks.check_key(key)
+        n = _checks.check_positive_int("n", n)
+        return self._sample(key, n)
+
+
+def _vector(name: str, x, expected: str = "(dim,)") -> Array:
+    (d,) = _checks.check_ndim(name, x, 1, expected)
+    if d == 0:
+        raise InputError(f"{name} must be non-empty")
+    _checks.check_finite(name, x)
+    return jnp.asarray(x, dtype=jnp.zeros(()).dtype)
+
+
+def _unit_vector(name: str, x) -> Array:
+    _vector(name, x)
+    v = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(v)
+    if norm == 0.0:
+        raise InputError(f"{name} must be non-zero")
+    return jnp.asarray(v / norm, dtype=jnp.zeros(()).dtype)
+
+
+def _flip_labels(key, y, flip):
+    return jnp.where(jax.random.bernoulli(key, flip, y.shape), -y, y)
+
+
+def _check_flip(flip) -> float:
+    flip = _checks.check_nonneg_float("flip", flip)
+    if flip > 0.5:
+        raise InputError(f"flip must be a probability in [0, 0.5], got {flip}")
+    return flip
+
+
+def _check_target(hermite, target) -> Array | None:
+    if (hermite is None) == (target is None):
+        raise InputError("give exactly one of hermite= (coefficients) or target= (a callable)")
+    if target is not None and not callable(target):
+        raise InputTypeError(f"target must be callable, got {type(target).__name__}")
+    return None if hermite is None else _vector("hermite", hermite, "(degree + 1,)")
+
+
+class SingleIndex(Distribution):
+    """x ~ N(0, I_d), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
+
+    f* is given by its normalised Hermite coefficients, f*(z) = Σ_k hermite[k] He_k(z)/√(k!)
+    (MATH §1), or as a callable `target` acting elementwise on JAX arrays. `beta` is normalised
+    to unit length.
+    """
+
+    beta: Float[Array, " dim"]
+    hermite: Float[Array, " degree"] | None
+    noise: float = eqx.field(static=True)
+    target: Callable | None = eqx.field(static=True)
+
+    def __init__(self, beta, hermite=None, noise: float = 0.0, *, target: Callable | None = None):
+        self.noise = _checks.check_nonneg_float("noise", noise)
+        self.beta = _unit_vector("beta", beta)
+        self.hermite = _check_target(hermite, target)
+        self.target = target
+
+    @property
+    def dim(self) -> int:
+        return self.beta.shape[0]
+
+    def link(self, z: Array) -> Array:
+        """f*(z), elementwise."""
+        if self.target is not None:
+            return self.target(z)
+        return hermite_polynomials(z, self.hermite.shape[0] - 1) @ self.hermite.astype(z.dtype)
+
+    def _sample(self, key, n):
+        kx, ke = jax.random.split(key)
+        X = jax.random.normal(kx, (n, self.dim))
+        y = self.link(X @ self.beta) + self.noise * jax.random.normal(ke, (n,))
+        return X, y
+
+
+class MultiIndex(Distribution):
+    """x ~ N(0, I_d), y = g(Bx) + noise·ε with B of shape (k, d).
+
+    g is a callable on the last axis (`target(Z)` with Z (n, k) -> (n,)), or, with `hermite` of
+    shape (k, K+1), the additive model g(z) = Σ_j Σ_k hermite[j, k] h_k(z_j).
+    """
+
+    B: Float[Array, "k dim"]
+    hermite: Float[Array, "k degree"] | None
+    noise: float = eqx.field(static=True)
+    target: Callable | None = eqx.field(static=True)
+
+    def __init__(self, B, hermite=None, noise: float = 0.0, *, target: Callable | None = None):
+        self.noise = _checks.check_nonneg_float("noise", noise)
+        k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
+        if k == 0 or d == 0:
+            raise InputError(f"B must have shape (k, dim) with k, dim >= 1, got {(k, d)}")
+        _checks.check_finite("B", B)
+        if (hermite is None) == (target is None):
+            raise InputError("give exactly one of hermite= (coefficients) or target= (a callable)")
+        if hermite is not None:
+            kh, deg = _checks.check_ndim("hermite", hermite, 2, "(k, degree + 1)")
+            if kh != k or deg == 0:
+                raise InputError(
+                    f"hermite must have shape (k, degree + 1) = ({k}, K+1), got {(kh, deg)}"
+                )
+            _checks.check_finite("hermite", hermite)
+        elif not callable(target):
+            raise InputTypeError(f"target must be callable, got {type(target).__name__}")
+        self.B = jnp.asarray(B, dtype=jnp.zeros(()).dtype)
+        if hermite is not None:
+            hermite = jnp.asarray(hermite, dtype=self.B.dtype)
+        self.hermite, self.target = hermite, target
+
+    @property
+    def dim(self) -> int:
+        return self.B.shape[1]
+
+    def link(self, Z: Float[Array, "*batch k"]) -> Float[Array, "*batch"]:
+        if self.target is not None:
+            return self.target(Z)
+        H = hermite_polynomials(Z, self.hermite.shape[1] - 1)  # (..., k, K+1)
+        return jnp.einsum("...jk,jk->...", H, self.hermite.astype(H.dtype))
+
+    def _sample(self, key, n):
+        kx, ke = jax.random.split(key)
+        X = jax.random.normal(kx, (n, self.dim))
+        return X, self.link(X @ self.B.T) + self.noise * jax.random.normal(ke, (n,))
+
+
+class Teacher(Distribution):
+    """x ~ N(0, I_d), y = teacher(x) + noise·ε for a `TwoLayer` teacher network."""
+
+    net: TwoLayer
+    noise: float = eqx.field(static=True)
+
+    def __init__(self, net: TwoLayer, noise: float = 0.0):
+        if not isinstance(net, TwoLayer) or net.W.ndim != 2:
+            raise InputTypeError("net must be a single (not ensembled) jaxfeat.TwoLayer")
+        self.net = net
+        self.noise = _checks.check_nonneg_float("noise", noise)
+
+    @property
+    def dim(self) -> int:
+        return self.net.dim
+
+    def _sample(self, key, n):
+        kx, ke = jax.random.split(key)
+        X = jax.random.normal(kx, (n, self.dim), self.net.W.dtype)
+        return X, self.net(X) + self.noise * jax.random.normal(ke, (n,), self.net.W.dtype)
+
+
+class GaussianMixture(Distribution):
+    """x ~ Σ_j p_j N(μ_j, s_j² I_d), with label y = labels[j] for component j (MATH §3.1)."""
+
+    means: Float[Array, "k dim"]
+    scales: Float[Array, " k"]
+    labels: Float[Array, " k"]
+    weights: Float[Array, " k"]
+
+    def __init__(self, means, scales, labels, weights=None):
+        k, d = _checks.check_ndim("means", means, 2, "(k, dim)")
+        if k == 0 or d == 0:
+            raise InputError(f"means must have shape (k, dim) with k, dim >= 1, got {(k, d)}")
+        _checks.check_finite("means", means)
+        for name, x in (("scales", scales), ("labels", labels)):
+            _checks.check_shape(name, x, (k,), "(k,)")
+            _checks.check_finite(name, x)
+        weights = np.full(k, 1.0 / k) if weights is None else weights
+        _checks.check_shape("weights", weights, (k,), "(k,)")
+        _checks.check_finite("weights", weights)
+        if np.any(np.asarray(scales) <= 0):
+            raise InputError("scales must be > 0")
+        w = np.asarray(weights, dtype=np.float64)
+        if np.any(w < 0) or w.sum() <= 0:
+            raise InputError("weights must be >= 0 with a positive sum")
+        dtype = jnp.zeros(()).dtype
+        self.means = jnp.asarray(means, dtype)
+        self.scales = jnp.asarray(scales, dtype)
+        self.labels = jnp.asarray(labels, dtype)
+        self.weights = jnp.asarray(w / w.sum(), dtype)
+
+    @classmethod
+    def xor(cls, dim: int, sigma: float | None = None, mu_norm: float = 1.0) -> GaussianMixture:
+        """XOR: equiprobable means ±μ_1 (y = +1) and ±μ_2 (y = −1), μ_1 = |μ| e_1 ⊥ μ_2 = |μ| e_2.
+
+        `sigma` defaults to 1/√dim (MATH §6.2's runs; the paper's constants are [R]).
+        """
+        dim = _checks.check_positive_int("dim", dim)
+        if dim < 2:
+            raise InputError(f"dim must be >= 2 for XOR, got {dim}")
+        sigma = 1.0 / np.sqrt(dim) if sigma is None else sigma
+        e = mu_norm * np.eye(dim)[:2]
+        means = np.stack([e[0], -e[0], e[1], -e[1]])
+        return cls(means, np.full(4, sigma), np.array([1.0, 1.0, -1.0, -1.0]))
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def _sample(self, key, n):
+        kc, kx = jax.random.split(key)
+        comp = jax.random.choice(kc, self.weights.shape[0], (n,), p=self.weights)
+        xi = jax.random.normal(kx, (n, self.dim))
+        return self.means[comp] + self.scales[comp][:, None] * xi, self.labels[comp]
+
+
+class SparseParity(Distribution):
+    """x on {±1}^dim, y = Π_{i∈support} x_i (label flipped with probability `flip`).
+
+    With `structured_weight` = 0, x is uniform. Otherwise (the Daniely–Malach-style mixture of
+    MATH §6.2, whose constants are [R]) with that probability x_A is drawn uniformly from the rows
+    of `patterns` (default: all +1 and all −1), the other coordinates staying uniform.
+    """
+
+    support: tuple[int, ...] = eqx.field(static=True)
+    n_dim: int = eqx.field(static=True)
+    structured_weight: float = eqx.field(static=True)
+    patterns: Float[Array, "p k"]
+    flip: float = eqx.field(static=True)
+
+    def __init__(
+        self, dim: int, support, *, structured_weight: float = 0.0, patterns=None, flip: float = 0.0
+    ):
+        self.n_dim = _checks.check_positive_int("dim", dim)
+        self.flip = _check_flip(flip)
+        sup = tuple(int(i) for i in np.atleast_1d(np.asarray(support, dtype=np.int64)))
+        if not sup or len(set(sup)) != len(sup) or min(sup) < 0 or max(sup) >= dim:
+            raise InputError(f"support must be distinct indices in [0, {dim}), got {support!r}")
+        self.support = sup
+        self.structured_weight = _checks.check_nonneg_float("structured_weight", structured_weight)
+        if self.structured_weight > 1:
+            raise InputError(f"structured_weight must be in [0, 1], got {structured_weight}")
+        k = len(sup)
+        patterns = np.stack([np.ones(k), -np.ones(k)]) if patterns is None else patterns
+        _checks.check_ndim("patterns", patterns, 2, f"(n_patterns, {k})")
+        if np.shape(patterns)[1] != k or not np.all(np.abs(np.asarray(patterns)) == 1):
+            raise InputError(f"patterns must have shape (n_patterns, {k}) with entries ±1")
+        self.patterns = jnp.asarray(patterns, dtype=jnp.zeros(()).dtype)
+
+    @property
+    def dim(self) -> int:
+        return self.n_dim
+
+    def _sample(self, key, n):
+        kx, ks, kp, kf = jax.random.split(key, 4)
+        X = jax.random.rademacher(kx, (n, self.dim), jnp.zeros(()).dtype)
+        if self.structured_weight > 0:
+            structured = jax.random.bernoulli(ks, self.structured_weight, (n,))
+            pat = self.patterns[jax.random.randint(kp, (n,), 0, self.patterns.shape[0])]
+            idx = jnp.asarray(self.support)
+            X = X.at[:, idx].set(jnp.where(structured[:, None], pat, X[:, idx]))
+        y = jnp.prod(X[:, jnp.asarray(self.support)], axis=1)
+        return X, _flip_labels(kf, y, self.flip)
+
+
+class LinearSeparable(Distribution):
+    """Gaussian inputs conditioned on |ŵ*·x| ≥ margin, labelled y = sign(ŵ*·x).
+
+    x = x_⊥ + z ŵ* with x_⊥ ~ N(0, I − ŵ*ŵ*ᵀ) and z ~ N(0, 1) truncated to |z| ≥ margin, drawn
+    exactly by inverse-CDF sampling, so every point has margin ≥ `margin`.
+    """
+
+    w_star: Float[Array, " dim"]
+    margin: float = eqx.field(static=True)
+    flip: float = eqx.field(static=True)
+
+    def __init__(self, w_star, margin: float, *, flip: float = 0.0):
+        self.margin = _checks.check_nonneg_float("margin", margin)
+        self.flip = _check_flip(flip)
+        self.w_star = _unit_vector("w_star", w_star)
+
+    @property
+    def dim(self) -> int:
+        return self.w_star.shape[0]
+
+    def _sample(self, key, n):
+        kx, ku, ks, kf = jax.random.split(key, 4)
+        G = jax.random.normal(kx, (n, self.dim))
+        w = self.w_star[None, :]
+        G = G - (G @ self.w_star)[:, None] * w
+        lo = jax.scipy.special.ndtr(jnp.asarray(self.margin, G.dtype))
+        u = jax.random.uniform(ku, (n,), G.dtype)
+        z = jax.scipy.special.ndtri(lo + u * (1.0 - lo))
+        z = jnp.maximum(z, self.margin)  # guards the margin against round-off near lo = 1
+        sign = jax.random.rademacher(ks, (n,), G.dtype)
+        return G + (sign * z)[:, None] * w, _flip_labels(kf, sign, self.flip)
