@@ -5,8 +5,20 @@ The public API (DESIGN §3) is re-exported here; see README.md for a tour.
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import activations as activations, data as data, hermite as hermite, nets as nets
+from . import (
+    activations as activations,
+    data as data,
+    features as features,
+    hermite as hermite,
+    kernels as kernels,
+    nets as nets,
+    population as population,
+)
 from .activations import Activation as Activation
+from .features import (
+    gradient_feature_fractions as gradient_feature_fractions,
+    gradient_feature_set as gradient_feature_set,
+)
 from .hermite import (
     hermite_coefficients as hermite_coefficients,
     hermite_polynomials as hermite_polynomials,
@@ -16,6 +28,13 @@ from .nets import (
     apply_ensemble as apply_ensemble,
     fit_readout as fit_readout,
     init_ensemble as init_ensemble,
+)
+from .population import (
+    empirical_gradient as empirical_gradient,
+    monte_carlo_gradient as monte_carlo_gradient,
+    population_gradient as population_gradient,
+    population_loss as population_loss,
+    population_loss_error_bound as population_loss_error_bound,
 )
 
 try:

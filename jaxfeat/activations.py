@@ -280,7 +280,7 @@ class Activation:
             pre, jnp.broadcast_to(jnp.asarray(norm, pre.dtype), pre.shape)
         )
 
-    def numpy(self, z: np.ndarray, norm: float = 1.0) -> np.ndarray:
+    def numpy(self, z: ArrayLike, norm: float = 1.0) -> np.ndarray | np.floating:
         """The same neuron in float64 NumPy (used by quadrature and by reference tests)."""
         z = np.asarray(z, dtype=np.float64)
         return _BASES[self.base].np_fn(z, self.params) - self._removed_part(z, norm)

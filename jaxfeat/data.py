@@ -80,10 +80,17 @@ def _check_flip(flip) -> float:
     return flip
 
 
+_NAMED_LINKS = {"relu": jax.nn.relu, "sign": jnp.sign}
+
+
 def _check_target(hermite, target) -> Array | None:
     if (hermite is None) == (target is None):
         raise InputError("give exactly one of hermite= (coefficients) or target= (a callable)")
-    if target is not None and not callable(target):
+    if isinstance(target, str) and target not in _NAMED_LINKS:
+        raise InputError(
+            f"target must be a callable or one of {sorted(_NAMED_LINKS)}, got {target!r}"
+        )
+    if target is not None and not isinstance(target, str) and not callable(target):
         raise InputTypeError(f"target must be callable, got {type(target).__name__}")
     return None if hermite is None else _vector("hermite", hermite, "(degree + 1,)")
 
@@ -92,16 +99,18 @@ class SingleIndex(Distribution):
     """x ~ N(0, I_d), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
 
     f* is given by its normalised Hermite coefficients, f*(z) = Σ_k hermite[k] He_k(z)/√(k!)
-    (MATH §1), or as a callable `target` acting elementwise on JAX arrays. `beta` is normalised
-    to unit length.
+    (MATH §1), as `target="relu"` or `"sign"` (for which `population_gradient` is exact), or as a
+    callable `target` acting elementwise on JAX arrays. `beta` is normalised to unit length.
     """
 
     beta: Float[Array, " dim"]
     hermite: Float[Array, " degree"] | None
     noise: float = eqx.field(static=True)
-    target: Callable | None = eqx.field(static=True)
+    target: Callable | str | None = eqx.field(static=True)
 
-    def __init__(self, beta, hermite=None, noise: float = 0.0, *, target: Callable | None = None):
+    def __init__(
+        self, beta, hermite=None, noise: float = 0.0, *, target: Callable | str | None = None
+    ):
         self.noise = _checks.check_nonneg_float("noise", noise)
         self.beta = _unit_vector("beta", beta)
         self.hermite = _check_target(hermite, target)
@@ -114,7 +123,7 @@ class SingleIndex(Distribution):
     def link(self, z: Array) -> Array:
         """f*(z), elementwise."""
         if self.target is not None:
-            return self.target(z)
+            return _NAMED_LINKS[self.target](z) if isinstance(self.target, str) else self.target(z)
         return hermite_polynomials(z, self.hermite.shape[0] - 1) @ self.hermite.astype(z.dtype)
 
     def _sample(self, key, n):

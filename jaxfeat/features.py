@@ -1,0 +1,68 @@
+"""Gradient-feature statistics of Shi, Wei, Liang (2023), Def. 3.x (MATH §6.1).
+
+For unit directions D_j and an initialisation distribution of (w, b), the fraction of neurons
+whose gradient G(w, b) lies in the γ-cone of D_j with |G| ≥ B_G, split by the sign of b; the
+gradient feature set S_{p,γ,B_G} keeps the (D_j, s) reached by at least a fraction p.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+from . import _checks
+from ._checks import InputError
+from .data import Distribution
+from .population import population_gradient
+
+__all__ = ["gradient_feature_fractions", "gradient_feature_set"]
+
+
+def gradient_feature_fractions(
+    G: Float[Array, "m dim"],
+    b: Float[Array, " m"],
+    directions: Float[Array, "r dim"],
+    *,
+    gamma: float,
+    B_G: float,
+) -> Float[Array, "r 2"]:
+    """p[j, s] = Pr_i[cos(G_i, D_j) ≥ 1 − γ, |G_i| ≥ B_G, sign(b_i) = s], s = (+1, −1).
+
+    Neurons with b_i = 0 count as s = +1. Directions need not be unit vectors (they are
+    normalised). Averages over the m neurons given, i.e. over the initialisation they were
+    drawn from.
+    """
+    m, d = _checks.check_ndim("G", G, 2, "(m, dim)")
+    _checks.check_shape("b", b, (m,), "(m,)")
+    r = _checks.check_ndim("directions", directions, 2, f"(r, dim) = (r, {d})")[0]
+    _checks.check_shape("directions", directions, (r, d), "(r, dim)")
+    gamma = _checks.check_nonneg_float("gamma", gamma)
+    B_G = _checks.check_nonneg_float("B_G", B_G)
+    if gamma > 2:
+        raise InputError(f"gamma must be in [0, 2] (cosine ≥ 1 − γ), got {gamma}")
+    G, b, D = map(jnp.asarray, (G, b, directions))
+    norms = jnp.linalg.norm(G, axis=1)
+    Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
+    cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
+    ok = (cos >= 1.0 - gamma) & (norms >= B_G)[:, None]  # (m, r)
+    pos = (b >= 0)[:, None]
+    return jnp.stack([jnp.mean(ok & pos, axis=0), jnp.mean(ok & ~pos, axis=0)], axis=-1)
+
+
+def gradient_feature_set(
+    dist: Distribution,
+    W: Float[Array, "m dim"],
+    b: Float[Array, " m"],
+    directions: Float[Array, "r dim"],
+    *,
+    gamma: float,
+    B_G: float,
+    p: float,
+) -> tuple[Float[Array, "r 2"], Bool[Array, "r 2"]]:
+    """The fractions of `gradient_feature_fractions` for the exact G of `dist` at the neurons
+    (W, b) drawn from an initialisation, and the membership of (D_j, s) in S_{p,γ,B_G}."""
+    p = _checks.check_nonneg_float("p", p)
+    fractions = gradient_feature_fractions(
+        population_gradient(dist, W, b), b, directions, gamma=gamma, B_G=B_G
+    )
+    return fractions, fractions >= p

@@ -1,0 +1,262 @@
+"""Dual kernels K(w, v) = E_x[n(x; w, b) n(x; v, c)], x ~ N(0, I_d), for two neurons (MATH §2.1).
+
+Two routes, both batched over neurons as matrix products and safe under `jax.grad`:
+
+- **Closed forms** (biases must be zero): relu (arc-cosine), abs and their centrings, including
+  the homogeneous σ≥2 neuron, K = |w||v| h(ρ); erf (Williams 1997). `h` is a `custom_jvp` with
+  the finite analytic derivative and ρ is clipped to [−1, 1], so parallel or identical neurons
+  (the diagonal, symmetric init) give finite gradients (MATH §2.2 pitfall 1).
+- **Mehler / Hermite series** for any activation and any biases: writing a neuron as a function
+  of z = ŵ·x, n = g(z) with g(z) = σ(|w| z − b), K = Σ_{k≤K} c_k(w,b) c_k(v,c) ρ^k. The per-neuron
+  coefficients are exact (relu, abs, polynomials) or by a Gauss–Legendre rule centred on the
+  neuron's kink. `mehler_tail` bounds the truncation error by Cauchy–Schwarz.
+
+Norms are smoothed, |w| = √(|w|² + eps²) with eps the dtype's machine epsilon (MATH §2.2 pitfall 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from . import activations as _act
+from ._checks import InputError
+from ._quadrature import gauss_hermite_rule, hermite_polynomials
+
+__all__ = [
+    "has_closed_form",
+    "dual_kernel",
+    "neuron_coefficients",
+    "mehler_tail",
+    "smoothed_norms",
+    "cosines",
+]
+
+_TWO_PI = 2.0 * math.pi
+_TAU_CLIP = 40.0  # φ(40) underflows to 0 in float64, so h_k(τ)φ(τ) terms vanish beyond it
+
+
+def smoothed_norms(W: Float[Array, "m d"]) -> Float[Array, " m"]:
+    eps = jnp.finfo(W.dtype).eps
+    return jnp.sqrt(jnp.sum(W**2, axis=-1) + eps**2)
+
+
+def cosines(A: Float[Array, "m d"], B: Float[Array, "p d"], nA=None, nB=None):
+    """ρ_ij = ŵ_i·v̂_j clipped to [−1, 1] (round-off can push parallel pairs past 1)."""
+    nA = smoothed_norms(A) if nA is None else nA
+    nB = smoothed_norms(B) if nB is None else nB
+    return jnp.clip((A @ B.T) / (nA[:, None] * nB[None, :]), -1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed-form normalised kernels h(ρ) with finite derivatives at ρ = ±1
+# ---------------------------------------------------------------------------------------------
+
+
+@jax.custom_jvp
+def arccos_kernel(rho):
+    """κ_1(ρ) = (√(1−ρ²) + (π − arccos ρ) ρ)/(2π) = E[relu(u·x) relu(v·x)], unit u·v = ρ."""
+    r = jnp.clip(rho, -1.0, 1.0)
+    return (jnp.sqrt(1.0 - r**2) + (jnp.pi - jnp.arccos(r)) * r) / _TWO_PI
+
+
+@arccos_kernel.defjvp
+def _arccos_kernel_jvp(primals, tangents):
+    (rho,), (t,) = primals, tangents
+    r = jnp.clip(rho, -1.0, 1.0)
+    return arccos_kernel(rho), (jnp.pi - jnp.arccos(r)) / _TWO_PI * t  # κ_0(ρ), finite at ±1
+
+
+@jax.custom_jvp
+def abs_kernel(rho):
+    """E|u||v| = (2/π)(√(1−ρ²) + ρ arcsin ρ) for unit u, v with u·v = ρ."""
+    r = jnp.clip(rho, -1.0, 1.0)
+    return (2.0 / jnp.pi) * (jnp.sqrt(1.0 - r**2) + r * jnp.arcsin(r))
+
+
+@abs_kernel.defjvp
+def _abs_kernel_jvp(primals, tangents):
+    (rho,), (t,) = primals, tangents
+    r = jnp.clip(rho, -1.0, 1.0)
+    return abs_kernel(rho), (2.0 / jnp.pi) * jnp.arcsin(r) * t
+
+
+# base → (h_base(ρ), c_0², c_1²) of the unit-norm base function
+_HOMOGENEOUS = {
+    "relu": (arccos_kernel, 1.0 / _TWO_PI, 0.25),
+    "abs": (abs_kernel, 2.0 / math.pi, 0.0),
+}
+
+
+def has_closed_form(activation: _act.Activation) -> bool:
+    """relu/abs (and their centrings, e.g. sigma_ge2) and plain erf, for zero biases."""
+    return activation.base in _HOMOGENEOUS or (activation.base == "erf" and not activation.removed)
+
+
+def _closed_form(act, A, B):
+    nA, nB = smoothed_norms(A), smoothed_norms(B)
+    if act.base == "erf":  # Williams: (2/π) arcsin(2 w·v / √((1+2|w|²)(1+2|v|²)))
+        den = jnp.sqrt((1 + 2 * nA**2)[:, None] * (1 + 2 * nB**2)[None, :])
+        return (2.0 / jnp.pi) * jnp.arcsin(2.0 * (A @ B.T) / den)
+    h, c0sq, c1sq = _HOMOGENEOUS[act.base]
+    rho = cosines(A, B, nA, nB)
+    # orthogonality: removing orders 0/1 removes exactly c_0² and c_1² ρ from h (MATH §2.1)
+    hr = h(rho) - (c0sq if 0 in act.removed else 0.0) - (c1sq * rho if 1 in act.removed else 0.0)
+    return nA[:, None] * nB[None, :] * hr
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-neuron Hermite coefficients c_k(w, b) = E[σ(|w| z − b) h_k(z)] (traced norms and biases)
+# ---------------------------------------------------------------------------------------------
+
+
+def _relu_shifted(s, b, degree):
+    """E[relu(s z − b) h_k(z)] = s·E[relu(z − τ) h_k(z)], τ = b/s (Stein; MATH §3.2's B_m).
+
+    k = 0: s φ(τ) − b Φ̄(τ); k = 1: s Φ̄(τ); k ≥ 2: s h_{k−2}(τ) φ(τ)/√(k(k−1)).
+    Also returns the second moment E[relu(s z − b)²] = (s² + b²) Φ̄(τ) − s b φ(τ).
+    """
+    tau = jnp.clip(b / s, -_TAU_CLIP, _TAU_CLIP)
+    phi = jnp.exp(-0.5 * tau**2) / math.sqrt(_TWO_PI)
+    tail = jax.scipy.special.ndtr(-b / s)
+    c = jnp.stack([s * phi - b * tail, s * tail][: degree + 1], axis=-1)
+    if degree >= 2:
+        k = np.arange(2, degree + 1)
+        norm = (1.0 / np.sqrt(k * (k - 1))).reshape((1,) * s.ndim + (-1,))
+        c = jnp.concatenate(
+            [c, (s * phi)[..., None] * hermite_polynomials(tau, degree - 2) * norm], axis=-1
+        )
+    return c, (s**2 + b**2) * tail - s * b * phi
+
+
+def _linear_terms(s, b, degree):
+    """Coefficients of the linear function s z − b: (−b, s, 0, ...)."""
+    cols = [-b, s] + [jnp.zeros_like(s)] * (degree - 1)
+    return jnp.stack(cols[: degree + 1], axis=-1)
+
+
+def _homogeneous_coefficients(act, s, b, degree):
+    """relu/abs neurons and their centrings, exactly; the second moment from the base's."""
+    D = max(degree, 1)
+    c, m2 = _relu_shifted(s, b, D)
+    if act.base == "abs":  # |u| = 2 relu(u) − u, u = s z − b
+        c, m2 = 2.0 * c - _linear_terms(s, b, D), s**2 + b**2
+    low_base = c[..., :2]
+    c0, c1 = _act._base_coefficients_at_one(act.base, act.params)
+    if 0 in act.removed:  # − c_0 |w|
+        c = c.at[..., 0].add(-c0 * s)
+    if 1 in act.removed:  # − c_1 u = − c_1 (s z − b)
+        c = c.at[..., 0].add(c1 * b).at[..., 1].add(-c1 * s)
+    # centring touches only orders 0 and 1: E[n²] = E[base²] − Σ_{k≤1} base_k² + Σ_{k≤1} c_k²
+    m2 = m2 - jnp.sum(low_base**2, axis=-1) + jnp.sum(c[..., :2] ** 2, axis=-1)
+    return c[..., : degree + 1], m2
+
+
+def _project(act, s, b, z, weights, degree):
+    """Σ_j weights_j n(z_j) h_k(z_j) for k ≤ degree, and Σ_j weights_j n(z_j)², by the
+    recurrence one (…, nodes) slab at a time (memory independent of the degree)."""
+    n = act.neuron(s[..., None] * z - b[..., None], s[..., None])
+    vals = weights * n
+    cols, h_prev, h = [], None, jnp.ones_like(vals)
+    for k in range(degree + 1):
+        cols.append(jnp.sum(vals * h, axis=-1))
+        h_prev, h = h, (z * h - (math.sqrt(k) * h_prev if k else 0.0)) / math.sqrt(k + 1)
+    return jnp.stack(cols, axis=-1), jnp.sum(vals * n, axis=-1)
+
+
+def _quadrature_coefficients(act, s, b, degree, n_panels=48, nodes_per_panel=20):
+    """Gauss–Legendre in u = z − τ_c on [−24, 24], split at u = 0, so the kink at z = b/s sits on
+    a panel edge (τ_c = clip(b/s, ±8): a kink beyond |z| = 8 has weight < 1e-14)."""
+    t, v = np.polynomial.legendre.leggauss(nodes_per_panel)
+    edges = np.linspace(-24.0, 24.0, n_panels + 1)
+    half = np.diff(edges)[:, None] / 2
+    u = jnp.asarray(((edges[:-1] + edges[1:])[:, None] / 2 + half * t).ravel(), s.dtype)
+    wu = jnp.asarray((half * v).ravel(), s.dtype)
+    z = jnp.clip(b / s, -8.0, 8.0)[..., None] + u[None, :]
+    weights = wu[None, :] * jnp.exp(-0.5 * z**2) / math.sqrt(_TWO_PI)
+    return _project(act, s, b, z, weights, degree)
+
+
+def _polynomial_coefficients(act, s, b, degree):
+    """Gauss–Hermite, exact for the polynomial n(z) h_k(z) once 2·nodes − 1 ≥ p + degree."""
+    x, w = gauss_hermite_rule(min(300, (len(act.params) + degree) // 2 + 2))
+    z = jnp.broadcast_to(jnp.asarray(x, s.dtype), s.shape + x.shape)
+    return _project(act, s, b, z, jnp.asarray(w, s.dtype)[None, :], degree)
+
+
+def neuron_coefficients(
+    activation: _act.Activation | str,
+    norms: Float[Array, " m"],
+    biases: Float[Array, " m"],
+    degree: int,
+) -> tuple[Float[Array, "m K"], Float[Array, " m"]]:
+    """c_k(w, b) = E_x[n(x; w, b) h_k(ŵ·x)], k = 0..degree, and the second moment E[n²].
+
+    Exact for relu/abs (and centrings) and polynomials; otherwise Gauss–Legendre (≈1e-12 for the
+    smooth activations at |w| ≤ 4). `norms` and `biases` may be traced.
+    """
+    act = _act.get(activation)
+    if act.base in _HOMOGENEOUS:
+        return _homogeneous_coefficients(act, norms, biases, degree)
+    if act.base == "polynomial":
+        return _polynomial_coefficients(act, norms, biases, degree)
+    return _quadrature_coefficients(act, norms, biases, degree)
+
+
+def mehler_kernel(CA, CB, rho):
+    """Σ_k CA_ik CB_jk ρ_ij^k by Horner's rule (no (m, p, K) intermediate)."""
+    K = CA.shape[-1] - 1
+    out = CA[:, K][:, None] * CB[:, K][None, :]
+    for k in range(K - 1, -1, -1):
+        out = out * rho + CA[:, k][:, None] * CB[:, k][None, :]
+    return out
+
+
+def mehler_tail(C: Float[Array, "m K"], second_moment: Float[Array, " m"]) -> Float[Array, " m"]:
+    """√T_i with T_i = E[n_i²] − Σ_{k≤K} c_ik² ≥ 0: |K_ij − Mehler_K| ≤ √(T_i T_j) (|ρ| ≤ 1)."""
+    return jnp.sqrt(jnp.maximum(second_moment - jnp.sum(C**2, axis=-1), 0.0))
+
+
+def dual_kernel(
+    activation: _act.Activation | str,
+    A: Float[Array, "m d"],
+    B: Float[Array, "p d"],
+    bA: Float[Array, " m"] | None = None,
+    bB: Float[Array, " p"] | None = None,
+    *,
+    method: str = "auto",
+    degree: int = 20,
+) -> Float[Array, "m p"]:
+    """K_ij = E_x[n(x; A_i, bA_i) n(x; B_j, bB_j)], x ~ N(0, I_d).
+
+    `method`: `"closed_form"` (zero biases; see `has_closed_form`), `"hermite"` (Mehler series
+    truncated at `degree`, any activation and biases) or `"auto"` (closed form when the
+    activation has one and no biases are given, else Hermite).
+    """
+    act = _act.get(activation)
+    method = resolve_method(act, method, bA is not None or bB is not None)
+    if method == "closed_form":
+        return _closed_form(act, A, B)
+    zA = jnp.zeros(A.shape[0], A.dtype) if bA is None else bA
+    zB = jnp.zeros(B.shape[0], B.dtype) if bB is None else bB
+    nA, nB = smoothed_norms(A), smoothed_norms(B)
+    CA = neuron_coefficients(act, nA, zA, degree)[0]
+    CB = neuron_coefficients(act, nB, zB, degree)[0]
+    return mehler_kernel(CA, CB, cosines(A, B, nA, nB))
+
+
+def resolve_method(act: _act.Activation, method: str, biased: bool) -> str:
+    if method not in ("auto", "closed_form", "hermite"):
+        raise InputError(f"method must be 'auto', 'closed_form' or 'hermite', got {method!r}")
+    if method == "auto":
+        return "closed_form" if has_closed_form(act) and not biased else "hermite"
+    if method == "closed_form" and not has_closed_form(act):
+        raise InputError(
+            f"method='closed_form': activation {act.name!r} has no closed-form kernel (relu, abs, "
+            "their centrings such as sigma_ge2, and erf do); use method='hermite'"
+        )
+    return method
