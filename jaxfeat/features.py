@@ -8,7 +8,7 @@ gradient feature set S_{p,γ,B_G} keeps the (D_j, s) reached by at least a fract
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from . import _checks
 from ._checks import InputError
@@ -19,9 +19,9 @@ __all__ = ["gradient_feature_fractions", "gradient_feature_set"]
 
 
 def gradient_feature_fractions(
-    G: Float[Array, "m dim"],
-    b: Float[Array, " m"],
-    directions: Float[Array, "r dim"],
+    G: ArrayLike,
+    b: ArrayLike,
+    directions: ArrayLike,
     *,
     gamma: float,
     B_G: float,
@@ -51,9 +51,9 @@ def gradient_feature_fractions(
 
 def gradient_feature_set(
     dist: Distribution,
-    W: Float[Array, "m dim"],
-    b: Float[Array, " m"],
-    directions: Float[Array, "r dim"],
+    W: ArrayLike,
+    b: ArrayLike,
+    directions: ArrayLike,
     *,
     gamma: float,
     B_G: float,

@@ -11,7 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from . import _checks, kernels
 from ._checks import InputError, InputTypeError
@@ -163,9 +163,7 @@ def _check_neurons(dist, W, b):
     _checks.check_finite("b", b)
 
 
-def population_gradient(
-    dist: Distribution, W: Float[Array, "m dim"], b: Float[Array, " m"]
-) -> Float[Array, "m dim"]:
+def population_gradient(dist: Distribution, W: ArrayLike, b: ArrayLike) -> Float[Array, "m dim"]:
     """G(w_i, b_i) = E[y x 1{w_i·x > b_i}] for every neuron, exactly (MATH §3; strict inequality).
 
     - `GaussianMixture`: closed form with Φ̄ and φ (§3.1).
@@ -177,21 +175,26 @@ def population_gradient(
       `monte_carlo_gradient`, which also reports standard errors.
     """
     _check_neurons(dist, W, b)
-    W, b = jnp.asarray(W), jnp.asarray(b)
+    kernel = _gradient_kernel(dist)
+    return kernel(jnp.asarray(W), jnp.asarray(b))
+
+
+def _gradient_kernel(dist):
+    """Pick the exact kernel for `dist` (in Python, before any array work) or raise."""
     if isinstance(dist, GaussianMixture):
-        return _mixture_gradient(dist, W, b)
+        return lambda W, b: _mixture_gradient(dist, W, b)
     if isinstance(dist, SingleIndex):
         if dist.hermite is not None:
-            return _index_gradient(dist.beta, dist.hermite, W, b)
+            return lambda W, b: _index_gradient(dist.beta, dist.hermite, W, b)
         if dist.target in ("relu", "sign"):
-            return _quadrature_index_gradient(dist.target, dist.beta, W, b)
+            return lambda W, b: _quadrature_index_gradient(dist.target, dist.beta, W, b)
         raise InputError(
             "dist: SingleIndex with a callable target has no exact G; give it by "
             "hermite= coefficients, target='relu' or 'sign', or use "
             "monte_carlo_gradient"
         )
     if isinstance(dist, MultiIndex) and dist.hermite is not None:
-        return _multi_index_gradient(dist, W, b)
+        return lambda W, b: _multi_index_gradient(dist, W, b)
     if isinstance(dist, SparseParity):
         if dist.dim > PARITY_ENUMERATION_MAX_DIM:
             raise InputError(
@@ -199,7 +202,7 @@ def population_gradient(
                 f"{PARITY_ENUMERATION_MAX_DIM}, got {dist.dim}; use "
                 "monte_carlo_gradient"
             )
-        return _parity_gradient(dist, W, b)
+        return lambda W, b: _parity_gradient(dist, W, b)
     raise InputError(
         f"dist: no exact population gradient for {type(dist).__name__}; supported: "
         "GaussianMixture, SingleIndex, MultiIndex (hermite), SparseParity (dim <= 20)"
@@ -294,8 +297,8 @@ def _quadrature_index_gradient(target, beta, W, b, n_panels=24, nodes=20):
     for a_, b_ in pieces:  # composite Gauss–Legendre on each piece
         edges = a_[:, None] + (b_ - a_)[:, None] * jnp.linspace(0.0, 1.0, n_panels + 1)[None, :]
         half = (edges[:, 1:] - edges[:, :-1]) / 2
-        z1 = ((edges[:, 1:] + edges[:, :-1]) / 2)[:, :, None] + half[:, :, None] * t
-        w1 = (half[:, :, None] * v) * _phi(z1)
+        z1 = ((edges[:, 1:] + edges[:, :-1]) / 2)[:, :, None] + half[:, :, None] * t[None, None]
+        w1 = (half[:, :, None] * v[None, None]) * _phi(z1)
         c = rho[:, None, None] * z1
         q = c / s[:, None, None]
         if target == "relu":
@@ -356,7 +359,7 @@ def _enumerate(W, b, d, A, pattern, chunk_bits):
 
 
 def empirical_gradient(
-    X: Float[Array, "n dim"], y: Float[Array, " n"], W: Float[Array, "m dim"], b: Float[Array, " m"]
+    X: ArrayLike, y: ArrayLike, W: ArrayLike, b: ArrayLike
 ) -> Float[Array, "m dim"]:
     """Ĝ(w_i, b_i) = (1/n) Σ_j y_j x_j 1{w_i·x_j > b_i}: one (m,n)(n,d) product (MATH §6.1)."""
     n, d = _checks.check_ndim("X", X, 2, "(n, dim)")
@@ -373,8 +376,8 @@ def empirical_gradient(
 def monte_carlo_gradient(
     key: PRNGKeyArray,
     dist: Distribution,
-    W: Float[Array, "m dim"],
-    b: Float[Array, " m"],
+    W: ArrayLike,
+    b: ArrayLike,
     n_samples: int,
     *,
     chunk: int = 8192,
