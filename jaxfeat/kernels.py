@@ -207,13 +207,50 @@ def neuron_coefficients(
     return _quadrature_coefficients(act, norms, biases, degree)
 
 
-def mehler_kernel(CA, CB, rho):
-    """Σ_k CA_ik CB_jk ρ_ij^k by Horner's rule (no (m, p, K) intermediate)."""
+@jax.custom_vjp
+def mehler_kernel(CA: Float[Array, "m K"], CB: Float[Array, "p K"], rho: Float[Array, "m p"]):
+    """Σ_k CA_ik CB_jk ρ_ij^k by Horner's rule in a `fori_loop`.
+
+    Reverse mode is hand-written (`custom_vjp`) so memory stays O(m·p) whatever the degree:
+    ∂/∂ρ is a second Horner pass over Σ_k k CA_k CB_k ρ^{k−1}, and ∂/∂CA_k = (ḡ ⊙ ρ^k) CB_k is
+    accumulated with ρ^k updated in place (autodiff would store all K intermediates).
+    """
     K = CA.shape[-1] - 1
-    out = CA[:, K][:, None] * CB[:, K][None, :]
-    for k in range(K - 1, -1, -1):
-        out = out * rho + CA[:, k][:, None] * CB[:, k][None, :]
-    return out
+
+    def step(i, out):
+        k = K - 1 - i
+        return out * rho + CA[:, k][:, None] * CB[:, k][None, :]
+
+    init = CA[:, K][:, None] * CB[:, K][None, :]
+    return jax.lax.fori_loop(0, K, step, init)
+
+
+def _mehler_fwd(CA, CB, rho):
+    return mehler_kernel(CA, CB, rho), (CA, CB, rho)
+
+
+def _mehler_bwd(res, g):
+    CA, CB, rho = res
+    K = CA.shape[-1] - 1
+
+    def d_rho_step(i, D):  # D = Σ_{k≥1} k CA_k CB_k ρ^{k−1}, Horner from the top
+        k = K - 1 - i
+        return D * rho + k * CA[:, k][:, None] * CB[:, k][None, :]
+
+    D = jax.lax.fori_loop(0, K - 1, d_rho_step, K * CA[:, K][:, None] * CB[:, K][None, :]) \
+        if K >= 1 else jnp.zeros_like(rho)
+
+    def coeff_step(k, carry):
+        P, dA, dB = carry  # P = g ⊙ ρ^k
+        dA = dA.at[:, k].set(P @ CB[:, k])
+        dB = dB.at[:, k].set(P.T @ CA[:, k])
+        return P * rho, dA, dB
+
+    _, dA, dB = jax.lax.fori_loop(0, K + 1, coeff_step, (g, jnp.zeros_like(CA), jnp.zeros_like(CB)))
+    return dA, dB, g * D
+
+
+mehler_kernel.defvjp(_mehler_fwd, _mehler_bwd)
 
 
 def mehler_tail(C: Float[Array, "m K"], second_moment: Float[Array, " m"]) -> Float[Array, " m"]:

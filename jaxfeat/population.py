@@ -216,17 +216,19 @@ def _phi(t):
 
 def _mixture_gradient(dist: GaussianMixture, W, b):
     """G = Σ_j p_j y_j [μ_j Φ̄(t_ij) + s_j ŵ_i φ(t_ij)], t_ij = (b_i/|w_i| − ŵ_i·μ_j)/s_j (§3.1).
-    Two matrix products, (m,d)(d,k) and (m,k)(k,d); w = 0 gives 1{0 > b} Σ_j p_j y_j μ_j."""
-    norms = jnp.linalg.norm(W, axis=1)
+
+    Two matrix products, W Mᵀ (m,d)(d,k) and (m,k)(k,d), and two elementwise passes over W (its
+    norms, and the final ŵ term); ŵ is never materialised. w = 0 gives 1{0 > b} Σ_j p_j y_j μ_j.
+    """
+    norms = jnp.sqrt(jnp.sum(W * W, axis=1))
     zero = norms == 0
-    safe = jnp.where(zero, 1.0, norms)
-    What = W / safe[:, None]
+    inv = 1.0 / jnp.where(zero, 1.0, norms)
     s = dist.scales[None, :]
-    t = ((b / safe)[:, None] - What @ dist.means.T) / s
+    t = ((b * inv)[:, None] - (W @ dist.means.T) * inv[:, None]) / s
     t = jnp.where(zero[:, None], jnp.where(b[:, None] < 0, -jnp.inf, jnp.inf), t)
     py = (dist.weights * dist.labels)[None, :]
     G = (py * jax.scipy.special.ndtr(-t)) @ dist.means
-    return G + What * jnp.sum(py * s * _phi(t), axis=1)[:, None]
+    return G + W * (inv * jnp.sum(py * s * _phi(t), axis=1))[:, None]
 
 
 def _index_terms(c, rho, tau):

@@ -299,3 +299,19 @@ BAD = [
 def test_bad_input(call, exc, match, no_compile):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("K", [0, 1, 7])
+def test_mehler_kernel_custom_vjp_matches_autodiff_of_the_plain_sum(getkey, K):
+    CA = jax.random.normal(getkey(), (5, K + 1))
+    CB = jax.random.normal(getkey(), (4, K + 1))
+    rho = jnp.clip(jax.random.normal(getkey(), (5, 4)), -1, 1)
+
+    def plain(CA, CB, rho):
+        return sum(CA[:, k][:, None] * CB[:, k][None, :] * rho**k for k in range(K + 1))
+
+    np.testing.assert_allclose(kernels.mehler_kernel(CA, CB, rho), plain(CA, CB, rho), atol=1e-13)
+    f = lambda fn: lambda *a: jnp.sum(jnp.sin(fn(*a)))  # noqa: E731
+    for i in range(3):
+        np.testing.assert_allclose(jax.grad(f(kernels.mehler_kernel), i)(CA, CB, rho),
+                                   jax.grad(f(plain), i)(CA, CB, rho), atol=1e-12)
