@@ -12,8 +12,9 @@ import jax
 
 
 def block(x):
-    return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready")
-                                  else a, x)
+    return jax.tree_util.tree_map(
+        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x
+    )
 
 
 def time_jitted(fn, *args, repeats: int = 5) -> dict:
@@ -32,7 +33,6 @@ def time_jitted(fn, *args, repeats: int = 5) -> dict:
 
 def matmul_flops(n: int = 2048, dtype="float32", repeats: int = 5) -> float:
     """Measured FLOP/s of a square n×n matmul on the default device (the machine's peak proxy)."""
-    import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     f = jax.jit(lambda x: x @ x)
@@ -41,14 +41,21 @@ def matmul_flops(n: int = 2048, dtype="float32", repeats: int = 5) -> float:
 
 def machine() -> dict:
     dev = jax.devices()[0]
-    return {"jax": jax.__version__, "device": dev.device_kind, "platform": dev.platform,
-            "n_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "machine": platform.machine()}
+    return {
+        "jax": jax.__version__,
+        "device": dev.device_kind,
+        "platform": dev.platform,
+        "n_devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 def save(name: str, result: dict) -> str:
-    path = os.path.join(os.path.dirname(__file__), "results",
-                        f"{name}-{jax.devices()[0].platform}.json")
+    path = os.path.join(
+        os.path.dirname(__file__), "results", f"{name}-{jax.devices()[0].platform}.json"
+    )
     with open(path, "w") as f:
         json.dump({"machine": machine(), **result}, f, indent=2)
     return path

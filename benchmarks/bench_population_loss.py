@@ -27,12 +27,17 @@ def main(argv=None):
     for act, method in (("sigma_ge2", "closed_form"), ("relu", "closed_form"), ("tanh", "hermite")):
         s = jf.TwoLayer.init(jax.random.key(0), args.students, args.dim, act, "small")
         t = jf.TwoLayer.init(jax.random.key(1), args.teachers, args.dim, act, "sphere")
-        f = eqx.filter_jit(eqx.filter_value_and_grad(
-            lambda s, t: jf.population_loss(s, t, method=method, degree=args.degree)))
+        f = eqx.filter_jit(
+            eqx.filter_value_and_grad(
+                lambda s, t: jf.population_loss(s, t, method=method, degree=args.degree)
+            )
+        )
         r = time_jitted(f, s, t)
         out["runs"][f"{act}-{method}"] = r
-        print(f"{act:9s} {method:11s}: loss+grad {r['steady_s'] * 1e3:8.1f} ms steady, "
-              f"{r['first_call_s']:.2f} s first call (compile)")
+        print(
+            f"{act:9s} {method:11s}: loss+grad {r['steady_s'] * 1e3:8.1f} ms steady, "
+            f"{r['first_call_s']:.2f} s first call (compile)"
+        )
     print("saved", save("population_loss", out))
 
 

@@ -7,14 +7,19 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import (
     activations as activations,
+    algorithms as algorithms,
     data as data,
     features as features,
     hermite as hermite,
     kernels as kernels,
     nets as nets,
     population as population,
+    ridge as ridge,
+    spectrum as spectrum,
+    theory as theory,
 )
 from .activations import Activation as Activation
+from .algorithms import one_step as one_step
 from .features import (
     gradient_feature_fractions as gradient_feature_fractions,
     gradient_feature_set as gradient_feature_set,
@@ -35,6 +40,12 @@ from .population import (
     population_gradient as population_gradient,
     population_loss as population_loss,
     population_loss_error_bound as population_loss_error_bound,
+)
+from .ridge import ridge_path as ridge_path
+from .spectrum import (
+    count_spikes as count_spikes,
+    feature_spectrum as feature_spectrum,
+    streaming_spectrum as streaming_spectrum,
 )
 
 try:

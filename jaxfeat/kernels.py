@@ -237,8 +237,11 @@ def _mehler_bwd(res, g):
         k = K - 1 - i
         return D * rho + k * CA[:, k][:, None] * CB[:, k][None, :]
 
-    D = jax.lax.fori_loop(0, K - 1, d_rho_step, K * CA[:, K][:, None] * CB[:, K][None, :]) \
-        if K >= 1 else jnp.zeros_like(rho)
+    D = (
+        jax.lax.fori_loop(0, K - 1, d_rho_step, K * CA[:, K][:, None] * CB[:, K][None, :])
+        if K >= 1
+        else jnp.zeros_like(rho)
+    )
 
     def coeff_step(k, carry):
         P, dA, dB = carry  # P = g ⊙ ρ^k

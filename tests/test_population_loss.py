@@ -313,5 +313,8 @@ def test_mehler_kernel_custom_vjp_matches_autodiff_of_the_plain_sum(getkey, K):
     np.testing.assert_allclose(kernels.mehler_kernel(CA, CB, rho), plain(CA, CB, rho), atol=1e-13)
     f = lambda fn: lambda *a: jnp.sum(jnp.sin(fn(*a)))  # noqa: E731
     for i in range(3):
-        np.testing.assert_allclose(jax.grad(f(kernels.mehler_kernel), i)(CA, CB, rho),
-                                   jax.grad(f(plain), i)(CA, CB, rho), atol=1e-12)
+        np.testing.assert_allclose(
+            jax.grad(f(kernels.mehler_kernel), i)(CA, CB, rho),
+            jax.grad(f(plain), i)(CA, CB, rho),
+            atol=1e-12,
+        )

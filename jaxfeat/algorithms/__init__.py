@@ -1,0 +1,7 @@
+"""One module per paper's procedure."""
+
+from .one_step import (
+    OneStepResult as OneStepResult,
+    one_step as one_step,
+    one_step_spikes as one_step_spikes,
+)

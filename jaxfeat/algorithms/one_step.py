@@ -1,0 +1,147 @@
+"""Moniri, Lee, Hassani, Dobriban (2023): one large gradient step on W, then ridge on the features.
+
+MATH §4.1 (the [R] normalisations are parameters): x ~ N(0, I_d), y = f*(β·x) + ε; W₀ rows
+uniform on the sphere (or Gaussian, Ba et al. 2022), a ~ N(0, I/N) fixed;
+f_W(x) = scale · aᵀσ(Wx) with scale 1 (default, the convention of MATH §10) or 1/√N;
+L(W) = |y − f_W(X)|²/(2n); one step W₁ = W₀ − (η/scale) ∇_W L(W₀) with η = c·n^α, which for
+scale = 1/√N is MATH §4.1's W₀ − η√N ∇L and for either scale equals
+W₀ + (η/n) diag(a)[σ'(W₀Xᵀ) ⊙ 1rᵀ] X with r = y − f_{W₀}(X).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .. import _checks, activations as _act
+from .._checks import InputError
+from ..data import Distribution
+from ..nets import TwoLayer
+from ..ridge import ridge_path
+from ..spectrum import count_spikes, hermite_features
+
+__all__ = ["OneStepResult", "one_step", "one_step_spikes"]
+
+
+class OneStepResult(eqx.Module):
+    """W₀, W₁ (N, d); a (N,); ζ = Xᵀr/n (d,), whose direction ζ̂ carries the spikes; η; scale."""
+
+    W0: Float[Array, "N d"]
+    W1: Float[Array, "N d"]
+    a: Float[Array, " N"]
+    zeta: Float[Array, " d"]
+    eta: Float[Array, ""]
+    scale: Float[Array, ""]
+
+
+def _check_alpha(alpha):
+    if _checks.is_concrete(alpha):
+        a = float(alpha)
+        if not 0.0 <= a < 0.5:
+            raise InputError(f"alpha must be in [0, 1/2), got {alpha}")
+
+
+def one_step(
+    key: PRNGKeyArray,
+    dist: Distribution,
+    *,
+    n: int,
+    N: int,
+    activation="shifted_relu",
+    alpha=0.3,
+    c=1.0,
+    eta=None,
+    init: str = "sphere",
+    output_scale: str = "1",
+    remove_low_order: bool = False,
+) -> OneStepResult:
+    """One gradient step of the first layer on n fresh samples of `dist` (one seed).
+
+    **Arguments:** `n` step samples, `N` width (static ints); `alpha`, `c` (η = c·n^α) or `eta`
+    directly, all dynamic scalars, so the function vmaps over them without recompiling;
+    `init` `"sphere"` | `"gaussian"` for W₀; `output_scale` `"1"` | `"1/sqrt(N)"`;
+    `remove_low_order` subtracts the labels' estimated He₀ and He₁ parts (mean and the least-
+    squares linear part Xζ_lin, ζ_lin = Xᵀ(y − ȳ)/n) before the step (Dandi et al. 2023).
+    """
+    _checks.check_key(key)
+    if not isinstance(dist, Distribution):
+        raise InputError(f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}")
+    n = _checks.check_positive_int("n", n)
+    N = _checks.check_positive_int("N", N)
+    act = _act.get(activation)
+    _check_alpha(alpha)
+    if init not in ("sphere", "gaussian"):
+        raise InputError(f"init must be 'sphere' or 'gaussian', got {init!r}")
+    if output_scale not in ("1", "1/sqrt(N)"):
+        raise InputError(f"output_scale must be '1' or '1/sqrt(N)', got {output_scale!r}")
+    k_data, k_w, k_a = jax.random.split(key, 3)
+    d = dist.dim
+    X, y = dist.sample(k_data, n)
+    Z = jax.random.normal(k_w, (N, d), X.dtype)
+    W0 = Z / jnp.linalg.norm(Z, axis=1, keepdims=True) if init == "sphere" else Z / np.sqrt(d)
+    a = jax.random.normal(k_a, (N,), X.dtype) / np.sqrt(N)
+    scale = jnp.asarray(1.0 if output_scale == "1" else 1.0 / np.sqrt(N), X.dtype)
+    if remove_low_order:
+        yc = y - jnp.mean(y)
+        y = yc - X @ (X.T @ yc / n)
+    eta = c * jnp.asarray(n, X.dtype) ** alpha if eta is None else jnp.asarray(eta, X.dtype)
+
+    def loss(W):
+        return jnp.sum((y - TwoLayer(W, jnp.zeros(N, X.dtype), a, act, scale)(X)) ** 2) / (2 * n)
+
+    r = y - TwoLayer(W0, jnp.zeros(N, X.dtype), a, act, scale)(X)
+    W1 = W0 - (eta / scale) * jax.grad(loss)(W0)
+    return OneStepResult(W0, W1, a, X.T @ r / n, jnp.asarray(eta, X.dtype), scale)
+
+
+def one_step_spikes(
+    key: PRNGKeyArray,
+    dist: Distribution,
+    *,
+    n: int,
+    n_tilde: int,
+    N: int,
+    n_test: int = 2000,
+    activation="shifted_relu",
+    alpha=0.3,
+    c=1.0,
+    k: int = 10,
+    degree: int = 8,
+    margin: float = 1.02,
+    lambdas=None,
+    **step_kwargs,
+) -> dict[str, Array]:
+    """The whole per-seed experiment: step, fresh (X̃, ỹ) of size ñ for features and ridge, spike
+    statistics of F₁ = σ(X̃W₁ᵀ) against the deflated edge (MATH §4.3), the F₀ edge, and ridge
+    test errors for W₀ and W₁ features over `lambdas` (default 10⁻⁷..1) on `n_test` fresh points.
+    Returns a dict of small arrays, ready to vmap over seeds, α and c.
+    """
+    act = _act.get(activation)
+    k_step, k_feat, k_test = jax.random.split(key, 3)
+    res = one_step(k_step, dist, n=n, N=N, activation=act, alpha=alpha, c=c, **step_kwargs)
+    Xt, yt = dist.sample(k_feat, _checks.check_positive_int("n_tilde", n_tilde))
+    Xs, ys = dist.sample(k_test, _checks.check_positive_int("n_test", n_test))
+    zeros = jnp.zeros(N, Xt.dtype)
+    feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
+    F1, F0 = feats(res.W1, Xt), feats(res.W0, Xt)
+    stats = count_spikes(F1, hermite_features(Xt, res.zeta, degree), k=k, margin=margin)
+    lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
+    r1 = ridge_path(F1, yt, lambdas, feats(res.W1, Xs), ys)
+    r0 = ridge_path(F0, yt, lambdas, feats(res.W0, Xs), ys)
+    F0c = F0 - jnp.mean(F0, axis=0, keepdims=True)
+    return {
+        **stats,
+        "f0_edge": jnp.sqrt(jnp.linalg.eigvalsh(F0c.T @ F0c)[-1]),
+        "eta": res.eta,
+        "zeta_norm": jnp.linalg.norm(res.zeta),
+        "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
+        "test_mse_w1": jnp.min(r1["test_mse"]),
+        "test_mse_w0": jnp.min(r0["test_mse"]),
+    }
+
+
+def _direction(dist):
+    return dist.beta if hasattr(dist, "beta") else jnp.zeros(dist.dim)
