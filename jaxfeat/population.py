@@ -250,13 +250,18 @@ def _index_terms(c, rho, tau):
     return alpha, gamma
 
 
+def _directions(W, beta):
+    """|w| (0 allowed), a safe divisor, ŵ (0 for w = 0) and ρ = ŵ·β clipped to [−1, 1]."""
+    norms = jnp.linalg.norm(W, axis=1)
+    safe = jnp.where(norms == 0, 1.0, norms)
+    What = W / safe[:, None]
+    return norms, safe, What, jnp.clip(What @ beta, -1.0, 1.0)
+
+
 def _index_gradient(beta, c, W, b):
     """Single-index G for f = Σ c_k h_k(β·x) (§3.2); w = 0 gives 1{0 > b} c_1 β."""
-    norms = jnp.linalg.norm(W, axis=1)
+    norms, safe, What, rho = _directions(W, beta)
     zero = norms == 0
-    safe = jnp.where(zero, 1.0, norms)
-    What = W / safe[:, None]
-    rho = jnp.clip(What @ beta, -1.0, 1.0)
     tau = jnp.clip(b / safe, -40.0, 40.0)
     alpha, gamma = _index_terms(c.astype(W.dtype), rho, tau)
     alpha = jnp.where(zero, 0.0, alpha)
@@ -285,10 +290,7 @@ def _quadrature_index_gradient(target, beta, W, b, n_panels=24, nodes=20):
     With c = ρ z_1 and s = √(1−ρ²): relu: E f = cΦ(c/s) + sφ(c/s), E[f z_2]/s = Φ(c/s);
     sign: E f = 2Φ(c/s) − 1 and E[f z_2 1{z_1>τ}]/s = 2Φ̄(τ/s)/√(2π) in closed form.
     """
-    norms = jnp.linalg.norm(W, axis=1)
-    safe = jnp.where(norms == 0, 1.0, norms)
-    What = W / safe[:, None]
-    rho = jnp.clip(What @ beta, -1.0, 1.0)
+    norms, safe, What, rho = _directions(W, beta)
     s = jnp.maximum(jnp.sqrt(1.0 - rho**2), 1e-300)
     tau = jnp.where(norms == 0, jnp.where(b < 0, -40.0, 40.0), jnp.clip(b / safe, -40.0, 40.0))
     t, v = np.polynomial.legendre.leggauss(nodes)

@@ -18,7 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import _checks, activations as _act
 from .._checks import InputError
-from ..data import Distribution
+from ..data import Distribution, SingleIndex
 from ..nets import TwoLayer
 from ..ridge import ridge_path
 from ..spectrum import count_spikes, hermite_features
@@ -144,4 +144,5 @@ def one_step_spikes(
 
 
 def _direction(dist):
-    return dist.beta if hasattr(dist, "beta") else jnp.zeros(dist.dim)
+    """β for single-index data; NaN (no single direction) otherwise, so cos(ζ, β) reads NaN."""
+    return dist.beta if isinstance(dist, SingleIndex) else jnp.full(dist.dim, jnp.nan)
