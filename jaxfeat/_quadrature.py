@@ -93,3 +93,20 @@ def legendre_panel_rule(
 def project(values: np.ndarray, nodes: np.ndarray, weights: np.ndarray, degree: int) -> np.ndarray:
     """c_k = Σ_i w_i g(x_i) h_k(x_i): the Hermite coefficients of g from its values at the nodes."""
     return hermite_polynomials(nodes, degree).T @ (weights * values)
+
+
+def choose_rule(
+    kinks: tuple[float, ...], s: float, method: str, polynomial_nodes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The quadrature rule of MATH §1.2 for E[g(s z) h_k(z)] with g kinked at `kinks`.
+
+    `"legendre"`, or `"auto"` with kinks or s > 2 (poles of smooth g move towards the real
+    axis like 1/s): Gauss–Legendre panels of width 1/max(1, s) split at kinks/s. Otherwise
+    Gauss–Hermite: `polynomial_nodes` nodes for a polynomial g (exact), else ⌈150·max(1, s)⌉.
+    """
+    if method == "legendre" or (method == "auto" and (kinks or s > 2.0)):
+        scaled = tuple(float(k) / s for k in kinks) if s > 0 else ()
+        return legendre_panel_rule(scaled, 1.0 / max(1.0, s))
+    if polynomial_nodes is not None:
+        return gauss_hermite_rule(min(300, polynomial_nodes))
+    return gauss_hermite_rule(min(300, math.ceil(150 * max(1.0, s))))

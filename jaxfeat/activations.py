@@ -28,13 +28,7 @@ import scipy.special as sps
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import InputError, InputTypeError
-from ._quadrature import (
-    _check_degree,
-    gauss_hermite_rule,
-    hermite_polynomials,
-    legendre_panel_rule,
-    project,
-)
+from ._quadrature import _check_degree, choose_rule, hermite_polynomials, project
 
 __all__ = [
     "Activation",
@@ -213,12 +207,9 @@ def _raw_coefficients(base: str, params: tuple, degree: int, s: float, method: s
 
 def _nodes(spec: _Base, params: tuple, degree: int, s: float, method: str):
     """Pick the quadrature rule of MATH §1.2 for E[σ(s z) h_k(z)], k ≤ degree."""
-    if method == "legendre" or (method == "auto" and (spec.kinks or s > 2.0)):
-        kinks = tuple(k / s for k in spec.kinks) if s > 0 else ()
-        return legendre_panel_rule(kinks, 1.0 / max(1.0, s))
-    if spec.polynomial:  # exact once 2n − 1 ≥ p + degree
-        return gauss_hermite_rule(min(300, (len(params) + degree) // 2 + 2))
-    return gauss_hermite_rule(min(300, math.ceil(150 * max(1.0, s))))
+    # a polynomial of degree p: Gauss–Hermite is exact once 2n − 1 ≥ p + degree
+    poly = (len(params) + degree) // 2 + 2 if spec.polynomial else None
+    return choose_rule(spec.kinks, s, method, poly)
 
 
 # --------------------------------------------------------------------------------------------

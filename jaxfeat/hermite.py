@@ -15,9 +15,8 @@ from . import activations as _act
 from ._checks import InputError, InputTypeError
 from ._quadrature import (
     _check_degree,
-    gauss_hermite_rule,
+    choose_rule,
     hermite_polynomials as hermite_polynomials,
-    legendre_panel_rule,
     project,
 )
 
@@ -42,7 +41,7 @@ def hermite_coefficients(
     - `scale`: the weight norm s = |w|; for a named activation the coefficients are those of the
       neuron at |w| = s (see `jaxfeat.activations`), for a callable those of z ↦ fn(s z).
     - `method`: `"auto"` (closed form where MATH §1.1 has one; otherwise Gauss–Hermite for smooth
-      functions and Gauss–Legendre panels split at kinks, MATH §1.2), `"closed_form"`,
+      functions at s ≤ 2 and Gauss–Legendre panels split at kinks, MATH §1.2), `"closed_form"`,
       `"gauss_hermite"` or `"legendre"`.
     - `kinks`: for a callable, the points z where it is not smooth (e.g. `(0.0,)` for a ReLU-like
       function); these switch `"auto"` to split Gauss–Legendre.
@@ -63,10 +62,7 @@ def hermite_coefficients(
         raise InputError("method='closed_form' needs a named activation, not a plain callable")
     if method not in ("auto", "gauss_hermite", "legendre"):
         raise InputError(f"method must be 'auto', 'gauss_hermite' or 'legendre', got {method!r}")
-    if method == "legendre" or (method == "auto" and kinks):
-        x, w = legendre_panel_rule(tuple(float(k) for k in kinks), 1.0 / max(1.0, s))
-    else:
-        x, w = gauss_hermite_rule(min(300, int(np.ceil(150 * max(1.0, s)))))
+    x, w = choose_rule(tuple(float(k) for k in kinks), s, method)
     with jax.enable_x64(True):
         values = np.asarray(fn(s * x), dtype=np.float64)
     if values.shape != x.shape:

@@ -32,8 +32,9 @@ def ridge_path(
     set `F_test` (n_test, N), `y_test`. With `intercept`, F and y are centred on the training
     means (the intercept is not penalised).
 
-    **Returns:** `coef` (L, N), `intercept` (L,), `train_mse` (L,) and, with a test set,
-    `test_mse` (L,) and `best` (index of the smallest test error).
+    **Returns:** `coef` (L, N), `intercept` (L,), `train_mse` (L,), `gram_eigenvalues` (the
+    eigenvalues of the (centred) Gram matrix divided by n, ascending: the squared singular values
+    of F/√n) and, with a test set, `test_mse` (L,) and `best` (index of the smallest test error).
     """
     n, N = _checks.check_ndim("F", F, 2, "(n, N)")
     _checks.check_shape("y", y, (n,), "(n,)")

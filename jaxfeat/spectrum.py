@@ -159,6 +159,17 @@ def _streamed(X, W, act, tile, fn, init):
     return jax.lax.scan(body, init, (Xt, valid))[0]
 
 
+def _centred_gram_matvec(X, W, act, tile, mu):
+    """v ↦ F_cᵀF_c v = FᵀF v − ñ μ(μᵀv), streaming X in tiles (μ: the column means of F)."""
+    n = X.shape[0]
+
+    def matvec(Vb):
+        FtFV = _streamed(X, W, act, tile, lambda F, x, v: F.T @ (F @ Vb), jnp.zeros_like(Vb))
+        return FtFV - n * mu[:, None] * (mu @ Vb)[None, :]
+
+    return matvec
+
+
 def _block_krylov(matvec, N, k, key, dtype, block, iters):
     """Top-k eigenpairs of a PSD operator by block Krylov with full reorthogonalisation and a
     final Rayleigh–Ritz step (Musco & Musco 2015)."""
@@ -206,14 +217,7 @@ def streaming_spectrum(
     X, W = jnp.asarray(X), jnp.asarray(W)
     block = block or k + 10
     mu = _streamed(X, W, act, min(tile, n), lambda F, x, v: jnp.sum(F, 0), jnp.zeros(N, W.dtype))
-    mu = mu / n
-
-    def matvec(Vb):
-        FtFV = _streamed(
-            X, W, act, min(tile, n), lambda F, x, v: F.T @ (F @ Vb), jnp.zeros_like(Vb)
-        )
-        return FtFV - n * mu[:, None] * (mu @ Vb)[None, :]
-
+    matvec = _centred_gram_matvec(X, W, act, min(tile, n), mu / n)
     evals, V = _block_krylov(matvec, N, k, key, W.dtype, min(block, N), iters)
     return jnp.sqrt(jnp.maximum(evals, 0.0)), V
 
@@ -256,11 +260,10 @@ def streaming_spike_statistics(
     HtFc = HtF - Hsum[:, None] * mu[None, :]
     B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
 
+    gram_matvec = _centred_gram_matvec(X, W, act, min(tile, n), mu)
+
     def deflated(Vb):
-        FtFV = _streamed(
-            X, W, act, min(tile, n), lambda F, x, v: F.T @ (F @ Vb), jnp.zeros_like(Vb)
-        )
-        return FtFV - n * mu[:, None] * (mu @ Vb)[None, :] - B.T @ (B @ Vb)
+        return gram_matvec(Vb) - B.T @ (B @ Vb)
 
     top = _block_krylov(deflated, N, 1, jax.random.fold_in(key, 1), W.dtype, min(k + 10, N), iters)[
         0

@@ -111,6 +111,9 @@ def test_ridge_path_equals_per_lambda_solve(getkey, n, N, intercept):
             float(jnp.mean((pred - yt) ** 2)), rel=1e-8
         )
     assert int(out["best"]) == int(jnp.argmin(out["test_mse"]))
+    Fc = np.asarray(F) - (np.asarray(F).mean(0) if intercept else 0.0)
+    top = np.linalg.svd(Fc, compute_uv=False)[0]
+    assert float(jnp.sqrt(n * out["gram_eigenvalues"][-1])) == pytest.approx(top, rel=1e-10)
 
 
 def test_feature_spectrum_matches_numpy_svd(getkey):

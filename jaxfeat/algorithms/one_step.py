@@ -131,10 +131,10 @@ def one_step_spikes(
     lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
     r1 = ridge_path(F1, yt, lambdas, feats(res.W1, Xs), ys)
     r0 = ridge_path(F0, yt, lambdas, feats(res.W0, Xs), ys)
-    F0c = F0 - jnp.mean(F0, axis=0, keepdims=True)
     return {
         **stats,
-        "f0_edge": jnp.sqrt(jnp.linalg.eigvalsh(F0c.T @ F0c)[-1]),
+        # top singular value of F₀c, from the ridge fit's eigendecomposition of F₀cᵀF₀c/ñ
+        "f0_edge": jnp.sqrt(n_tilde * jnp.maximum(r0["gram_eigenvalues"][-1], 0.0)),
         "eta": res.eta,
         "zeta_norm": jnp.linalg.norm(res.zeta),
         "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
