@@ -66,6 +66,7 @@ def ridge_path(
     out = {
         "coef": coef,
         "intercept": b0,
+        "gram_eigenvalues": e,
         "train_mse": jnp.mean((F @ coef.T + b0[None, :] - y[:, None]) ** 2, axis=0),
     }
     if F_test is not None:

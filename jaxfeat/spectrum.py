@@ -265,7 +265,8 @@ def streaming_spike_statistics(
     def deflated(Vb):
         return gram_matvec(Vb) - B.T @ (B @ Vb)
 
-    top = _block_krylov(deflated, N, 1, jax.random.fold_in(key, 1), W.dtype, min(k + 10, N), iters)[
-        0
-    ][0]
+    evals, _ = _block_krylov(
+        deflated, N, 1, jax.random.fold_in(key, 1), W.dtype, min(k + 10, N), iters
+    )
+    top = evals[0]
     return spike_statistics(s, V, HtFc, HtH, jnp.sqrt(jnp.maximum(top, 0.0)), margin=margin)
