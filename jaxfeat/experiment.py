@@ -1,0 +1,81 @@
+"""Experiments: a pure per-seed function of (key, parameters) plus what the scan engine must know.
+
+An experiment is one seed at one parameter point: `fn(key, **params) -> dict[str, Array]`. The scan
+engine (`jaxfeat.scan`) adds the vmaps over seeds and over the dynamic parameters, pads widths, and
+compiles once per combination of the static parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+
+from ._checks import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A named, reproducible experiment.
+
+    **Arguments:**
+
+    - `name`: registry name (`jaxfeat list`).
+    - `fn`: `fn(key, **params) -> dict[str, Array]` for one seed and one parameter point.
+    - `description`: one line.
+    - `defaults`: every parameter with its default (JSON-able values).
+    - `dynamic`: parameters that may be traced (vmapped) when they are grid axes: scalars such as
+      α, c, λ, η. Every other parameter is static: each distinct value compiles its own program.
+    - `padded`: dynamic integer parameters that set a shape, mapped to the static parameter that
+      receives the grid's maximum, e.g. `{"width": "max_width"}`: widths are padded and masked so a
+      width sweep compiles once.
+    - `dims`: names of the trailing dimensions of non-scalar outputs, e.g. `{"singular_values": ("k",)}`.
+    - `check`: the outputs whose non-finite values flag a seed as `diverged` (default: every
+      floating output).
+    - `presets`: `{name: {"grid": {...}, "seeds": S, "set": {...}}}` (`quick` is the default).
+    - `plot`: `plot(ds, path) -> path`, the figure `jaxfeat plot` draws.
+    """
+
+    name: str
+    fn: Callable
+    description: str = ""
+    defaults: Mapping = dataclasses.field(default_factory=dict)
+    dynamic: frozenset = frozenset()
+    padded: Mapping = dataclasses.field(default_factory=dict)
+    dims: Mapping = dataclasses.field(default_factory=dict)
+    check: tuple | None = None
+    presets: Mapping = dataclasses.field(default_factory=dict)
+    plot: Callable | None = None
+
+    def resolve(self, params: Mapping) -> dict:
+        """Defaults overridden by `params`; unknown names raise `InputError` naming them."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise InputError(
+                f"unknown parameter(s) {', '.join(unknown)} for experiment {self.name!r}; "
+                f"known: {', '.join(sorted(self.defaults))}"
+            )
+        return {**self.defaults, **params}
+
+
+def from_function(fn: Callable, grid: Mapping) -> Experiment:
+    """Wrap a plain `fn(key, **params)`: its keyword defaults are the parameters; grid axes whose
+    values are all floats are dynamic (vmapped), every other axis is static."""
+    if isinstance(fn, Experiment):
+        return fn
+    if not callable(fn):
+        raise InputError(f"experiment must be an Experiment, a registered name or a callable, got {fn!r}")
+    sig = inspect.signature(fn)
+    names = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD][1:]
+    defaults = {p.name: (None if p.default is p.empty else p.default) for p in names}
+    dynamic = frozenset(
+        k for k, v in grid.items() if all(isinstance(x, float) for x in _as_list(v))
+    )
+    return Experiment(getattr(fn, "__name__", "experiment"), fn, "", defaults, dynamic)
+
+
+def _as_list(values):
+    try:
+        return list(values)
+    except TypeError:
+        return [values]

@@ -1,0 +1,76 @@
+"""The one-step spike phase diagram (Moniri et al. 2023, MATH §4): spike count of F₁ = σ(X̃W₁ᵀ)
+over α × n, with the theory ℓ(α) = ⌈1/(1−2α)⌉ − 1 drawn on the figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..algorithms.one_step import one_step_spikes
+from ..data import SingleIndex
+from ..experiment import Experiment
+
+
+def run(
+    key,
+    *,
+    alpha=0.3,
+    c=1.0,
+    n=800,
+    n_tilde=None,
+    dim=None,
+    N=None,
+    ratio=0.25,
+    activation="relu",
+    target=(0.0, 1.0, 0.7071067811865476),
+    noise=0.1,
+    output_scale="1/sqrt(N)",
+    n_test=1000,
+    k=10,
+    degree=8,
+    margin=1.02,
+):
+    """One seed: y = Σ_k target[k] h_k(β·x) + noise·ε with β = e₁; d = N = ratio·n unless given;
+    ñ = n unless given. Returns `one_step_spikes`' statistics (MATH §4.3)."""
+    dim = dim or max(1, round(ratio * n))
+    N = N or dim
+    dist = SingleIndex(np.eye(dim)[0], list(target), noise=noise)
+    return one_step_spikes(
+        key, dist, n=n, n_tilde=n_tilde or n, N=N, n_test=n_test, activation=activation,
+        alpha=alpha, c=c, k=k, degree=degree, margin=margin, output_scale=output_scale,
+    )
+
+
+def _plot(ds, path):
+    from ..plotting import spike_phase_diagram
+
+    return spike_phase_diagram(ds, path)
+
+
+spikes = Experiment(
+    name="spikes",
+    fn=run,
+    description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",
+    defaults={
+        "alpha": 0.3, "c": 1.0, "n": 800, "n_tilde": None, "dim": None, "N": None, "ratio": 0.25,
+        "activation": "relu", "target": [0.0, 1.0, 0.7071067811865476], "noise": 0.1,
+        "output_scale": "1/sqrt(N)", "n_test": 1000, "k": 10, "degree": 8, "margin": 1.02,
+    },
+    dynamic=frozenset({"alpha", "c"}),
+    dims={
+        "singular_values": ("k",), "mass_in_hermite_span": ("k",), "capture": ("hermite",),
+    },
+    check=("singular_values", "deflated_edge", "test_mse_w1", "test_mse_w0"),
+    presets={
+        "quick": {
+            "grid": {"alpha": [0.0, 0.1, 0.2, 0.3, 0.35, 0.4], "n": [200, 400, 800]},
+            "seeds": 8,
+            "set": {"n_test": 500},
+        },
+        "paper": {
+            "grid": {"alpha": [0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.41], "n": [1000, 2000, 4000]},
+            "seeds": 64,
+            "set": {"n_test": 2000},
+        },
+    },
+    plot=_plot,
+)
