@@ -1,4 +1,4 @@
-"""Command line: `jaxfeat demo`, `jaxfeat hermite ACT`."""
+"""Command line: `jaxfeat list | run NAME | plot PATH | info PATH | demo | hermite ACT`."""
 
 from __future__ import annotations
 
@@ -43,9 +43,187 @@ def _hermite(args) -> int:
     return 0
 
 
+def _list(args) -> int:
+    from . import experiments
+
+    for name in experiments.names():
+        e = experiments.get(name)
+        presets = ", ".join(f"{p} ({_preset_size(e.presets[p])})" for p in e.presets)
+        print(f"{name:16s} {e.description}\n{'':16s} presets: {presets}")
+    return 0
+
+
+def _preset_size(preset) -> str:
+    points = 1
+    for v in preset["grid"].values():
+        points *= len(v)
+    return f"{points} points × {preset['seeds']} seeds"
+
+
+def _parse_set(items) -> tuple[dict, dict]:
+    """`key=value` pairs: a comma-separated value is a grid axis, a single value a fixed parameter;
+    values are JSON when they parse (numbers, lists, null), strings otherwise."""
+    fixed, grid = {}, {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        if not v.strip():
+            raise InputError(f"--set {item!r} has no value")
+        parts = [_value(x) for x in v.split(",")] if "," in v and not v.startswith("[") else None
+        if parts is not None:
+            grid[k.strip()] = parts
+        else:
+            fixed[k.strip()] = _value(v)
+    return fixed, grid
+
+
+def _value(text: str):
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
+
+
+def _run(args) -> int:
+    from . import experiments
+
+    exp = experiments.get(args.experiment)
+    if args.preset not in exp.presets:
+        raise InputError(f"unknown preset {args.preset!r} for {exp.name}; known: {', '.join(exp.presets)}")
+    preset = exp.presets[args.preset]
+    fixed, grid_over = _parse_set(args.set)
+    grid = {**preset["grid"], **grid_over}
+    for k in fixed:
+        grid.pop(k, None)  # a fixed value replaces the preset's axis
+    params = {k: v for k, v in preset.get("set", {}).items() if k not in grid} | fixed
+    seeds = args.seeds if args.seeds is not None else preset["seeds"]
+    out = args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr")
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    from .scan import scan
+
+    t0 = time.perf_counter()
+    ds = scan(
+        exp, grid, seeds, out=out, params=params, key=args.seed, chunk_size=args.chunk_size,
+        memory_budget=args.memory_budget, devices=_devices(args.devices), overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
+          f"{time.perf_counter() - t0:.1f} s; dataset: {out}")
+    if not args.no_plot and exp.plot is not None:
+        print(f"figure: {exp.plot(ds, os.path.splitext(out)[0] + '.png')}")
+    return 0
+
+
+def _npoints(ds) -> int:
+    n = 1
+    for d in ds.dims:
+        if d in ds.coords and d != "seed" and d in ds["diverged"].dims:
+            n *= ds.sizes[d]
+    return n
+
+
+def _devices(spec):
+    if spec is None:
+        return None
+    import jax
+
+    local = jax.local_devices()
+    try:
+        count = int(spec)
+    except ValueError:
+        raise InputError(f"--devices must be a device count, got {spec!r}") from None
+    if not 1 <= count <= len(local):
+        raise InputError(f"--devices must be between 1 and {len(local)} (local devices), got {count}")
+    return local[:count]
+
+
+def _open(path):
+    import xarray as xr
+
+    if not os.path.exists(os.path.join(path, "zarr.json")):
+        raise InputError(f"{path!r} is not a Zarr store written by `jaxfeat run`")
+    ds = xr.open_zarr(path, consolidated=False)
+    if "jaxfeat_config" not in ds.attrs:
+        raise InputError(f"{path!r} is a Zarr store but not a jaxfeat scan")
+    return ds
+
+
+def _plot(args) -> int:
+    from . import experiments, plotting
+
+    ds = _open(args.path)
+    out = args.out or os.path.splitext(os.path.normpath(args.path))[0] + ".png"
+    name = ds.attrs.get("experiment")
+    plot = experiments.get(name).plot if name in experiments.names() else None
+    print(f"figure: {(plot or plotting.generic_scan)(ds, out)}")
+    return 0
+
+
+def _info(args) -> int:
+    import json
+
+    ds = _open(args.path)
+    cfg = json.loads(ds.attrs["jaxfeat_config"])
+    done_dir = os.path.join(args.path, "_done")
+    done = len([f for f in os.listdir(done_dir) if f.startswith("s") and "-c" in f and ".tmp" not in f])
+    print(f"experiment: {cfg['experiment']} — {ds.attrs.get('description', '')}")
+    print(f"grid: {json.dumps(cfg['grid'])}")
+    print(f"fixed: {json.dumps(cfg['params'])}")
+    print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
+    total = -(-cfg["seeds"] // int(ds.attrs.get("chunk_size"))) * max(1, _static_points(ds, cfg))
+    print(f"chunks finished: {done}/{total}; diverged seeds: {int(ds['diverged'].sum())}")
+    print(f"written by jaxfeat {ds.attrs.get('jaxfeat_version')}, jax {ds.attrs.get('jax_version')} "
+          f"on {ds.attrs.get('devices')}")
+    print(ds)
+    return 0
+
+
+def _static_points(ds, cfg) -> int:
+    from . import experiments
+
+    exp = experiments.get(cfg["experiment"]) if cfg["experiment"] in experiments.names() else None
+    n = 1
+    for a, v in cfg["grid"].items():
+        if exp is None or a not in exp.dynamic:
+            n *= len(v)
+    return n
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxfeat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="experiments with one-line descriptions and their presets")
+    p.set_defaults(fn=_list)
+    p = sub.add_parser("run", help="run (or resume) an experiment's scan; writes a Zarr store and a figure")
+    p.add_argument("experiment")
+    p.add_argument("--preset", default="quick", help="quick (default) or paper")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="fixed parameter (alpha=0.3) or grid axis (alpha=0.1,0.2,0.3); repeatable")
+    p.add_argument("--out", help="Zarr store (default out/NAME-PRESET.zarr); rerun to resume")
+    p.add_argument("--overwrite", action="store_true", help="replace a store holding another scan")
+    p.add_argument("--seed", type=int, default=0, help="base PRNG key; seed i uses fold_in(key, i)")
+    p.add_argument("--chunk-size", type=int, help="seeds per chunk (default: from --memory-budget)")
+    p.add_argument("--memory-budget", default="2GiB", help="device memory per chunk (default 2GiB)")
+    p.add_argument("--devices", help="number of local devices to shard over (default: all)")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() (several hosts share one store)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_run)
+    p = sub.add_parser("plot", help="figure of a finished (or partial) scan")
+    p.add_argument("path")
+    p.add_argument("--out", help="figure path (.png or .pdf)")
+    p.set_defaults(fn=_plot)
+    p = sub.add_parser("info", help="configuration and progress of a scan store")
+    p.add_argument("path")
+    p.set_defaults(fn=_info)
     p = sub.add_parser("demo", help="print Hermite coefficients; fit and plot a width ensemble")
     p.add_argument("--out", default="out/demo.png", help="figure path (PNG/PDF)")
     p.add_argument("--widths", default="16,64,256", help="comma-separated widths")
@@ -64,6 +242,9 @@ def main(argv=None) -> int:
     except (InputError, InputTypeError) as e:  # our validation; anything else is a bug
         print(f"jaxfeat: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("jaxfeat: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class Experiment:
         return {**self.defaults, **params}
 
 
-def from_function(fn: Callable, grid: Mapping) -> Experiment:
+def from_function(fn, grid: Mapping) -> Experiment:
     """Wrap a plain `fn(key, **params)`: its keyword defaults are the parameters; grid axes whose
     values are all floats are dynamic (vmapped), every other axis is static."""
     if isinstance(fn, Experiment):

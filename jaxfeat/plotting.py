@@ -29,3 +29,130 @@ def ensemble_predictions(result: dict, widths, path: str) -> str:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def spike_phase_diagram(ds, path: str) -> str:
+    """Three panels from a `spikes` scan: the seed-averaged spike count over α × n with ℓ(α) and
+    its thresholds drawn, the top singular values against the deflated edge (largest n), and the
+    ridge test error of W₁ against W₀ features versus α."""
+    from . import theory
+    from .scan import summarize
+
+    sm = summarize(ds)
+    alphas = np.asarray(ds["alpha"].values, float)
+    ns = np.asarray(ds["n"].values) if "n" in ds.dims else np.array([ds.attrs.get("n", 0)])
+    counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
+    im = ax.imshow(counts, origin="lower", aspect="auto", cmap="viridis",
+                   extent=(-0.5, len(alphas) - 0.5, -0.5, len(ns) - 0.5))
+    fig.colorbar(im, ax=ax, label="mean spike count")
+    ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set_yticks(range(len(ns)), [str(n) for n in ns])
+    for j, a in enumerate(alphas):
+        ax.text(j, len(ns) - 0.75, f"ℓ={theory.spike_count(float(a))}", ha="center", color="w", fontsize=8)
+    for t in theory.spike_thresholds(6):  # theory boundaries, interpolated on the α ticks
+        t = float(t)
+        if alphas.min() < t < alphas.max():
+            x = np.interp(t, alphas, np.arange(len(alphas)))
+            ax.axvline(x, color="w", ls=":", lw=1)
+    ax.set_xlabel("α   (η = c·n^α)")
+    ax.set_ylabel("n = ñ")
+    ax.set_title(f"spikes of F₁, {ds.sizes['seed']} seeds (dotted: ℓ(α) thresholds)")
+    _spectra_panel(bx, ds, sm, alphas)
+    _error_panel(cx, sm, alphas)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _over(da, order):
+    """Values of `da` with dims ordered as `order` (missing dims of length 1 added)."""
+    for d in order:
+        if d not in da.dims:
+            da = da.expand_dims(d)
+    rest = [d for d in da.dims if d not in order]
+    return np.asarray(da.isel({d: 0 for d in rest}).transpose(*order).values, float)
+
+
+def _spectra_panel(ax, ds, sm, alphas):
+    sel = {"n": -1} if "n" in sm.dims else {}
+    sv = sm["singular_values"].sel(stat="mean").isel(sel)
+    edge = sm["deflated_edge"].sel(stat="mean").isel(sel)
+    sv = _over(sv, ("alpha", "k"))
+    edge = _over(edge, ("alpha",))[:, 0] if edge.ndim > 1 else np.asarray(edge.values, float)
+    for i in range(min(4, sv.shape[1])):
+        ax.plot(alphas, sv[:, i] / edge, "o-", ms=3, label=f"s_{i + 1}")
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="deflated bulk edge")
+    ax.set_yscale("log")
+    ax.set_xlabel("α")
+    ax.set_ylabel("singular value / edge")
+    n = int(ds["n"].values[-1]) if "n" in ds.dims else ""
+    ax.set_title(f"top singular values of F₁ (n = {n})")
+    ax.legend(fontsize=8)
+
+
+def _error_panel(ax, sm, alphas):
+    for name, label in (("test_mse_w1", "ridge on F₁ (after the step)"), ("test_mse_w0", "ridge on F₀")):
+        m = sm[name].sel(stat="mean")
+        se = sm[name].sel(stat="se")
+        ns = m["n"].values if "n" in m.dims else [None]
+        for i, n in enumerate(ns):
+            sel = {"n": i} if n is not None else {}
+            y = np.ravel(_over(m.isel(sel), ("alpha",)))
+            e = np.ravel(_over(se.isel(sel), ("alpha",)))
+            ax.errorbar(alphas, y, e, marker="o", ms=3, capsize=2,
+                        ls="-" if name.endswith("w1") else "--", label=f"{label}, n={n}")
+    ax.set_xlabel("α")
+    ax.set_ylabel("test MSE (best λ)")
+    ax.set_title("ridge readout test error")
+    ax.legend(fontsize=7)
+
+
+def width_sweep(ds, path: str) -> str:
+    """Seed-averaged test error (± standard error) against width, one curve per other axis value."""
+    from .scan import summarize
+
+    sm = summarize(ds)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    m, se = sm["test_mse"].sel(stat="mean"), sm["test_mse"].sel(stat="se")
+    others = [d for d in m.dims if d != "width"]
+    stacked = m.stack(curve=others) if others else m.expand_dims(curve=[0])
+    stacked_se = se.stack(curve=others) if others else se.expand_dims(curve=[0])
+    for i in range(stacked.sizes["curve"]):
+        label = str(stacked["curve"].values[i]) if others else None
+        ax.errorbar(ds["width"].values, stacked.isel(curve=i).values, stacked_se.isel(curve=i).values,
+                    marker="o", ms=3, capsize=2, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("width m")
+    ax.set_ylabel("excess test MSE")
+    ax.set_title(f"random-features ridge, {ds.sizes['seed']} seeds")
+    if others:
+        ax.legend(fontsize=8, title=", ".join(others))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def generic_scan(ds, path: str) -> str:
+    """Fallback: each scalar output's seed mean (± se) against the first grid axis."""
+    from .scan import summarize
+
+    sm = summarize(ds)
+    grid = [d for d in ds.dims if d in ds.coords and d != "seed"]
+    names = [v for v in sm.data_vars if v != "n_seeds" and set(sm[v].dims) <= set(grid) | {"stat"}]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), dpi=110)
+    for ax, v in zip(np.atleast_1d(axes), names):
+        m = sm[v].sel(stat="mean")
+        rest = [d for d in m.dims if d != grid[0]]
+        m = m.isel({d: 0 for d in rest})
+        se = sm[v].sel(stat="se").isel({d: 0 for d in rest})
+        ax.errorbar(ds[grid[0]].values, m.values, se.values, marker="o", ms=3, capsize=2)
+        ax.set_xlabel(grid[0])
+        ax.set_title(v)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

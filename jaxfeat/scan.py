@@ -110,6 +110,9 @@ class _Plan:
         self.key = int(key)
         self.axes = list(self.grid)
         self.dynamic = [a for a in self.axes if a in self.exp.dynamic]
+        for a in self.dynamic:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.grid[a]):
+                raise InputError(f"grid axis {a!r} is vmapped and must hold numbers, got {self.grid[a]}")
         self.static = [a for a in self.axes if a not in self.exp.dynamic]
         for a, target in self.exp.padded.items():
             if a in self.grid:
@@ -530,7 +533,7 @@ class _StopFlag:
 
 def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
     """Seed-averaged summary of a scan: mean, standard error and quantiles of every variable over
-    `dim`, excluding diverged seeds; a new `stat` dimension holds them, plus `n` (seeds used)."""
+    `dim`, excluding diverged seeds; a new `stat` dimension holds them, plus `n_seeds` (seeds used)."""
     import xarray as xr
 
     ok = ~ds["diverged"] if "diverged" in ds else xr.ones_like(ds[dim], dtype=bool)
@@ -542,6 +545,6 @@ def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
         parts.append(data.quantile(q, dim=dim).drop_vars("quantile"))
         names.append(f"q{round(100 * q):02d}")
     out = xr.concat(parts, dim=xr.DataArray(names, dims="stat", name="stat"))
-    out["n"] = n
+    out["n_seeds"] = n
     out.attrs = dict(ds.attrs)
     return out

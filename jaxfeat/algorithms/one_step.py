@@ -39,7 +39,10 @@ class OneStepResult(eqx.Module):
 
 def _check_alpha(alpha):
     if _checks.is_concrete(alpha):
-        a = float(alpha)
+        try:
+            a = float(alpha)
+        except (TypeError, ValueError):
+            raise _checks.InputTypeError(f"alpha must be a number, got {alpha!r}") from None
         if not 0.0 <= a < 0.5:
             raise InputError(f"alpha must be in [0, 1/2), got {alpha}")
 

@@ -1,0 +1,240 @@
+"""The scan engine: resumable, chunk- and device-independent, distributed, NaN-robust."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import compile_log
+from scan_helpers.toy import GRID, toy
+
+from jaxfeat import experiments
+from jaxfeat._checks import InputError
+from jaxfeat.cli import main
+from jaxfeat.scan import scan, summarize
+
+HERE = os.path.dirname(__file__)
+VARS = ("v", "trace", "u", "count", "diverged")
+
+
+def _env(**extra):
+    """Subprocess environment; float64 like this process (conftest) unless overridden."""
+    return dict(os.environ, PYTHONPATH=HERE, JAX_PLATFORMS="cpu", **({"JAX_ENABLE_X64": "1"} | extra))
+
+
+def _reference(chunk=64):
+    return scan(toy, GRID, 40, chunk_size=chunk, progress=False)
+
+
+def _assert_same(ds, ref):
+    for k in VARS:
+        np.testing.assert_array_equal(np.asarray(ds[k].values), np.asarray(ref[k].values), err_msg=k)
+
+
+def test_dataset_layout_and_per_seed_values(getkey):
+    ds = scan(toy, GRID, 5, chunk_size=2, progress=False)
+    assert ds["v"].dims == ("scale", "n", "seed", "j")
+    assert ds["v"].shape == (3, 2, 5, 8)
+    assert list(ds["scale"].values) == [0.5, 1.0, 2.0] and list(ds["n"].values) == [32, 64]
+    cfg = json.loads(ds.attrs["jaxfeat_config"])
+    assert cfg["grid"] == {"scale": [0.5, 1.0, 2.0], "n": [32, 64]} and cfg["seeds"] == 5
+    # seed i at any grid point is fold_in(PRNGKey(0), i) through the unbatched function
+    key = jax.random.fold_in(jax.random.key(0), 3)
+    direct = toy.fn(key, scale=2.0, n=32)
+    np.testing.assert_allclose(ds["v"].sel(scale=2.0, n=32, seed=3), direct["v"], rtol=1e-5)
+    assert int(ds["count"].sel(scale=2.0, n=32, seed=3)) == int(direct["count"])
+
+
+def test_zarr_store_equals_memory_and_resume_skips_finished(tmp_path):
+    out = str(tmp_path / "s.zarr")
+    ds = scan(toy, GRID, 40, out=out, chunk_size=7, progress=False)
+    _assert_same(ds, _reference(7))
+    journal = open(os.path.join(out, "_done", "journal")).read().split()
+    assert len(journal) == 2 * 6  # 2 static points × ⌈40/7⌉ chunks, each computed once
+    os.remove(os.path.join(out, "_done", "s1-c3"))  # as if killed before that chunk's marker
+    ds2 = scan(toy, GRID, 40, out=out, chunk_size=64, progress=False)  # stored chunking wins
+    journal = open(os.path.join(out, "_done", "journal")).read().split()
+    assert journal[12:] == ["s1-c3"]
+    _assert_same(ds2, ds)
+
+
+def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
+    out = str(tmp_path / "k.zarr")
+    done = os.path.join(out, "_done")
+    total = 2 * 40
+    for target in (3, 25, 55):  # kill -9 once this many chunks are finished
+        p = subprocess.Popen(
+            [sys.executable, "-m", "scan_helpers.worker", out, "1"], env=_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        while p.poll() is None:
+            n = len([f for f in os.listdir(done) if f.startswith("s")]) if os.path.isdir(done) else 0
+            if n >= target:
+                os.kill(p.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        p.wait()
+        assert p.returncode == -signal.SIGKILL, p.stderr.read().decode()[-2000:]
+    r = subprocess.run(
+        [sys.executable, "-m", "scan_helpers.worker", out, "1"], env=_env(), capture_output=True
+    )
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    journal = open(os.path.join(done, "journal")).read().split()
+    assert len(journal) == len(set(journal)) <= total  # no finished chunk computed twice
+    assert len([f for f in os.listdir(done) if f.startswith("s") and ".tmp" not in f]) == total
+    _assert_same(xr.open_zarr(out, consolidated=False), _reference(1))
+
+
+def test_chunk_sizes_and_eight_devices_agree():
+    r = subprocess.run(
+        [sys.executable, os.path.join(HERE, "scan_helpers", "layouts.py")], capture_output=True,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_ENABLE_X64="0"),
+    )
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert res["n_devices"] == 8
+    for layout, d in res["diffs"].items():
+        # integers and the key-derived uniform are exact; floats agree to float32 round-off
+        assert d["count"] == 0 and d["u"] == 0, layout
+        assert d["v"] <= 2e-6 and d["trace"] <= 1e-5, (layout, d)
+
+
+def test_two_process_distributed_run_matches(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "d.zarr")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scan_helpers.worker", out, "7", str(i), "2", str(port)],
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        p.wait(timeout=300)
+        assert p.returncode == 0, p.stderr.read().decode()[-3000:]
+    journal = open(os.path.join(out, "_done", "journal")).read().split()
+    assert sorted(journal) == sorted(set(journal)) and len(journal) == 12
+    _assert_same(xr.open_zarr(out, consolidated=False), _reference(7))
+
+
+def test_width_sweep_compiles_once():
+    grid = {"width": [4, 8, 16, 32]}
+    params = {"dim": 4, "n_train": 64, "n_test": 64}
+    with compile_log() as log:
+        ds = scan("random_features", grid, 3, params=params, chunk_size=3, progress=False)
+    chunk_compiles = [m for m in log if m.startswith("Compiling jit(chunk)")]
+    assert len(chunk_compiles) == 1, log
+    assert ds["test_mse"].shape == (4, 3) and np.all(np.isfinite(ds["test_mse"].values))
+    # padded width 4 equals an unpadded width-4 network (same key, masked neurons are inert)
+    alone = scan("random_features", {"width": [4]}, 3, params=params, chunk_size=3, progress=False)
+    np.testing.assert_allclose(ds["test_mse"].sel(width=4), alone["test_mse"].sel(width=4), rtol=1e-4)
+
+
+def test_nan_seed_is_flagged_and_others_unaffected():
+    grid = {"nan_below": [0.0, 0.3]}
+    ds = scan(toy, grid, 30, chunk_size=8, progress=False)
+    u = ds["u"].sel(nan_below=0.0).values
+    flagged = ds["diverged"].sel(nan_below=0.3).values
+    np.testing.assert_array_equal(flagged, u < 0.3)
+    assert 0 < flagged.sum() < 30 and not ds["diverged"].sel(nan_below=0.0).any()
+    bad = ds.sel(nan_below=0.3)
+    assert np.all(np.isnan(bad["trace"].values[flagged]))  # masked
+    np.testing.assert_array_equal(bad["trace"].values[~flagged], ds["trace"].sel(nan_below=0.0).values[~flagged])
+    sm = summarize(ds)
+    assert int(sm["n_seeds"].sel(nan_below=0.3)) == 30 - flagged.sum()
+    good = ds["trace"].sel(nan_below=0.0).values[~flagged]
+    np.testing.assert_allclose(sm["trace"].sel(stat="mean", nan_below=0.3), good.mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        sm["trace"].sel(stat="se", nan_below=0.3), good.std(ddof=1) / np.sqrt(good.size), rtol=1e-5
+    )
+    np.testing.assert_allclose(sm["trace"].sel(stat="q50", nan_below=0.3), np.median(good), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"grid": {}}, "grid must be a non-empty"),
+        ({"grid": {"scale": []}}, "grid axis 'scale' is empty"),
+        ({"grid": {"bogus": [1.0]}}, "unknown parameter"),
+        ({"seeds": 0}, "seeds must be positive"),
+        ({"grid": {"scale": ["a"]}}, "must hold numbers"),
+        ({"params": {"scale": 2.0}}, "both as grid axes and fixed"),
+    ],
+)
+def test_bad_scan_input(kwargs, match):
+    args = {"grid": {"scale": [1.0]}, "seeds": 2} | kwargs
+    with pytest.raises(InputError, match=match):
+        scan(toy, args.pop("grid"), args.pop("seeds"), progress=False, **args)
+
+
+def test_mismatched_store_is_refused_unless_overwrite(tmp_path):
+    out = str(tmp_path / "m.zarr")
+    scan(toy, {"scale": [1.0]}, 2, out=out, progress=False)
+    with pytest.raises(InputError, match="differs in: seeds"):
+        scan(toy, {"scale": [1.0]}, 3, out=out, progress=False)
+    ds = scan(toy, {"scale": [1.0]}, 3, out=out, overwrite=True, progress=False)
+    assert ds.sizes["seed"] == 3
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x").write_text("x")
+    with pytest.raises(InputError, match="not a jaxfeat store"):
+        scan(toy, {"scale": [1.0]}, 2, out=str(tmp_path / "junk"), progress=False)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "spikes", "--seeds", "0"], "seeds must be positive"),
+        (["run", "spikes", "--set", "bogus=1"], "unknown parameter"),
+        (["run", "spikes", "--set", "alpha="], "has no value"),
+        (["run", "spikes", "--preset", "huge"], "unknown preset"),
+        (["run", "spikes", "--out", "/proc/forbidden/x.zarr"], "not writable"),
+        (["info", "/nonexistent/x.zarr"], "not a Zarr store"),
+    ],
+)
+def test_cli_bad_input_one_line(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_run_plot_info_list(tmp_path, capsys):
+    out = str(tmp_path / "w.zarr")
+    argv = ["run", "random_features", "--seeds", "4", "--set", "width=4,8", "--set", "dim=4",
+            "--set", "n_train=64", "--set", "n_test=64", "--out", out, "--quiet"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert os.path.exists(out.replace(".zarr", ".png")) and "4 seeds × 2 grid points" in text
+    assert main(argv) == 0  # resume of a finished scan recomputes nothing
+    assert len(open(os.path.join(out, "_done", "journal")).read().split()) == 1
+    assert main(["run", "random_features", "--seeds", "5", "--out", out, "--quiet"]) == 2
+    assert "different scan" in capsys.readouterr().err
+    assert main(["plot", out, "--out", str(tmp_path / "f.pdf")]) == 0
+    assert os.path.getsize(tmp_path / "f.pdf") > 1000
+    assert main(["info", out]) == 0
+    assert "chunks finished: 1/1" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in experiments.names())
+
+
+def test_spikes_preset_smoke(tmp_path):
+    """The flagship experiment runs through the engine (tiny sizes) and its figure draws."""
+    grid = {"alpha": [0.0, 0.4], "n": [120, 160]}
+    ds = scan("spikes", grid, 2, params={"n_test": 50, "k": 4, "degree": 3}, progress=False)
+    assert ds["n_outliers"].shape == (2, 2, 2) and not ds["diverged"].any()
+    assert ds["singular_values"].dims == ("alpha", "n", "seed", "k")
+    sv = ds["singular_values"].sel(alpha=0.4).values[..., 0]
+    assert np.all(sv > ds["singular_values"].sel(alpha=0.0).values[..., 0])  # the step's spike
+    path = experiments.get("spikes").plot(ds, str(tmp_path / "p.png"))
+    assert os.path.getsize(path) > 1000
