@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 
 .PHONY: demo test lint bench
 demo: $(VENV)/.installed
-	$(VENV)/bin/jaxfeat demo
+	$(VENV)/bin/jaxfeat run spikes
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q

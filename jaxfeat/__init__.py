@@ -9,6 +9,7 @@ from . import (
     activations as activations,
     algorithms as algorithms,
     data as data,
+    experiments as experiments,
     features as features,
     hermite as hermite,
     kernels as kernels,
@@ -18,8 +19,10 @@ from . import (
     spectrum as spectrum,
     theory as theory,
 )
+from ._scan import scan as scan, summarize as summarize
 from .activations import Activation as Activation
 from .algorithms import one_step as one_step
+from .experiment import Experiment as Experiment
 from .features import (
     gradient_feature_fractions as gradient_feature_fractions,
     gradient_feature_set as gradient_feature_set,

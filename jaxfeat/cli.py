@@ -92,7 +92,9 @@ def _run(args) -> int:
 
     exp = experiments.get(args.experiment)
     if args.preset not in exp.presets:
-        raise InputError(f"unknown preset {args.preset!r} for {exp.name}; known: {', '.join(exp.presets)}")
+        raise InputError(
+            f"unknown preset {args.preset!r} for {exp.name}; known: {', '.join(exp.presets)}"
+        )
     preset = exp.presets[args.preset]
     fixed, grid_over = _parse_set(args.set)
     grid = {**preset["grid"], **grid_over}
@@ -105,16 +107,26 @@ def _run(args) -> int:
         import jax
 
         jax.distributed.initialize()
-    from .scan import scan
+    from ._scan import scan
 
     t0 = time.perf_counter()
     ds = scan(
-        exp, grid, seeds, out=out, params=params, key=args.seed, chunk_size=args.chunk_size,
-        memory_budget=args.memory_budget, devices=_devices(args.devices), overwrite=args.overwrite,
+        exp,
+        grid,
+        seeds,
+        out=out,
+        params=params,
+        key=args.seed,
+        chunk_size=args.chunk_size,
+        memory_budget=args.memory_budget,
+        devices=_devices(args.devices),
+        overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    print(f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
-          f"{time.perf_counter() - t0:.1f} s; dataset: {out}")
+    print(
+        f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
+        f"{time.perf_counter() - t0:.1f} s; dataset: {out}"
+    )
     if not args.no_plot and exp.plot is not None:
         print(f"figure: {exp.plot(ds, os.path.splitext(out)[0] + '.png')}")
     return 0
@@ -139,7 +151,9 @@ def _devices(spec):
     except ValueError:
         raise InputError(f"--devices must be a device count, got {spec!r}") from None
     if not 1 <= count <= len(local):
-        raise InputError(f"--devices must be between 1 and {len(local)} (local devices), got {count}")
+        raise InputError(
+            f"--devices must be between 1 and {len(local)} (local devices), got {count}"
+        )
     return local[:count]
 
 
@@ -171,15 +185,19 @@ def _info(args) -> int:
     ds = _open(args.path)
     cfg = json.loads(ds.attrs["jaxfeat_config"])
     done_dir = os.path.join(args.path, "_done")
-    done = len([f for f in os.listdir(done_dir) if f.startswith("s") and "-c" in f and ".tmp" not in f])
+    done = len(
+        [f for f in os.listdir(done_dir) if f.startswith("s") and "-c" in f and ".tmp" not in f]
+    )
     print(f"experiment: {cfg['experiment']} — {ds.attrs.get('description', '')}")
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
     total = -(-cfg["seeds"] // int(ds.attrs.get("chunk_size"))) * max(1, _static_points(ds, cfg))
     print(f"chunks finished: {done}/{total}; diverged seeds: {int(ds['diverged'].sum())}")
-    print(f"written by jaxfeat {ds.attrs.get('jaxfeat_version')}, jax {ds.attrs.get('jax_version')} "
-          f"on {ds.attrs.get('devices')}")
+    print(
+        f"written by jaxfeat {ds.attrs.get('jaxfeat_version')}, jax {ds.attrs.get('jax_version')} "
+        f"on {ds.attrs.get('devices')}"
+    )
     print(ds)
     return 0
 
@@ -200,20 +218,29 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="experiments with one-line descriptions and their presets")
     p.set_defaults(fn=_list)
-    p = sub.add_parser("run", help="run (or resume) an experiment's scan; writes a Zarr store and a figure")
+    p = sub.add_parser(
+        "run", help="run (or resume) an experiment's scan; writes a Zarr store and a figure"
+    )
     p.add_argument("experiment")
     p.add_argument("--preset", default="quick", help="quick (default) or paper")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="fixed parameter (alpha=0.3) or grid axis (alpha=0.1,0.2,0.3); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fixed parameter (alpha=0.3) or grid axis (alpha=0.1,0.2,0.3); repeatable",
+    )
     p.add_argument("--out", help="Zarr store (default out/NAME-PRESET.zarr); rerun to resume")
     p.add_argument("--overwrite", action="store_true", help="replace a store holding another scan")
     p.add_argument("--seed", type=int, default=0, help="base PRNG key; seed i uses fold_in(key, i)")
     p.add_argument("--chunk-size", type=int, help="seeds per chunk (default: from --memory-budget)")
     p.add_argument("--memory-budget", default="2GiB", help="device memory per chunk (default 2GiB)")
     p.add_argument("--devices", help="number of local devices to shard over (default: all)")
-    p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize() (several hosts share one store)")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() (several hosts share one store)",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=_run)

@@ -29,7 +29,8 @@ class Experiment:
     - `padded`: dynamic integer parameters that set a shape, mapped to the static parameter that
       receives the grid's maximum, e.g. `{"width": "max_width"}`: widths are padded and masked so a
       width sweep compiles once.
-    - `dims`: names of the trailing dimensions of non-scalar outputs, e.g. `{"singular_values": ("k",)}`.
+    - `dims`: names of the trailing dimensions of non-scalar outputs, e.g.
+      `{"singular_values": ("k",)}`.
     - `check`: the outputs whose non-finite values flag a seed as `diverged` (default: every
       floating output).
     - `presets`: `{name: {"grid": {...}, "seeds": S, "set": {...}}}` (`quick` is the default).
@@ -64,7 +65,9 @@ def from_function(fn, grid: Mapping) -> Experiment:
     if isinstance(fn, Experiment):
         return fn
     if not callable(fn):
-        raise InputError(f"experiment must be an Experiment, a registered name or a callable, got {fn!r}")
+        raise InputError(
+            f"experiment must be an Experiment, a registered name or a callable, got {fn!r}"
+        )
     sig = inspect.signature(fn)
     names = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD][1:]
     defaults = {p.name: (None if p.default is p.empty else p.default) for p in names}

@@ -36,20 +36,32 @@ def spike_phase_diagram(ds, path: str) -> str:
     its thresholds drawn, the top singular values against the deflated edge (largest n), and the
     ridge test error of W₁ against W₀ features versus α."""
     from . import theory
-    from .scan import summarize
+    from ._scan import summarize
 
     sm = summarize(ds)
     alphas = np.asarray(ds["alpha"].values, float)
     ns = np.asarray(ds["n"].values) if "n" in ds.dims else np.array([ds.attrs.get("n", 0)])
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
     fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
-    im = ax.imshow(counts, origin="lower", aspect="auto", cmap="viridis",
-                   extent=(-0.5, len(alphas) - 0.5, -0.5, len(ns) - 0.5))
+    im = ax.imshow(
+        counts,
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        extent=(-0.5, len(alphas) - 0.5, -0.5, len(ns) - 0.5),
+    )
     fig.colorbar(im, ax=ax, label="mean spike count")
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_yticks(range(len(ns)), [str(n) for n in ns])
     for j, a in enumerate(alphas):
-        ax.text(j, len(ns) - 0.75, f"ℓ={theory.spike_count(float(a))}", ha="center", color="w", fontsize=8)
+        ax.text(
+            j,
+            len(ns) - 0.75,
+            f"ℓ={theory.spike_count(float(a))}",
+            ha="center",
+            color="w",
+            fontsize=8,
+        )
     for t in theory.spike_thresholds(6):  # theory boundaries, interpolated on the α ticks
         t = float(t)
         if alphas.min() < t < alphas.max():
@@ -93,7 +105,10 @@ def _spectra_panel(ax, ds, sm, alphas):
 
 
 def _error_panel(ax, sm, alphas):
-    for name, label in (("test_mse_w1", "ridge on F₁ (after the step)"), ("test_mse_w0", "ridge on F₀")):
+    for name, label in (
+        ("test_mse_w1", "ridge on F₁ (after the step)"),
+        ("test_mse_w0", "ridge on F₀"),
+    ):
         m = sm[name].sel(stat="mean")
         se = sm[name].sel(stat="se")
         ns = m["n"].values if "n" in m.dims else [None]
@@ -101,8 +116,16 @@ def _error_panel(ax, sm, alphas):
             sel = {"n": i} if n is not None else {}
             y = np.ravel(_over(m.isel(sel), ("alpha",)))
             e = np.ravel(_over(se.isel(sel), ("alpha",)))
-            ax.errorbar(alphas, y, e, marker="o", ms=3, capsize=2,
-                        ls="-" if name.endswith("w1") else "--", label=f"{label}, n={n}")
+            ax.errorbar(
+                alphas,
+                y,
+                e,
+                marker="o",
+                ms=3,
+                capsize=2,
+                ls="-" if name.endswith("w1") else "--",
+                label=f"{label}, n={n}",
+            )
     ax.set_xlabel("α")
     ax.set_ylabel("test MSE (best λ)")
     ax.set_title("ridge readout test error")
@@ -111,7 +134,7 @@ def _error_panel(ax, sm, alphas):
 
 def width_sweep(ds, path: str) -> str:
     """Seed-averaged test error (± standard error) against width, one curve per other axis value."""
-    from .scan import summarize
+    from ._scan import summarize
 
     sm = summarize(ds)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
@@ -121,8 +144,15 @@ def width_sweep(ds, path: str) -> str:
     stacked_se = se.stack(curve=others) if others else se.expand_dims(curve=[0])
     for i in range(stacked.sizes["curve"]):
         label = str(stacked["curve"].values[i]) if others else None
-        ax.errorbar(ds["width"].values, stacked.isel(curve=i).values, stacked_se.isel(curve=i).values,
-                    marker="o", ms=3, capsize=2, label=label)
+        ax.errorbar(
+            ds["width"].values,
+            stacked.isel(curve=i).values,
+            stacked_se.isel(curve=i).values,
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=label,
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("width m")
@@ -138,7 +168,7 @@ def width_sweep(ds, path: str) -> str:
 
 def generic_scan(ds, path: str) -> str:
     """Fallback: each scalar output's seed mean (± se) against the first grid axis."""
-    from .scan import summarize
+    from ._scan import summarize
 
     sm = summarize(ds)
     grid = [d for d in ds.dims if d in ds.coords and d != "seed"]

@@ -238,7 +238,8 @@ def test_vmap_over_students_compiles_once(getkey):
     one = jf.population_loss(jax.tree_util.tree_map(lambda x: x[3], students), t)
     assert out.shape == (16,) and float(out[3]) == pytest.approx(float(one), rel=1e-12)
     others = jax.tree_util.tree_map(
-        lambda x: x[0], jf.init_ensemble(getkey(), [3], 5, "sigma_ge2", seeds=16))
+        lambda x: x[0], jf.init_ensemble(getkey(), [3], 5, "sigma_ge2", seeds=16)
+    )
     with compile_log() as msgs:
         f(others)  # new students, same shapes: no recompilation
     assert not msgs

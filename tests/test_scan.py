@@ -16,8 +16,8 @@ from scan_helpers.toy import GRID, toy
 
 from jaxfeat import experiments
 from jaxfeat._checks import InputError
+from jaxfeat._scan import scan, summarize
 from jaxfeat.cli import main
-from jaxfeat.scan import scan, summarize
 
 HERE = os.path.dirname(__file__)
 VARS = ("v", "trace", "u", "count", "diverged")
@@ -25,7 +25,9 @@ VARS = ("v", "trace", "u", "count", "diverged")
 
 def _env(**extra):
     """Subprocess environment; float64 like this process (conftest) unless overridden."""
-    return dict(os.environ, PYTHONPATH=HERE, JAX_PLATFORMS="cpu", **({"JAX_ENABLE_X64": "1"} | extra))
+    return dict(
+        os.environ, PYTHONPATH=HERE, JAX_PLATFORMS="cpu", **({"JAX_ENABLE_X64": "1"} | extra)
+    )
 
 
 def _reference(chunk=64):
@@ -34,7 +36,9 @@ def _reference(chunk=64):
 
 def _assert_same(ds, ref):
     for k in VARS:
-        np.testing.assert_array_equal(np.asarray(ds[k].values), np.asarray(ref[k].values), err_msg=k)
+        np.testing.assert_array_equal(
+            np.asarray(ds[k].values), np.asarray(ref[k].values), err_msg=k
+        )
 
 
 def test_dataset_layout_and_per_seed_values(getkey):
@@ -55,6 +59,8 @@ def test_zarr_store_equals_memory_and_resume_skips_finished(tmp_path):
     out = str(tmp_path / "s.zarr")
     ds = scan(toy, GRID, 40, out=out, chunk_size=7, progress=False)
     _assert_same(ds, _reference(7))
+    ds.to_netcdf(tmp_path / "s.nc")  # the export users share
+    _assert_same(xr.open_dataset(tmp_path / "s.nc"), ds)
     journal = open(os.path.join(out, "_done", "journal")).read().split()
     assert len(journal) == 2 * 6  # 2 static points × ⌈40/7⌉ chunks, each computed once
     os.remove(os.path.join(out, "_done", "s1-c3"))  # as if killed before that chunk's marker
@@ -70,11 +76,17 @@ def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
     total = 2 * 40
     for target in (3, 25, 55):  # kill -9 once this many chunks are finished
         p = subprocess.Popen(
-            [sys.executable, "-m", "scan_helpers.worker", out, "1"], env=_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "scan_helpers.worker", out, "1"],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         while p.poll() is None:
-            n = len([f for f in os.listdir(done) if f.startswith("s")]) if os.path.isdir(done) else 0
+            n = (
+                len([f for f in os.listdir(done) if f.startswith("s")])
+                if os.path.isdir(done)
+                else 0
+            )
             if n >= target:
                 os.kill(p.pid, signal.SIGKILL)
                 break
@@ -93,7 +105,8 @@ def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
 
 def test_chunk_sizes_and_eight_devices_agree():
     r = subprocess.run(
-        [sys.executable, os.path.join(HERE, "scan_helpers", "layouts.py")], capture_output=True,
+        [sys.executable, os.path.join(HERE, "scan_helpers", "layouts.py")],
+        capture_output=True,
         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_ENABLE_X64="0"),
     )
     assert r.returncode == 0, r.stderr.decode()[-3000:]
@@ -115,7 +128,9 @@ def test_two_process_distributed_run_matches(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "scan_helpers.worker", out, "7", str(i), "2", str(port)],
-            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for i in range(2)
     ]
@@ -137,7 +152,9 @@ def test_width_sweep_compiles_once():
     assert ds["test_mse"].shape == (4, 3) and np.all(np.isfinite(ds["test_mse"].values))
     # padded width 4 equals an unpadded width-4 network (same key, masked neurons are inert)
     alone = scan("random_features", {"width": [4]}, 3, params=params, chunk_size=3, progress=False)
-    np.testing.assert_allclose(ds["test_mse"].sel(width=4), alone["test_mse"].sel(width=4), rtol=1e-4)
+    np.testing.assert_allclose(
+        ds["test_mse"].sel(width=4), alone["test_mse"].sel(width=4), rtol=1e-4
+    )
 
 
 def test_nan_seed_is_flagged_and_others_unaffected():
@@ -149,7 +166,9 @@ def test_nan_seed_is_flagged_and_others_unaffected():
     assert 0 < flagged.sum() < 30 and not ds["diverged"].sel(nan_below=0.0).any()
     bad = ds.sel(nan_below=0.3)
     assert np.all(np.isnan(bad["trace"].values[flagged]))  # masked
-    np.testing.assert_array_equal(bad["trace"].values[~flagged], ds["trace"].sel(nan_below=0.0).values[~flagged])
+    np.testing.assert_array_equal(
+        bad["trace"].values[~flagged], ds["trace"].sel(nan_below=0.0).values[~flagged]
+    )
     sm = summarize(ds)
     assert int(sm["n_seeds"].sel(nan_below=0.3)) == 30 - flagged.sum()
     good = ds["trace"].sel(nan_below=0.0).values[~flagged]
@@ -157,7 +176,9 @@ def test_nan_seed_is_flagged_and_others_unaffected():
     np.testing.assert_allclose(
         sm["trace"].sel(stat="se", nan_below=0.3), good.std(ddof=1) / np.sqrt(good.size), rtol=1e-5
     )
-    np.testing.assert_allclose(sm["trace"].sel(stat="q50", nan_below=0.3), np.median(good), rtol=1e-6)
+    np.testing.assert_allclose(
+        sm["trace"].sel(stat="q50", nan_below=0.3), np.median(good), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,8 +231,23 @@ def test_cli_bad_input_one_line(argv, match, capsys):
 
 def test_cli_run_plot_info_list(tmp_path, capsys):
     out = str(tmp_path / "w.zarr")
-    argv = ["run", "random_features", "--seeds", "4", "--set", "width=4,8", "--set", "dim=4",
-            "--set", "n_train=64", "--set", "n_test=64", "--out", out, "--quiet"]
+    argv = [
+        "run",
+        "random_features",
+        "--seeds",
+        "4",
+        "--set",
+        "width=4,8",
+        "--set",
+        "dim=4",
+        "--set",
+        "n_train=64",
+        "--set",
+        "n_test=64",
+        "--out",
+        out,
+        "--quiet",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert os.path.exists(out.replace(".zarr", ".png")) and "4 seeds × 2 grid points" in text

@@ -35,8 +35,19 @@ def run(
     N = N or dim
     dist = SingleIndex(np.eye(dim)[0], list(target), noise=noise)
     return one_step_spikes(
-        key, dist, n=n, n_tilde=n_tilde or n, N=N, n_test=n_test, activation=activation,
-        alpha=alpha, c=c, k=k, degree=degree, margin=margin, output_scale=output_scale,
+        key,
+        dist,
+        n=n,
+        n_tilde=n_tilde or n,
+        N=N,
+        n_test=n_test,
+        activation=activation,
+        alpha=alpha,
+        c=c,
+        k=k,
+        degree=degree,
+        margin=margin,
+        output_scale=output_scale,
     )
 
 
@@ -51,19 +62,33 @@ spikes = Experiment(
     fn=run,
     description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",
     defaults={
-        "alpha": 0.3, "c": 1.0, "n": 800, "n_tilde": None, "dim": None, "N": None, "ratio": 0.25,
-        "activation": "relu", "target": [0.0, 1.0, 0.7071067811865476], "noise": 0.1,
-        "output_scale": "1/sqrt(N)", "n_test": 1000, "k": 10, "degree": 8, "margin": 1.02,
+        "alpha": 0.3,
+        "c": 1.0,
+        "n": 800,
+        "n_tilde": None,
+        "dim": None,
+        "N": None,
+        "ratio": 0.25,
+        "activation": "relu",
+        "target": [0.0, 1.0, 0.7071067811865476],
+        "noise": 0.1,
+        "output_scale": "1/sqrt(N)",
+        "n_test": 1000,
+        "k": 10,
+        "degree": 8,
+        "margin": 1.02,
     },
     dynamic=frozenset({"alpha", "c"}),
     dims={
-        "singular_values": ("k",), "mass_in_hermite_span": ("k",), "capture": ("hermite",),
+        "singular_values": ("k",),
+        "mass_in_hermite_span": ("k",),
+        "capture": ("hermite",),
     },
     check=("singular_values", "deflated_edge", "test_mse_w1", "test_mse_w0"),
     presets={
         "quick": {
-            "grid": {"alpha": [0.0, 0.1, 0.2, 0.3, 0.35, 0.4], "n": [200, 400, 800]},
-            "seeds": 8,
+            "grid": {"alpha": [0.0, 0.1, 0.2, 0.3, 0.35, 0.4], "n": [250, 500, 1000]},
+            "seeds": 32,
             "set": {"n_test": 500},
         },
         "paper": {

@@ -6,7 +6,7 @@ import json
 import jax
 import numpy as np
 
-from jaxfeat.scan import scan
+from jaxfeat._scan import scan
 from scan_helpers.toy import GRID, toy
 
 ref = scan(toy, GRID, 40, chunk_size=64, devices=jax.devices()[:1], progress=False)

@@ -79,8 +79,11 @@ def scan(
     runner = _Runner(plan, chunk, memory_budget)
     store.ensure(runner)
     todo = [
-        (s, c) for s in range(len(plan.static_points)) for c in range(store.n_chunks)
-        if not store.is_done(s, c) and (s * store.n_chunks + c) % jax.process_count() == jax.process_index()
+        (s, c)
+        for s in range(len(plan.static_points))
+        for c in range(store.n_chunks)
+        if not store.is_done(s, c)
+        and (s * store.n_chunks + c) % jax.process_count() == jax.process_index()
     ]
     _run_chunks(runner, store, todo, progress)
     return store.dataset()
@@ -111,13 +114,19 @@ class _Plan:
         self.axes = list(self.grid)
         self.dynamic = [a for a in self.axes if a in self.exp.dynamic]
         for a in self.dynamic:
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.grid[a]):
-                raise InputError(f"grid axis {a!r} is vmapped and must hold numbers, got {self.grid[a]}")
+            if not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.grid[a]
+            ):
+                raise InputError(
+                    f"grid axis {a!r} is vmapped and must hold numbers, got {self.grid[a]}"
+                )
         self.static = [a for a in self.axes if a not in self.exp.dynamic]
         for a, target in self.exp.padded.items():
             if a in self.grid:
                 self.params[target] = max(self.grid[a])
-        self.static_points = list(itertools.product(*(range(len(self.grid[a])) for a in self.static)))
+        self.static_points = list(
+            itertools.product(*(range(len(self.grid[a])) for a in self.static))
+        )
         self.devices = list(devices) if devices is not None else jax.local_devices()
         if not self.devices:
             raise InputError("devices must name at least one device")
@@ -159,11 +168,14 @@ def _json(obj) -> str:
     try:
         return json.dumps(obj, sort_keys=True)
     except TypeError as e:
-        raise InputError(f"scan parameters must be JSON values (numbers, strings, lists): {e}") from None
+        raise InputError(
+            f"scan parameters must be JSON values (numbers, strings, lists): {e}"
+        ) from None
 
 
 class _Runner:
-    """One jitted program per static point: vmap over points of vmap over seeds, sharded on seeds."""
+    """One jitted program per static point: vmap over points of vmap over seeds, sharded on
+    seeds."""
 
     def __init__(self, plan: _Plan, chunk_size, memory_budget):
         self.plan = plan
@@ -211,7 +223,9 @@ class _Runner:
             seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
             out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
             rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-            jitted = jax.jit(self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
+            jitted = jax.jit(
+                self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh
+            )
             args = self._args(0, batch)
             self._programs[(s, batch)] = jitted.lower(*args).compile()
         return self._programs[(s, batch)]
@@ -305,7 +319,9 @@ class _BaseStore:
     def dims(self, name: str) -> tuple[str, ...]:
         shape, _ = self.runner.outputs[name]
         named = tuple(self.plan.exp.dims.get(name, ()))
-        extra = named if len(named) == len(shape) else tuple(f"{name}_{i}" for i in range(len(shape)))
+        extra = (
+            named if len(named) == len(shape) else tuple(f"{name}_{i}" for i in range(len(shape)))
+        )
         return tuple(self.plan.axes) + ("seed",) + extra
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -382,15 +398,25 @@ class _ZarrStore(_BaseStore):
             return
         g = zarr.open_group(self.path, mode="w", zarr_format=3)
         for name, values in self.coords().items():
-            a = g.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=(name,))
+            a = g.create_array(
+                name, shape=values.shape, dtype=values.dtype, dimension_names=(name,)
+            )
             a[:] = values
         for name, (_, dt) in runner.outputs.items():
             shape = self.shape(name)
-            chunks = tuple(
-                1 if a in self.plan.static else len(self.plan.grid[a]) for a in self.plan.axes
-            ) + (self.chunk_size,) + shape[len(self.plan.axes) + 1 :]
+            chunks = (
+                tuple(
+                    1 if a in self.plan.static else len(self.plan.grid[a]) for a in self.plan.axes
+                )
+                + (self.chunk_size,)
+                + shape[len(self.plan.axes) + 1 :]
+            )
             g.create_array(
-                name, shape=shape, dtype=dt, chunks=chunks, dimension_names=self.dims(name),
+                name,
+                shape=shape,
+                dtype=dt,
+                chunks=chunks,
+                dimension_names=self.dims(name),
                 fill_value=np.nan if dt.kind == "f" else 0,
             )
         g.attrs.update(self.attrs())
@@ -409,7 +435,9 @@ class _ZarrStore(_BaseStore):
         for k, v in res.items():
             self.group[k][region] = v
         _atomic_write(self._marker(s, c), json.dumps({"pid": os.getpid(), "time": time.time()}))
-        with open(os.path.join(self.path, _DONE, "journal"), "a") as f:  # one line per computed chunk
+        with open(
+            os.path.join(self.path, _DONE, "journal"), "a"
+        ) as f:  # one line per computed chunk
             f.write(f"s{s}-c{c}\n")
 
     def dataset(self):
@@ -417,7 +445,9 @@ class _ZarrStore(_BaseStore):
 
         total = len(self.plan.static_points) * self.n_chunks
         if jax.process_count() > 1:  # every process returns the whole scan
-            for s, c in itertools.product(range(len(self.plan.static_points)), range(self.n_chunks)):
+            for s, c in itertools.product(
+                range(len(self.plan.static_points)), range(self.n_chunks)
+            ):
                 _wait_for(self._marker(s, c), f"chunk s{s}-c{c} ({total} in all)")
         return xr.open_zarr(self.path, consolidated=False)
 
@@ -432,7 +462,9 @@ def _open_store(out, plan: _Plan, overwrite: bool) -> _ZarrStore:
     if os.path.exists(cfg_file):
         stored = _stored_config(path)
         if stored is None and not overwrite:
-            raise InputError(f"out {path!r} is a Zarr store not written by jaxfeat.scan; use --overwrite")
+            raise InputError(
+                f"out {path!r} is a Zarr store not written by jaxfeat.scan; use --overwrite"
+            )
         if stored is not None and not overwrite:
             diff = [k for k in _IDENTITY if _json(stored[0].get(k)) != _json(plan.config.get(k))]
             if diff:
@@ -523,7 +555,9 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\njaxfeat: stopping after the current chunk (Ctrl-C again to abort)", file=sys.stderr)
+        print(
+            "\njaxfeat: stopping after the current chunk (Ctrl-C again to abort)", file=sys.stderr
+        )
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -533,7 +567,8 @@ class _StopFlag:
 
 def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
     """Seed-averaged summary of a scan: mean, standard error and quantiles of every variable over
-    `dim`, excluding diverged seeds; a new `stat` dimension holds them, plus `n_seeds` (seeds used)."""
+    `dim`, excluding diverged seeds; a new `stat` dimension holds them, plus `n_seeds` (seeds
+    used)."""
     import xarray as xr
 
     ok = ~ds["diverged"] if "diverged" in ds else xr.ones_like(ds[dim], dtype=bool)
