@@ -207,10 +207,7 @@ class _Runner:
     def _output_shapes(self) -> dict:
         static = self.plan.static_params(0)
         point = {a: v[0] for a, v in self.points.items()}
-        try:
-            shapes = jax.eval_shape(lambda k: self.plan.exp.fn(k, **static, **point), self.base_key)
-        except InputError:
-            raise
+        shapes = jax.eval_shape(lambda k: self.plan.exp.fn(k, **static, **point), self.base_key)
         if not isinstance(shapes, Mapping) or not shapes:
             raise InputError(f"experiment {self.plan.exp.name!r} must return a non-empty dict")
         return {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in shapes.items()} | {
