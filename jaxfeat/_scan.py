@@ -342,6 +342,7 @@ class _BaseStore:
             "jax_version": jax.__version__,
             "devices": ", ".join(str(d) for d in self.plan.devices),
             "chunk_size": self.chunk_size,
+            "chunks_total": len(self.plan.static_points) * self.n_chunks,
         }
 
     def coords(self) -> dict:

@@ -127,8 +127,8 @@ def _run(args) -> int:
         f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
         f"{time.perf_counter() - t0:.1f} s; dataset: {out}"
     )
-    if not args.no_plot and exp.plot is not None:
-        print(f"figure: {exp.plot(ds, os.path.splitext(out)[0] + '.png')}")
+    if not args.no_plot:
+        print(f"figure: {exp.figure(ds, os.path.splitext(out)[0] + '.png')}")
     return 0
 
 
@@ -174,8 +174,8 @@ def _plot(args) -> int:
     ds = _open(args.path)
     out = args.out or os.path.splitext(os.path.normpath(args.path))[0] + ".png"
     name = ds.attrs.get("experiment")
-    plot = experiments.get(name).plot if name in experiments.names() else None
-    print(f"figure: {(plot or plotting.generic_scan)(ds, out)}")
+    plot = experiments.get(name).plot if name in experiments.names() else "generic_scan"
+    print(f"figure: {getattr(plotting, plot)(ds, out)}")
     return 0
 
 
@@ -192,7 +192,7 @@ def _info(args) -> int:
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
-    total = -(-cfg["seeds"] // int(ds.attrs.get("chunk_size"))) * max(1, _static_points(ds, cfg))
+    total = ds.attrs.get("chunks_total")
     print(f"chunks finished: {done}/{total}; diverged seeds: {int(ds['diverged'].sum())}")
     print(
         f"written by jaxfeat {ds.attrs.get('jaxfeat_version')}, jax {ds.attrs.get('jax_version')} "
@@ -200,17 +200,6 @@ def _info(args) -> int:
     )
     print(ds)
     return 0
-
-
-def _static_points(ds, cfg) -> int:
-    from . import experiments
-
-    exp = experiments.get(cfg["experiment"]) if cfg["experiment"] in experiments.names() else None
-    n = 1
-    for a, v in cfg["grid"].items():
-        if exp is None or a not in exp.dynamic:
-            n *= len(v)
-    return n
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,8 @@ class Experiment:
     - `name`: registry name (`jaxfeat list`).
     - `fn`: `fn(key, **params) -> dict[str, Array]` for one seed and one parameter point.
     - `description`: one line.
-    - `defaults`: every parameter with its default (JSON-able values).
+    - `defaults`: every parameter with its default (JSON-able values); by default the keyword
+      parameters of `fn` with their defaults.
     - `dynamic`: parameters that may be traced (vmapped) when they are grid axes: scalars such as
       α, c, λ, η. Every other parameter is static: each distinct value compiles its own program.
     - `padded`: dynamic integer parameters that set a shape, mapped to the static parameter that
@@ -34,19 +35,30 @@ class Experiment:
     - `check`: the outputs whose non-finite values flag a seed as `diverged` (default: every
       floating output).
     - `presets`: `{name: {"grid": {...}, "seeds": S, "set": {...}}}` (`quick` is the default).
-    - `plot`: `plot(ds, path) -> path`, the figure `jaxfeat plot` draws.
+    - `plot`: name of the `jaxfeat.plotting` function `(ds, path) -> path` that draws the figure
+      of `jaxfeat plot` (default: one panel per scalar output).
     """
 
     name: str
     fn: Callable
     description: str = ""
-    defaults: Mapping = dataclasses.field(default_factory=dict)
+    defaults: Mapping | None = None
     dynamic: frozenset = frozenset()
     padded: Mapping = dataclasses.field(default_factory=dict)
     dims: Mapping = dataclasses.field(default_factory=dict)
     check: tuple | None = None
     presets: Mapping = dataclasses.field(default_factory=dict)
-    plot: Callable | None = None
+    plot: str = "generic_scan"
+
+    def __post_init__(self):
+        if self.defaults is None:
+            object.__setattr__(self, "defaults", _keyword_defaults(self.fn))
+
+    def figure(self, ds, path: str) -> str:
+        """Draw this experiment's figure of the scan `ds` to `path` (PNG/PDF)."""
+        from . import plotting
+
+        return getattr(plotting, self.plot)(ds, path)
 
     def resolve(self, params: Mapping) -> dict:
         """Defaults overridden by `params`; unknown names raise `InputError` naming them."""
@@ -68,13 +80,16 @@ def from_function(fn, grid: Mapping) -> Experiment:
         raise InputError(
             f"experiment must be an Experiment, a registered name or a callable, got {fn!r}"
         )
-    sig = inspect.signature(fn)
-    names = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD][1:]
-    defaults = {p.name: (None if p.default is p.empty else p.default) for p in names}
     dynamic = frozenset(
         k for k, v in grid.items() if all(isinstance(x, float) for x in _as_list(v))
     )
-    return Experiment(getattr(fn, "__name__", "experiment"), fn, "", defaults, dynamic)
+    return Experiment(getattr(fn, "__name__", "experiment"), fn, dynamic=dynamic)
+
+
+def _keyword_defaults(fn: Callable) -> dict:
+    """Every parameter of `fn(key, ...)` after the key, with its default (None if it has none)."""
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    return {p.name: (None if p.default is p.empty else p.default) for p in params[1:]}
 
 
 def _as_list(values):

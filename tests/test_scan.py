@@ -115,7 +115,7 @@ def test_chunk_sizes_and_eight_devices_agree():
     for layout, d in res["diffs"].items():
         # integers and the key-derived uniform are exact; floats agree to float32 round-off
         assert d["count"] == 0 and d["u"] == 0, layout
-        assert d["v"] <= 2e-6 and d["trace"] <= 1e-5, (layout, d)
+        assert d["v"] <= 1e-6 and d["trace"] <= 1.6e-5, (layout, d)  # ≤ 4 ulp at |v|≤2, tr≤40
 
 
 def test_two_process_distributed_run_matches(tmp_path):
@@ -153,7 +153,7 @@ def test_width_sweep_compiles_once():
     # padded width 4 equals an unpadded width-4 network (same key, masked neurons are inert)
     alone = scan("random_features", {"width": [4]}, 3, params=params, chunk_size=3, progress=False)
     np.testing.assert_allclose(
-        ds["test_mse"].sel(width=4), alone["test_mse"].sel(width=4), rtol=1e-4
+        ds["test_mse"].sel(width=4), alone["test_mse"].sel(width=4), rtol=1e-9
     )
 
 
@@ -272,5 +272,5 @@ def test_spikes_preset_smoke(tmp_path):
     assert ds["singular_values"].dims == ("alpha", "n", "seed", "k")
     sv = ds["singular_values"].sel(alpha=0.4).values[..., 0]
     assert np.all(sv > ds["singular_values"].sel(alpha=0.0).values[..., 0])  # the step's spike
-    path = experiments.get("spikes").plot(ds, str(tmp_path / "p.png"))
+    path = experiments.get("spikes").figure(ds, str(tmp_path / "p.png"))
     assert os.path.getsize(path) > 1000

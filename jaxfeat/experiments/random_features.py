@@ -45,29 +45,10 @@ def run(
     }
 
 
-def _plot(ds, path):
-    from ..plotting import width_sweep
-
-    return width_sweep(ds, path)
-
-
 random_features = Experiment(
     name="random_features",
     fn=run,
     description="width sweep: random-features ridge test error vs width (padded, one compile)",
-    defaults={
-        "width": 64,
-        "max_width": None,
-        "dim": 16,
-        "n_train": 2000,
-        "n_test": 2000,
-        "activation": "relu",
-        "init": "sphere",
-        "b_std": 1.0,
-        "ridge": 1e-3,
-        "target": [0.0, 1.0, 0.7071067811865476],
-        "noise": 0.1,
-    },
     dynamic=frozenset({"width", "ridge"}),
     padded={"width": "max_width"},
     presets={
@@ -78,5 +59,5 @@ random_features = Experiment(
             "set": {"n_train": 4000},
         },
     },
-    plot=_plot,
+    plot="width_sweep",
 )

@@ -51,33 +51,10 @@ def run(
     )
 
 
-def _plot(ds, path):
-    from ..plotting import spike_phase_diagram
-
-    return spike_phase_diagram(ds, path)
-
-
 spikes = Experiment(
     name="spikes",
     fn=run,
     description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",
-    defaults={
-        "alpha": 0.3,
-        "c": 1.0,
-        "n": 800,
-        "n_tilde": None,
-        "dim": None,
-        "N": None,
-        "ratio": 0.25,
-        "activation": "relu",
-        "target": [0.0, 1.0, 0.7071067811865476],
-        "noise": 0.1,
-        "output_scale": "1/sqrt(N)",
-        "n_test": 1000,
-        "k": 10,
-        "degree": 8,
-        "margin": 1.02,
-    },
     dynamic=frozenset({"alpha", "c"}),
     dims={
         "singular_values": ("k",),
@@ -97,5 +74,5 @@ spikes = Experiment(
             "set": {"n_test": 2000},
         },
     },
-    plot=_plot,
+    plot="spike_phase_diagram",
 )
