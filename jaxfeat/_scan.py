@@ -251,14 +251,15 @@ class _Runner:
         return res
 
     def _chunk_from_budget(self, budget: int) -> int:
-        """Seeds per chunk so that a chunk's buffers fit `budget` bytes per device."""
-        compiled = self.program(0, self.n_dev)  # one seed per device
-        mem = compiled.memory_analysis()
-        per_seed = None
-        if mem is not None:
-            per_seed = (
-                mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
-            )
+        """Seeds per chunk so that a chunk's buffers fit `budget` bytes per device at every
+        static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)."""
+        per_seed = 0
+        for s in range(len(self.plan.static_points)):
+            mem = self.program(s, self.n_dev).memory_analysis()  # one seed per device
+            if mem is None:
+                return min(self.plan.seeds, 16 * self.n_dev)
+            used = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
+            per_seed = max(per_seed, used)
         if not per_seed:
             return min(self.plan.seeds, 16 * self.n_dev)
         return max(1, budget // per_seed) * self.n_dev

@@ -274,3 +274,17 @@ def test_spikes_preset_smoke(tmp_path):
     assert np.all(sv > ds["singular_values"].sel(alpha=0.0).values[..., 0])  # the step's spike
     path = experiments.get("spikes").figure(ds, str(tmp_path / "p.png"))
     assert os.path.getsize(path) > 1000
+
+
+def test_memory_budget_holds_at_the_largest_static_point():
+    """The chunk is sized on every static point, not the first: n = 10⁵ needs far more memory
+    per seed than n = 16, wherever it sits in the grid."""
+    from jaxfeat._scan import _Plan, _Runner
+
+    def chunk(ns):
+        plan = _Plan(toy, {"scale": [1.0], "n": ns}, 64, {}, 0, None)
+        return _Runner(plan, None, "64MiB").chunk_size
+
+    big = chunk([100_000])
+    assert 1 <= big < 64 and chunk([16]) == 64
+    assert chunk([16, 100_000]) == chunk([100_000, 16]) == big
