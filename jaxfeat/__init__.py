@@ -16,6 +16,7 @@ from . import (
     nets as nets,
     population as population,
     ridge as ridge,
+    rows as rows,
     spectrum as spectrum,
     theory as theory,
 )
@@ -46,9 +47,9 @@ from .population import (
 )
 from .ridge import ridge_path as ridge_path
 from .spectrum import (
+    LazyFeatures as LazyFeatures,
     count_spikes as count_spikes,
     feature_spectrum as feature_spectrum,
-    streaming_spectrum as streaming_spectrum,
 )
 
 try:

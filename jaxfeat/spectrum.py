@@ -1,19 +1,23 @@
-"""Top singular values of (batches of) feature matrices and the spikes among them (MATH §4.3).
+"""Top singular values of feature matrices and the spikes among them (MATH §4.3).
 
-Two paths behind `feature_spectrum`-style functions:
+`feature_spectrum` and `count_spikes` take either an array F (ñ, N) or a `LazyFeatures`
+F = σ(X̃Wᵀ) that is never formed, and run one of two paths:
 
-- **dense**: the column-centred Gram matrix F_cᵀF_c (N×N) or F_cF_cᵀ (ñ×ñ), whichever is
-  smaller, and one `eigh`;
-- **matrix-free** (`streaming_spectrum`): block Krylov on v ↦ F_cᵀF_c v, streaming X̃ in row
-  tiles and recomputing σ(X̃_tile Wᵀ) on the fly: memory O(tile·N + N·k), independent of ñ.
+- **dense** (default for arrays): the column-centred Gram matrix F_cᵀF_c (N×N) or F_cF_cᵀ
+  (ñ×ñ), whichever is smaller, and one `eigh`;
+- **krylov** (default for `LazyFeatures`, matrix-free): block Krylov on V ↦ F_cᵀF_c V
+  (Musco & Musco 2015). For `LazyFeatures` each application streams X̃ in row tiles and
+  recomputes σ(X̃_t Wᵀ) on the fly, so memory is O(tile·N + N·k·iters), independent of ñ.
 
 `count_spikes` counts singular values above the *deflated* bulk edge: the top singular value of
 F_c with the Hermite features He_1..He_J(X̃ζ̂) projected out, times a margin (MATH §4.3 step 3).
-Everything it needs (the Gram operator, HᵀF_c, HᵀH) is available on both paths.
+On the krylov path the spectrum of F_cᵀF_c and the top of the deflated operator are iterated
+in lockstep, so that every streamed pass over X̃ serves both.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,19 +26,60 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from . import _checks, activations as _act
 from ._checks import InputError
 from ._quadrature import hermite_polynomials
+from .nets import TwoLayer
+from .rows import Rows, as_rows, fold_rows, map_rows, materialize
 
 __all__ = [
+    "LazyFeatures",
     "feature_spectrum",
-    "streaming_spectrum",
     "hermite_features",
     "count_spikes",
     "spike_statistics",
-    "streaming_spike_statistics",
 ]
 
 
-def _center(F):
-    return F - jnp.mean(F, axis=0, keepdims=True)
+class LazyFeatures(eqx.Module):
+    """The feature matrix F = σ(X̃Wᵀ) (ñ, N) of a bias-free layer, held as its ingredients.
+
+    `X` is an array (ñ, d) or a `jaxfeat.rows.Rows` (e.g. `SampledRows`, which draws X̃ tile
+    by tile and never stores it); `W` is (N, d). Kernels only visit F a row tile at a time.
+    """
+
+    rows: Rows
+    W: Float[Array, "N d"]
+    activation: _act.Activation = eqx.field(static=True)
+
+    def __init__(self, X, W: ArrayLike, activation, *, tile: int = 2048):
+        d = X.dim if isinstance(X, Rows) else _checks.check_ndim("X", X, 2, "(n, d)")[1]
+        _checks.check_ndim("W", W, 2, "(N, d)")
+        if np.shape(W)[1] != d:
+            raise InputError(f"W must have shape (N, d) = (N, {d}) to match X, got {np.shape(W)}")
+        self.activation = _act.get(activation)
+        self.rows, self.W = as_rows(X, tile), jnp.asarray(W)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows.n, self.W.shape[0])
+
+    def tile_features(self, X, valid):
+        """σ(X_t Wᵀ) for one row tile, padding rows set to 0."""
+        zeros = jnp.zeros(self.W.shape[0], self.W.dtype)
+        F = TwoLayer(self.W, zeros, zeros, self.activation).features(X.astype(self.W.dtype))
+        return jnp.where(valid[:, None], F, 0.0)
+
+    def fold(self, fn, init):
+        """Σ over row tiles t of fn(F_t, X_t, valid_t)."""
+        return fold_rows(self.rows, lambda X, y, v: fn(self.tile_features(X, v), X, v), init)
+
+    def materialize(self) -> Float[Array, "n N"]:
+        """F itself (the reference for tests, and the dense path)."""
+        return map_rows(self.rows, lambda X, y, v: self.tile_features(X, v))
+
+
+def _shape(F) -> tuple[int, int]:
+    if isinstance(F, LazyFeatures):
+        return F.shape
+    return _checks.check_ndim("F", F, 2, "(n, N)")
 
 
 def _check_k(k, n, N):
@@ -44,18 +89,74 @@ def _check_k(k, n, N):
     return k
 
 
-def feature_spectrum(
-    F: ArrayLike, k: int, *, center: bool = True
-) -> tuple[Float[Array, " k"], Float[Array, "n k"], Float[Array, "N k"]]:
-    """Top-k singular values s and left/right singular vectors U, V of F_c (column-centred F).
+def _check_method(method, F, key, iters):
+    if method not in ("auto", "dense", "krylov"):
+        raise InputError(f"method must be 'auto', 'dense' or 'krylov', got {method!r}")
+    if method == "auto":
+        method = "krylov" if isinstance(F, LazyFeatures) else "dense"
+    if method == "krylov":
+        if key is None:
+            raise InputError("key is required for method='krylov' (the random start block)")
+        _checks.check_key(key)
+        _checks.check_positive_int("iters", iters)
+    return method
 
-    Dense path: `eigh` of the smaller Gram matrix; the other side's vectors are F_c V/s or
-    F_cᵀU/s. Singular values are returned in decreasing order. `vmap` it over a batch.
-    """
-    n, N = _checks.check_ndim("F", F, 2, "(n, N)")
-    k = _check_k(k, n, N)
-    F = jnp.asarray(F)
-    Fc = _center(F) if center else F
+
+def _column_mean(F):
+    if isinstance(F, LazyFeatures):
+        total = F.fold(lambda Ft, X, v: jnp.sum(Ft, 0), jnp.zeros(F.shape[1], F.W.dtype))
+        return total / F.shape[0]
+    return jnp.mean(F, axis=0)
+
+
+def _gram_apply(F, mu):
+    """V ↦ F_cᵀF_c V with F_c = F − 1μᵀ; for `LazyFeatures` FᵀFV − ñμ(μᵀV), one streamed pass."""
+    if isinstance(F, LazyFeatures):
+        n = F.shape[0]
+
+        def apply(V):
+            FtFV = F.fold(lambda Ft, X, v: Ft.T @ (Ft @ V), jnp.zeros_like(V))
+            return FtFV - n * mu[:, None] * (mu @ V)[None, :]
+
+        return apply
+    Fc = F - mu[None, :]
+    return lambda V: Fc.T @ (Fc @ V)
+
+
+def _left_vectors(F, mu, V, s):
+    """U = F_c V / s (one streamed pass for `LazyFeatures`; U is (ñ, k))."""
+    safe = jnp.where(s > 0, s, 1.0)[None, :]
+    if isinstance(F, LazyFeatures):
+        return map_rows(F.rows, lambda X, y, v: (F.tile_features(X, v) - mu[None, :]) @ V / safe)
+    return (F - mu[None, :]) @ V / safe
+
+
+def _block_krylov(apply, N, key, dtype, *, problems, block, iters):
+    """Top eigenpairs of `problems` PSD N×N operators at once, by block Krylov with full
+    reorthogonalisation and a final Rayleigh–Ritz step (Musco & Musco 2015).
+
+    `apply` maps a stack of blocks (P, N, b) to the operators' images, so that one pass over
+    the data serves all P operators. Returns eigenvalues (P, m) in decreasing order and Ritz
+    vectors (P, N, m), m = block × the number of Krylov blocks."""
+    T = lambda A: jnp.swapaxes(A, 1, 2)  # noqa: E731
+    Q = jnp.linalg.qr(jax.random.normal(key, (problems, N, block), dtype))[0]
+    basis, images = [Q], [apply(Q)]
+    for _ in range(min(iters, N // block) - 1):  # the basis may not outgrow the space
+        Z = images[-1]
+        for _ in range(2):  # two Gram–Schmidt passes against the whole basis
+            B = jnp.concatenate(basis, axis=2)
+            Z = Z - B @ (T(B) @ Z)
+        Q = jnp.linalg.qr(Z)[0]
+        basis.append(Q)
+        images.append(apply(Q))
+    B, AB = jnp.concatenate(basis, axis=2), jnp.concatenate(images, axis=2)
+    evals, Y = jnp.linalg.eigh((T(B) @ AB + T(AB) @ B) / 2)
+    return evals[:, ::-1], (B @ Y)[:, :, ::-1]
+
+
+def _dense_spectrum(F, k, center):
+    n, N = F.shape
+    Fc = F - jnp.mean(F, axis=0, keepdims=True) if center else F
     if N <= n:
         evals, V = jnp.linalg.eigh(Fc.T @ Fc)
         V = V[:, ::-1][:, :k]
@@ -67,16 +168,51 @@ def feature_spectrum(
     return s, U, (Fc.T @ U) / jnp.where(s > 0, s, 1.0)[None, :]
 
 
+def feature_spectrum(
+    F: ArrayLike | LazyFeatures,
+    k: int,
+    *,
+    center: bool = True,
+    method: str = "auto",
+    key: PRNGKeyArray | None = None,
+    iters: int = 8,
+    block: int | None = None,
+    left: bool = True,
+) -> tuple[Float[Array, " k"], Float[Array, "n k"] | None, Float[Array, "N k"]]:
+    """Top-k singular values s (decreasing) and left/right singular vectors U, V of F_c, the
+    column-centred F (`center=False`: F itself).
+
+    **Arguments:** `F` an array (ñ, N) or a `LazyFeatures`; `method` `"dense"` (Gram matrix and
+    `eigh`; materialises a `LazyFeatures`), `"krylov"` (matrix-free block Krylov, needs `key`;
+    `iters` blocks of `block` = k + 10 vectors) or `"auto"` (dense for arrays, krylov for
+    `LazyFeatures`); `left=False` skips U (returned as None), which for `LazyFeatures` saves a
+    pass and O(ñk) memory. The separated outliers converge in a few Krylov iterations; raise
+    `iters` when values inside the bulk must converge too. `vmap` it over a batch.
+    """
+    n, N = _shape(F)
+    k = _check_k(k, n, N)
+    method = _check_method(method, F, key, iters)
+    if not isinstance(F, LazyFeatures):
+        F = jnp.asarray(F)
+    if method == "dense":
+        s, U, V = _dense_spectrum(F.materialize() if isinstance(F, LazyFeatures) else F, k, center)
+        return s, (U if left else None), V
+    dtype = F.W.dtype if isinstance(F, LazyFeatures) else F.dtype
+    mu = _column_mean(F) if center else jnp.zeros(N, dtype)
+    apply = _gram_apply(F, mu)
+    block = min(block or k + 10, N)
+    evals, vecs = _block_krylov(
+        lambda Vs: apply(Vs[0])[None], N, key, dtype, problems=1, block=block, iters=iters
+    )
+    s, V = jnp.sqrt(jnp.maximum(evals[0, :k], 0.0)), vecs[0, :, :k]
+    return s, (_left_vectors(F, mu, V, s) if left else None), V
+
+
 def hermite_features(X: ArrayLike, direction: ArrayLike, degree: int = 8) -> Array:
     """He_1..He_degree of X̃ u for the unit direction u = direction/|direction| (normalised h_k),
     shape (n, degree): the candidate left singular vectors of the spikes (MATH §4.2)."""
     u = jnp.asarray(direction)
     return hermite_polynomials(X @ (u / jnp.linalg.norm(u)), degree)[:, 1:]
-
-
-def _gram_stats(Fc, H):
-    """Ingredients of the spike statistics: the Gram matrix, HᵀF_c and HᵀH."""
-    return Fc.T @ Fc, H.T @ Fc, H.T @ H
 
 
 def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) -> dict:
@@ -104,169 +240,94 @@ def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) ->
     }
 
 
-def _deflated_gram(gram, HtFc, HtH):
-    """(P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB with B = L⁻¹HᵀF_c (HᵀH = LLᵀ)."""
-    B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
-    return gram - B.T @ B
+def _hermite_stats(F, H, direction, degree):
+    """Column means μ, HᵀF_c and HᵀH; for `LazyFeatures` accumulated in one streamed pass with
+    H = He_1..He_degree(X̃ û) built tile by tile."""
+    if not isinstance(F, LazyFeatures):
+        mu = jnp.mean(F, axis=0)
+        return mu, H.T @ (F - mu[None, :]), H.T @ H
+    u = direction / jnp.linalg.norm(direction)
+    N, dt = F.shape[1], F.W.dtype
+
+    def stats(Ft, X, v):
+        Ht = jnp.where(v[:, None], hermite_polynomials(X.astype(dt) @ u, degree)[:, 1:], 0.0)
+        return Ht.T @ Ft, Ht.T @ Ht, jnp.sum(Ft, 0), jnp.sum(Ht, 0)
+
+    init = (jnp.zeros((degree, N), dt), jnp.zeros((degree, degree), dt))
+    HtF, HtH, Fsum, Hsum = F.fold(stats, init + (jnp.zeros(N, dt), jnp.zeros(degree, dt)))
+    mu = Fsum / F.shape[0]
+    return mu, HtF - Hsum[:, None] * mu[None, :], HtH
 
 
-def count_spikes(F: ArrayLike, H: ArrayLike, *, k: int = 10, margin: float = 1.02) -> dict:
-    """Spikes of the column-centred feature matrix F (ñ, N) above the deflated bulk edge.
-
-    `H` (ñ, J) holds the Hermite features to deflate and align with, usually
-    `hermite_features(X̃, ζ̂, 8)`. Dense path (one N×N Gram matrix). Returns the dict of
-    `spike_statistics` for the top `k` singular values.
-    """
-    n, N = _checks.check_ndim("F", F, 2, "(n, N)")
+def _check_hermite_input(F, H, direction, degree):
+    n = _shape(F)[0]
+    if isinstance(F, LazyFeatures):
+        if H is not None or direction is None:
+            raise InputError(
+                "for LazyFeatures give direction= (He_1..He_degree(X̃û) are built tile by tile), "
+                "not H"
+            )
+        _checks.check_shape("direction", direction, (F.rows.dim,), f"(d,) = ({F.rows.dim},)")
+        return None, jnp.asarray(direction, F.W.dtype), _checks.check_positive_int("degree", degree)
+    if H is None or direction is not None:
+        raise InputError(
+            "for an array F give H = hermite_features(X̃, ζ̂, degree) (n, J); direction= needs "
+            "LazyFeatures"
+        )
     _checks.check_ndim("H", H, 2, "(n, J)")
     if np.shape(H)[0] != n:
         raise InputError(f"H must have shape (n, J) with n = {n} rows like F, got {np.shape(H)}")
-    k = _check_k(k, n, N)
-    margin = _checks.check_nonneg_float("margin", margin)
-    gram, HtFc, HtH = _gram_stats(_center(jnp.asarray(F)), jnp.asarray(H))
-    evals, V = jnp.linalg.eigh(gram)
-    s = jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0))
-    edge = jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(_deflated_gram(gram, HtFc, HtH))[-1], 0.0))
-    return spike_statistics(s, V[:, ::-1][:, :k], HtFc, HtH, edge, margin=margin)
+    return jnp.asarray(H), None, degree
 
 
-# ---------------------------------------------------------------------------------------------
-# Matrix-free path
-# ---------------------------------------------------------------------------------------------
-
-
-def _tiles(X, tile):
-    n, d = X.shape
-    n_tiles = -(-n // tile)
-    pad = n_tiles * tile - n
-    Xp = jnp.concatenate([X, jnp.zeros((pad, d), X.dtype)]) if pad else X
-    valid = (jnp.arange(n_tiles * tile) < n).reshape(n_tiles, tile)
-    return Xp.reshape(n_tiles, tile, d), valid
-
-
-def _streamed(X, W, act, tile, fn, init):
-    """Σ over row tiles of fn(F_tile, X_tile, valid) with F_tile = σ(X_tile Wᵀ), rows past ñ
-    masked to 0; tiles are visited by `lax.scan`, so memory is one tile's features."""
-    Xt, valid = _tiles(X, tile)
-    norms = jnp.sqrt(jnp.sum(W**2, axis=1))
-    norm = norms[None, :] if act.removed and act.homogeneous else 1.0
-
-    def body(acc, xv):
-        x, v = xv
-        F = jnp.where(v[:, None], act.neuron(x @ W.T, norm), 0.0)
-        return jax.tree_util.tree_map(jnp.add, acc, fn(F, x, v)), None
-
-    return jax.lax.scan(body, init, (Xt, valid))[0]
-
-
-def _centred_gram_matvec(X, W, act, tile, mu):
-    """v ↦ F_cᵀF_c v = FᵀF v − ñ μ(μᵀv), streaming X in tiles (μ: the column means of F)."""
-    n = X.shape[0]
-
-    def matvec(Vb):
-        FtFV = _streamed(X, W, act, tile, lambda F, x, v: F.T @ (F @ Vb), jnp.zeros_like(Vb))
-        return FtFV - n * mu[:, None] * (mu @ Vb)[None, :]
-
-    return matvec
-
-
-def _block_krylov(matvec, N, k, key, dtype, block, iters):
-    """Top-k eigenpairs of a PSD operator by block Krylov with full reorthogonalisation and a
-    final Rayleigh–Ritz step (Musco & Musco 2015)."""
-    Q = jnp.linalg.qr(jax.random.normal(key, (N, block), dtype))[0]
-    basis, AQ = [Q], [matvec(Q)]
-    for _ in range(min(iters, N // block) - 1):  # the basis may not outgrow the space
-        Z = AQ[-1]
-        for _ in range(2):  # two Gram–Schmidt passes against the whole basis
-            B = jnp.concatenate(basis, axis=1)
-            Z = Z - B @ (B.T @ Z)
-        Q = jnp.linalg.qr(Z)[0]
-        basis.append(Q)
-        AQ.append(matvec(Q))
-    B, AB = jnp.concatenate(basis, axis=1), jnp.concatenate(AQ, axis=1)
-    evals, Y = jnp.linalg.eigh((B.T @ AB + AB.T @ B) / 2)
-    return evals[::-1][:k], (B @ Y)[:, ::-1][:, :k]
-
-
-def streaming_spectrum(
-    X: ArrayLike,
-    W: ArrayLike,
-    activation,
-    k: int,
+def count_spikes(
+    F: ArrayLike | LazyFeatures,
+    H: ArrayLike | None = None,
     *,
-    key: PRNGKeyArray,
-    tile: int = 2048,
-    block: int | None = None,
-    iters: int = 8,
-) -> tuple[Float[Array, " k"], Float[Array, "N k"]]:
-    """Top-k singular values and right vectors of F_c = centred σ(X Wᵀ), never forming F.
-
-    Each operator application streams X in row tiles: F_cᵀF_c v = FᵀF v − ñ μ(μᵀv), μ the column
-    means (one extra streaming pass). Memory O(tile·N + N·block·iters). Increase `iters` (or
-    `block`, default k + 10) when singular values inside the bulk must converge too; the
-    outliers converge in a few iterations.
-    """
-    n, d = _checks.check_ndim("X", X, 2, "(n, d)")
-    N = _checks.check_ndim("W", W, 2, "(N, d)")[0]
-    if np.shape(W)[1] != d:
-        raise InputError(f"W must have shape (N, d) = (N, {d}) to match X, got {np.shape(W)}")
-    k = _check_k(k, n, N)
-    tile = _checks.check_positive_int("tile", tile)
-    iters = _checks.check_positive_int("iters", iters)
-    act = _act.get(activation)
-    X, W = jnp.asarray(X), jnp.asarray(W)
-    block = block or k + 10
-    mu = _streamed(X, W, act, min(tile, n), lambda F, x, v: jnp.sum(F, 0), jnp.zeros(N, W.dtype))
-    matvec = _centred_gram_matvec(X, W, act, min(tile, n), mu / n)
-    evals, V = _block_krylov(matvec, N, k, key, W.dtype, min(block, N), iters)
-    return jnp.sqrt(jnp.maximum(evals, 0.0)), V
-
-
-def streaming_spike_statistics(
-    X: ArrayLike,
-    W: ArrayLike,
-    activation,
-    direction: ArrayLike,
-    *,
-    key: PRNGKeyArray,
-    k: int = 10,
+    direction: ArrayLike | None = None,
     degree: int = 8,
+    k: int = 10,
     margin: float = 1.02,
-    tile: int = 2048,
+    method: str = "auto",
+    key: PRNGKeyArray | None = None,
     iters: int = 8,
 ) -> dict:
-    """`count_spikes` for F = σ(X Wᵀ) with H = He_1..He_degree(X û), all matrix-free: HᵀF_c and
-    HᵀH are accumulated over the same row tiles, the deflated edge is the top eigenvalue of
-    the operator F_cᵀF_c − BᵀB (B = L⁻¹HᵀF_c)."""
-    n = _checks.check_ndim("X", X, 2, "(n, d)")[0]
-    s, V = streaming_spectrum(X, W, activation, k, key=key, tile=tile, iters=iters)
-    act = _act.get(activation)
-    X, W, u = jnp.asarray(X), jnp.asarray(W), jnp.asarray(direction)
-    u = u / jnp.linalg.norm(u)
+    """Spikes of the column-centred feature matrix F (ñ, N) above the deflated bulk edge.
 
-    def stats(F, x, v):
-        H = jnp.where(v[:, None], hermite_polynomials(x @ u, degree)[:, 1:], 0.0)
-        return H.T @ F, H.T @ H, jnp.sum(F, 0), jnp.sum(H, 0)
-
-    N, J = W.shape[0], degree
-    zeros = (
-        jnp.zeros((J, N), W.dtype),
-        jnp.zeros((J, J), W.dtype),
-        jnp.zeros(N, W.dtype),
-        jnp.zeros(J, W.dtype),
-    )
-    HtF, HtH, Fsum, Hsum = _streamed(X, W, act, min(tile, n), stats, zeros)
-    mu = Fsum / n
-    HtFc = HtF - Hsum[:, None] * mu[None, :]
+    For an array F, `H` (ñ, J) holds the Hermite features to deflate and align with, usually
+    `hermite_features(X̃, ζ̂, 8)`; for `LazyFeatures` give the `direction` ζ̂ instead (and
+    `degree`). `method` as in `feature_spectrum`; on the krylov path the top-k of F_cᵀF_c and
+    the top of the deflated operator F_cᵀF_c − BᵀB (B = L⁻¹HᵀF_c, HᵀH = LLᵀ) share every
+    pass. Returns the dict of `spike_statistics` for the top `k` singular values.
+    """
+    n, N = _shape(F)
+    H, direction, degree = _check_hermite_input(F, H, direction, degree)
+    k = _check_k(k, n, N)
+    margin = _checks.check_nonneg_float("margin", margin)
+    method = _check_method(method, F, key, iters)
+    if isinstance(F, LazyFeatures) and method == "dense":
+        H = hermite_features(materialize(F.rows)[0].astype(F.W.dtype), direction, degree)
+        F = F.materialize()
+    if not isinstance(F, LazyFeatures):
+        F = jnp.asarray(F)
+    mu, HtFc, HtH = _hermite_stats(F, H, direction, degree)
     B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
+    if method == "dense":
+        Fc = F - mu[None, :]
+        gram = Fc.T @ Fc
+        evals, V = jnp.linalg.eigh(gram)
+        s, V = jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0)), V[:, ::-1][:, :k]
+        top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
+        return spike_statistics(s, V, HtFc, HtH, jnp.sqrt(jnp.maximum(top, 0.0)), margin=margin)
+    gram = _gram_apply(F, mu)
 
-    gram_matvec = _centred_gram_matvec(X, W, act, min(tile, n), mu)
+    def apply(Vs):  # problem 0: F_cᵀF_c; problem 1: the deflated operator; one pass for both
+        b = Vs.shape[2]
+        G = gram(jnp.concatenate([Vs[0], Vs[1]], axis=1))
+        return jnp.stack([G[:, :b], G[:, b:] - B.T @ (B @ Vs[1])])
 
-    def deflated(Vb):
-        return gram_matvec(Vb) - B.T @ (B @ Vb)
-
-    evals, _ = _block_krylov(
-        deflated, N, 1, jax.random.fold_in(key, 1), W.dtype, min(k + 10, N), iters
-    )
-    top = evals[0]
-    return spike_statistics(s, V, HtFc, HtH, jnp.sqrt(jnp.maximum(top, 0.0)), margin=margin)
+    block = min(k + 10, N)
+    evals, vecs = _block_krylov(apply, N, key, B.dtype, problems=2, block=block, iters=iters)
+    s = jnp.sqrt(jnp.maximum(evals[0, :k], 0.0))
+    edge = jnp.sqrt(jnp.maximum(evals[1, 0], 0.0))
+    return spike_statistics(s, vecs[0, :, :k], HtFc, HtH, edge, margin=margin)

@@ -21,7 +21,8 @@ from .._checks import InputError
 from ..data import Distribution, SingleIndex
 from ..nets import TwoLayer
 from ..ridge import ridge_path
-from ..spectrum import count_spikes, hermite_features
+from ..rows import ArrayRows, SampledRows, fold_rows
+from ..spectrum import LazyFeatures, count_spikes, hermite_features
 
 __all__ = ["OneStepResult", "one_step", "one_step_spikes"]
 
@@ -60,6 +61,7 @@ def one_step(
     init: str = "sphere",
     output_scale: str = "1",
     remove_low_order: bool = False,
+    tile: int | None = None,
 ) -> OneStepResult:
     """One gradient step of the first layer on n fresh samples of `dist` (one seed).
 
@@ -67,7 +69,10 @@ def one_step(
     directly, all dynamic scalars, so the function vmaps over them without recompiling;
     `init` `"sphere"` | `"gaussian"` for W₀; `output_scale` `"1"` | `"1/sqrt(N)"`;
     `remove_low_order` subtracts the labels' estimated He₀ and He₁ parts (mean and the least-
-    squares linear part Xζ_lin, ζ_lin = Xᵀ(y − ȳ)/n) before the step (Dandi et al. 2023).
+    squares linear part Xζ_lin, ζ_lin = Xᵀ(y − ȳ)/n) before the step (Dandi et al. 2023);
+    `tile` streams the step: the n samples are drawn `tile` rows at a time
+    (`jaxfeat.rows.SampledRows`) and ∇L and ζ are accumulated over the tiles, so memory is
+    O(N·d + tile·(N + d)) whatever n is (the samples then differ from `tile=None`'s draw).
     """
     _checks.check_key(key)
     if not isinstance(dist, Distribution):
@@ -80,24 +85,52 @@ def one_step(
         raise InputError(f"init must be 'sphere' or 'gaussian', got {init!r}")
     if output_scale not in ("1", "1/sqrt(N)"):
         raise InputError(f"output_scale must be '1' or '1/sqrt(N)', got {output_scale!r}")
+    tile = None if tile is None else _checks.check_positive_int("tile", tile)
     k_data, k_w, k_a = jax.random.split(key, 3)
     d = dist.dim
-    X, y = dist.sample(k_data, n)
-    Z = jax.random.normal(k_w, (N, d), X.dtype)
+    if tile is None:
+        rows = ArrayRows(*dist.sample(k_data, n), tile=n)
+    else:
+        rows = SampledRows(dist, n, key=k_data, tile=tile)
+    dtype = jnp.zeros(()).dtype
+    Z = jax.random.normal(k_w, (N, d), dtype)
     W0 = Z / jnp.linalg.norm(Z, axis=1, keepdims=True) if init == "sphere" else Z / np.sqrt(d)
-    a = jax.random.normal(k_a, (N,), X.dtype) / np.sqrt(N)
-    scale = jnp.asarray(1.0 if output_scale == "1" else 1.0 / np.sqrt(N), X.dtype)
-    if remove_low_order:
-        yc = y - jnp.mean(y)
-        y = yc - X @ (X.T @ yc / n)
-    eta = c * jnp.asarray(n, X.dtype) ** alpha if eta is None else jnp.asarray(eta, X.dtype)
+    a = jax.random.normal(k_a, (N,), dtype) / np.sqrt(N)
+    scale = jnp.asarray(1.0 if output_scale == "1" else 1.0 / np.sqrt(N), dtype)
+    eta = c * jnp.asarray(n, dtype) ** alpha if eta is None else jnp.asarray(eta, dtype)
+    adjust = _low_order_remover(rows) if remove_low_order else (lambda X, y: y)
+    net = lambda W: TwoLayer(W, jnp.zeros(N, dtype), a, act, scale)  # noqa: E731
 
-    def loss(W):
-        return jnp.sum((y - TwoLayer(W, jnp.zeros(N, X.dtype), a, act, scale)(X)) ** 2) / (2 * n)
+    def tile_terms(X, y, valid):
+        """∇_W of this tile's part of L(W₀) and its part of ζ = Xᵀr/n."""
 
-    r = y - TwoLayer(W0, jnp.zeros(N, X.dtype), a, act, scale)(X)
-    W1 = W0 - (eta / scale) * jax.grad(loss)(W0)
-    return OneStepResult(W0, W1, a, X.T @ r / n, jnp.asarray(eta, X.dtype), scale)
+        def tile_loss(W):
+            r = jnp.where(valid, adjust(X, y) - net(W)(X), 0.0)
+            return jnp.sum(r**2) / (2 * n), r
+
+        grad, r = jax.grad(tile_loss, has_aux=True)(W0)
+        return grad, X.T @ r / n
+
+    grad, zeta = fold_rows(rows, tile_terms, (jnp.zeros_like(W0), jnp.zeros(d, dtype)))
+    W1 = W0 - (eta / scale) * grad
+    return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale)
+
+
+def _low_order_remover(rows):
+    """y ↦ y − ȳ − Xζ_lin with ζ_lin = Xᵀ(y − ȳ)/n: the labels' estimated He₀ and He₁ parts,
+    from one pass over the rows (Σy, Xᵀy, Σx)."""
+    n, d = rows.n, rows.dim
+    dtype = jnp.zeros(()).dtype
+
+    def sums(X, y, v):
+        y, X = jnp.where(v, y, 0.0), jnp.where(v[:, None], X, 0.0)
+        return jnp.sum(y), X.T @ y, jnp.sum(X, 0)
+
+    zeros = (jnp.zeros((), dtype), jnp.zeros(d, dtype), jnp.zeros(d, dtype))
+    sy, Xty, sx = fold_rows(rows, sums, zeros)
+    ybar = sy / n
+    zeta_lin = (Xty - ybar * sx) / n
+    return lambda X, y: y - ybar - X @ zeta_lin
 
 
 def one_step_spikes(
@@ -115,17 +148,39 @@ def one_step_spikes(
     degree: int = 8,
     margin: float = 1.02,
     lambdas=None,
+    tile: int | None = None,
+    iters: int = 8,
     **step_kwargs,
 ) -> dict[str, Array]:
     """The whole per-seed experiment: step, fresh (X̃, ỹ) of size ñ for features and ridge, spike
     statistics of F₁ = σ(X̃W₁ᵀ) against the deflated edge (MATH §4.3), the F₀ edge, and ridge
     test errors for W₀ and W₁ features over `lambdas` (default 10⁻⁷..1) on `n_test` fresh points.
     Returns a dict of small arrays, ready to vmap over seeds, α and c.
+
+    With `tile`, the scale path: the step is streamed (`one_step(tile=…)`), X̃ is drawn tile
+    by tile and never stored, and the spike statistics come from the matrix-free Krylov path
+    (`iters` blocks) on `LazyFeatures`, so memory is O(N·d + tile·(N + d)) whatever n and ñ
+    are. The ridge readout and the F₀ edge (which need F or another Krylov run) are left out.
     """
     act = _act.get(activation)
     k_step, k_feat, k_test = jax.random.split(key, 3)
-    res = one_step(k_step, dist, n=n, N=N, activation=act, alpha=alpha, c=c, **step_kwargs)
-    Xt, yt = dist.sample(k_feat, _checks.check_positive_int("n_tilde", n_tilde))
+    n_tilde = _checks.check_positive_int("n_tilde", n_tilde)
+    res = one_step(
+        k_step, dist, n=n, N=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
+    )
+    info = {
+        "eta": res.eta,
+        "zeta_norm": jnp.linalg.norm(res.zeta),
+        "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
+    }
+    if tile is not None:
+        k_rows, k_spec = jax.random.split(k_feat)
+        F1 = LazyFeatures(SampledRows(dist, n_tilde, key=k_rows, tile=tile), res.W1, act)
+        stats = count_spikes(
+            F1, direction=res.zeta, degree=degree, k=k, margin=margin, key=k_spec, iters=iters
+        )
+        return {**stats, **info}
+    Xt, yt = dist.sample(k_feat, n_tilde)
     Xs, ys = dist.sample(k_test, _checks.check_positive_int("n_test", n_test))
     zeros = jnp.zeros(N, Xt.dtype)
     feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
@@ -136,11 +191,9 @@ def one_step_spikes(
     r0 = ridge_path(F0, yt, lambdas, feats(res.W0, Xs), ys)
     return {
         **stats,
+        **info,
         # top singular value of F₀c, from the ridge fit's eigendecomposition of F₀cᵀF₀c/ñ
         "f0_edge": jnp.sqrt(n_tilde * jnp.maximum(r0["gram_eigenvalues"][-1], 0.0)),
-        "eta": res.eta,
-        "zeta_norm": jnp.linalg.norm(res.zeta),
-        "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
         "test_mse_w1": jnp.min(r1["test_mse"]),
         "test_mse_w0": jnp.min(r0["test_mse"]),
     }
