@@ -46,7 +46,7 @@ def random_features_demo(
     Returns a dict of NumPy arrays: `t` (n_line,) positions along β, `target` (n_line,),
     `pred` (n_widths, seeds, n_line) predictions at x = tβ, `test_mse` (n_widths, seeds).
     """
-    dist = SingleIndex(jnp.eye(dim)[0], [0.0, 1.0, 0.5 * np.sqrt(2.0)], noise=0.1)
+    dist = SingleIndex(jnp.eye(1, dim)[0], [0.0, 1.0, 0.5 * np.sqrt(2.0)], noise=0.1)
     k_net, k_train, k_test = jax.random.split(key, 3)
     nets = init_ensemble(k_net, list(widths), dim, activation, "sphere", seeds=seeds, b_std=1.0)
     out = _fit_and_predict(nets, dist, k_train, k_test, n_train, n_line, ridge)

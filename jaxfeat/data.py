@@ -245,7 +245,7 @@ class GaussianMixture(Distribution):
         if dim < 2:
             raise InputError(f"dim must be >= 2 for XOR, got {dim}")
         sigma = 1.0 / np.sqrt(dim) if sigma is None else sigma
-        e = mu_norm * np.eye(dim)[:2]
+        e = mu_norm * np.eye(2, dim)
         means = np.stack([e[0], -e[0], e[1], -e[1]])
         return cls(means, np.full(4, sigma), np.array([1.0, 1.0, -1.0, -1.0]))
 

@@ -96,12 +96,17 @@ def test_dense_and_krylov_spike_statistics_agree(getkey):
     assert float(dense["deflated_edge"]) < 0.5 * float(dense["singular_values"][0])
 
 
-@pytest.mark.parametrize("remove_low_order", [False, True])
-def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, remove_low_order):
-    d, n, N, alpha, c, tile = 12, 50, 9, 0.3, 2.0, 16  # 4 tiles, the last one padded
+@pytest.mark.parametrize(
+    "act, remove_low_order, tile",
+    [("relu", False, 16), ("relu", True, 16), ("sigma_ge2", False, 5)],
+)
+def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, act, remove_low_order, tile):
+    """W₁ = W₀ − η√N ∇_W L(W₀) with ∇ from jax.grad of the stated loss on the very rows the
+    step drew; sigma_ge2 depends on |w| as well."""
+    d, n, N, alpha, c = 12, 50, 9, 0.3, 2.0  # n = 50: the last row tile is padded
     key, dist = getkey(), dist_for(d)
     res = jf.one_step(
-        key, dist, n=n, N=N, activation="relu", alpha=alpha, c=c, output_scale="1/sqrt(N)",
+        key, dist, n=n, N=N, activation=act, alpha=alpha, c=c, output_scale="1/sqrt(N)",
         remove_low_order=remove_low_order, tile=tile,
     )  # fmt: skip
     X, y = materialize(SampledRows(dist, n, key=jax.random.split(key, 3)[0], tile=tile))
@@ -109,11 +114,21 @@ def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, remove_low_order
         yc = y - y.mean()
         y = yc - X @ (X.T @ yc / n)
     s = 1 / np.sqrt(N)
-    loss = lambda W: jnp.sum((y - s * jax.nn.relu(X @ W.T) @ res.a) ** 2) / (2 * n)  # noqa
+    net = lambda W: jf.TwoLayer(W, jnp.zeros(N), res.a, act, s)  # noqa: E731
+    loss = lambda W: jnp.sum((y - net(W)(X)) ** 2) / (2 * n)  # noqa: E731
     W1 = res.W0 - (c * n**alpha / s) * jax.grad(loss)(res.W0)
     np.testing.assert_allclose(res.W1, W1, atol=1e-12)
-    r = y - s * jax.nn.relu(X @ res.W0.T) @ res.a
-    np.testing.assert_allclose(res.zeta, X.T @ r / n, atol=1e-12)
+    np.testing.assert_allclose(res.zeta, X.T @ (y - net(res.W0)(X)) / n, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(res.W0, axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [5, 12, 40])
+def test_gradient_is_added_in_column_blocks_exactly_once(getkey, block):
+    """DᵀX in blocks of 5 columns of d = 12: the last block's start is clamped and overlaps."""
+    from jaxfeat.algorithms.one_step import _add_DtX
+
+    G, D, X = (jax.random.normal(getkey(), s) for s in ((9, 12), (30, 9), (30, 12)))
+    np.testing.assert_allclose(_add_DtX(G, D, X, block), G + D.T @ X, rtol=1e-13, atol=1e-13)
 
 
 def test_step_options_gaussian_init_and_direct_eta(getkey):

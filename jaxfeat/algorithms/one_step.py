@@ -93,27 +93,86 @@ def one_step(
     else:
         rows = SampledRows(dist, n, key=k_data, tile=tile)
     dtype = jnp.zeros(()).dtype
-    Z = jax.random.normal(k_w, (N, d), dtype)
-    W0 = Z / jnp.linalg.norm(Z, axis=1, keepdims=True) if init == "sphere" else Z / np.sqrt(d)
+    W0 = _initial_weights(k_w, N, d, init, dtype, tile)
     a = jax.random.normal(k_a, (N,), dtype) / np.sqrt(N)
     scale = jnp.asarray(1.0 if output_scale == "1" else 1.0 / np.sqrt(N), dtype)
     eta = c * jnp.asarray(n, dtype) ** alpha if eta is None else jnp.asarray(eta, dtype)
     adjust = _low_order_remover(rows) if remove_low_order else (lambda X, y: y)
-    net = lambda W: TwoLayer(W, jnp.zeros(N, dtype), a, act, scale)  # noqa: E731
+    # centred homogeneous neurons (sigma_ge2) depend on |w_i| too: ∂L/∂w_i gets ∂L/∂|w_i|·w_i/|w_i|
+    norms = TwoLayer(W0, jnp.zeros(N, dtype), a, act).norms() if act.removed else jnp.ones(N, dtype)
 
     def tile_terms(X, y, valid):
-        """∇_W of this tile's part of L(W₀) and its part of ζ = Xᵀr/n."""
+        """This tile's D = ∂L/∂(XW₀ᵀ) (tile, N), ∂L/∂|w| (N,) and its part of ζ = Xᵀr/n."""
 
-        def tile_loss(W):
-            r = jnp.where(valid, adjust(X, y) - net(W)(X), 0.0)
+        def tile_loss(pre, norm):
+            r = jnp.where(valid, adjust(X, y) - scale * (act.neuron(pre, norm) @ a), 0.0)
             return jnp.sum(r**2) / (2 * n), r
 
-        grad, r = jax.grad(tile_loss, has_aux=True)(W0)
-        return grad, X.T @ r / n
+        (D, g_norm), r = jax.grad(tile_loss, (0, 1), has_aux=True)(X @ W0.T, norms)
+        return D, g_norm, X.T @ r / n
 
-    grad, zeta = fold_rows(rows, tile_terms, (jnp.zeros_like(W0), jnp.zeros(d, dtype)))
-    W1 = W0 - (eta / scale) * grad
+    block = d if tile is None else min(d, max(tile, 1024))  # columns of DᵀX added at a time
+    W1, zeta = _gradient_step(rows, W0, norms, tile_terms, eta / scale, act.removed, block)
     return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale)
+
+
+def _gradient_step(rows, W0, norms, tile_terms, step, has_norm_term, block):
+    """W₀ − step·∇_W L(W₀), ∇_W L = Σ_t D_tᵀX_t + diag(∂L/∂|w|/|w|) W₀, and ζ, over the row
+    tiles. The sum starts from W₀ and −step·D_tᵀX_t is added `block` columns at a time in place,
+    so the only (N, d) buffers are W₀ and W₁ (a separate gradient would be a third)."""
+    N, d = W0.shape
+
+    def body(carry, t):
+        W, g_norm, zeta = carry
+        X, y = rows.tile_at(t)
+        D, gn, z = tile_terms(X, y, rows.valid(t))
+        return (_add_DtX(W, -step * D, X, block), g_norm + gn, zeta + z), None
+
+    init = (W0, jnp.zeros(N, W0.dtype), jnp.zeros(d, W0.dtype))
+    W1, g_norm, zeta = jax.lax.scan(body, init, jnp.arange(rows.n_tiles))[0]
+    if has_norm_term:  # centred homogeneous neurons only; zero otherwise
+        W1 = W1 - step * (g_norm / norms)[:, None] * W0
+    return W1, zeta
+
+
+def _add_DtX(G, D, X, block):
+    """G + DᵀX, computed `block` columns at a time (the last block's start is clamped, and the
+    columns it shares with the previous block are masked, so each column is added once)."""
+    d = X.shape[1]
+    if block >= d:
+        return G + D.T @ X
+
+    def add(j, G):
+        start = jnp.minimum(j * block, d - block)
+        fresh = (start + jnp.arange(block)) >= j * block
+        part = jnp.where(
+            fresh[None, :], D.T @ jax.lax.dynamic_slice_in_dim(X, start, block, 1), 0.0
+        )
+        old = jax.lax.dynamic_slice_in_dim(G, start, block, 1)
+        return jax.lax.dynamic_update_slice_in_dim(G, old + part, start, 1)
+
+    return jax.lax.fori_loop(0, -(-d // block), add, G)
+
+
+def _initial_weights(key, N, d, init, dtype, tile):
+    """Rows uniform on the sphere or N(0, I/d). With `tile`, drawn `tile` rows at a time
+    (block b from fold_in(key, b)): one (N, d) normal draw needs ~5 (N, d) buffers of RNG
+    temporaries, more than the whole streamed step."""
+
+    def draw(k, rows):
+        Z = jax.random.normal(k, (rows, d), dtype)
+        return Z / jnp.linalg.norm(Z, axis=1, keepdims=True) if init == "sphere" else Z / np.sqrt(d)
+
+    if tile is None:
+        return draw(key, N)
+    rows = min(tile, N)
+
+    def put(b, W):  # the last block's start is clamped to N − rows: it overwrites a few rows
+        return jax.lax.dynamic_update_slice(
+            W, draw(jax.random.fold_in(key, b), rows), (b * rows, 0)
+        )
+
+    return jax.lax.fori_loop(0, -(-N // rows), put, jnp.zeros((N, d), dtype))
 
 
 def _low_order_remover(rows):

@@ -32,7 +32,7 @@ def run(
     """One seed: draw a width-`width` network (padded to `max_width`), fit its readout by ridge on
     `n_train` samples, return the excess test MSE (test MSE − noise²) and the train MSE."""
     k_net, k_train, k_test = jax.random.split(key, 3)
-    dist = SingleIndex(np.eye(dim)[0], list(target), noise=noise)
+    dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
     net = TwoLayer.init(
         k_net, width, dim, activation, init, max_width=max_width or width, b_std=b_std
     )

@@ -33,7 +33,7 @@ def run(
     ñ = n unless given. Returns `one_step_spikes`' statistics (MATH §4.3)."""
     dim = dim or max(1, round(ratio * n))
     N = N or dim
-    dist = SingleIndex(np.eye(dim)[0], list(target), noise=noise)
+    dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
     return one_step_spikes(
         key,
         dist,
