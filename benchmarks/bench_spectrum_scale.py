@@ -1,6 +1,6 @@
 """The matrix-free scale path of the one-step experiment: seconds per seed and peak memory.
 
-    python benchmarks/bench_spectrum_scale.py                       # CPU: ñ = n = 2·10⁴, d = N = 5·10³
+    python benchmarks/bench_spectrum_scale.py                # CPU: ñ = n = 2·10⁴, d = N = 5·10³
     python benchmarks/bench_spectrum_scale.py --check-dense         # + dense reference, same rows
     python benchmarks/bench_spectrum_scale.py --n 100000 --dim 25000 --compile-only   # memory plan
     python benchmarks/bench_spectrum_scale.py --n 100000 --dim 25000 --alpha 0.41 \\
