@@ -15,6 +15,8 @@ and `valid_t` is False there (`fn` must mask them).
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -34,8 +36,9 @@ class Rows(eqx.Module):
     tile: int = eqx.field(static=True)
 
     @property
+    @abc.abstractmethod
     def dim(self) -> int:
-        raise NotImplementedError
+        """Row dimension d."""
 
     @property
     def n_tiles(self) -> int:
@@ -44,9 +47,9 @@ class Rows(eqx.Module):
     def valid(self, t) -> Bool[Array, " tile"]:
         return t * self.tile + jnp.arange(self.tile) < self.n
 
+    @abc.abstractmethod
     def tile_at(self, t) -> tuple[Float[Array, "tile dim"], Float[Array, " tile"]]:
         """Rows t·tile .. (t+1)·tile − 1 and their labels (padding rows are arbitrary)."""
-        raise NotImplementedError
 
 
 class ArrayRows(Rows):
