@@ -154,18 +154,19 @@ def _block_krylov(apply, N, key, dtype, *, problems, block, iters):
     return evals[:, ::-1], (B @ Y)[:, :, ::-1]
 
 
+def _top(evals, vecs, k):
+    """The k largest eigenpairs of an ascending `eigh`, as singular values √λ (decreasing)."""
+    return jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0)), vecs[:, ::-1][:, :k]
+
+
 def _dense_spectrum(F, k, center):
+    """`eigh` of the smaller Gram matrix; the other side's vectors are F_c V/s or F_cᵀU/s."""
     n, N = F.shape
     Fc = F - jnp.mean(F, axis=0, keepdims=True) if center else F
-    if N <= n:
-        evals, V = jnp.linalg.eigh(Fc.T @ Fc)
-        V = V[:, ::-1][:, :k]
-        s = jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0))
-        return s, (Fc @ V) / jnp.where(s > 0, s, 1.0)[None, :], V
-    evals, U = jnp.linalg.eigh(Fc @ Fc.T)
-    U = U[:, ::-1][:, :k]
-    s = jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0))
-    return s, U, (Fc.T @ U) / jnp.where(s > 0, s, 1.0)[None, :]
+    right = N <= n
+    s, Y = _top(*jnp.linalg.eigh(Fc.T @ Fc if right else Fc @ Fc.T), k)
+    other = (Fc @ Y if right else Fc.T @ Y) / jnp.where(s > 0, s, 1.0)[None, :]
+    return (s, other, Y) if right else (s, Y, other)
 
 
 def feature_spectrum(
@@ -315,8 +316,7 @@ def count_spikes(
     if method == "dense":
         Fc = F - mu[None, :]
         gram = Fc.T @ Fc
-        evals, V = jnp.linalg.eigh(gram)
-        s, V = jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0)), V[:, ::-1][:, :k]
+        s, V = _top(*jnp.linalg.eigh(gram), k)
         top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
         return spike_statistics(s, V, HtFc, HtH, jnp.sqrt(jnp.maximum(top, 0.0)), margin=margin)
     gram = _gram_apply(F, mu)
