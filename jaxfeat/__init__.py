@@ -14,6 +14,7 @@ from . import (
     hermite as hermite,
     kernels as kernels,
     nets as nets,
+    objectives as objectives,
     population as population,
     ridge as ridge,
     rows as rows,
@@ -51,6 +52,7 @@ from .spectrum import (
     count_spikes as count_spikes,
     feature_spectrum as feature_spectrum,
 )
+from .training import train as train
 
 try:
     __version__ = _version("jaxfeat")
