@@ -37,7 +37,7 @@ from ._checks import InputError
 from .experiment import Experiment, from_function
 
 _DONE = "_done"
-_IDENTITY = ("experiment", "grid", "params", "seeds", "key")
+_IDENTITY = ("experiment", "grid", "params", "seeds", "key", "x64")
 
 
 def scan(
@@ -137,6 +137,8 @@ class _Plan:
             "seeds": self.seeds,
             "key": self.key,
         }
+        if jax.config.jax_enable_x64:  # float64 results never mix with float32 ones
+            self.config["x64"] = True
         _json(self.config)  # every value must serialise, so the store can hold it
 
     def static_params(self, s: int) -> dict:
@@ -269,7 +271,8 @@ def _flag_diverged(out: dict, check) -> dict:
     """`diverged` (P, S) = any non-finite value in the checked outputs; their floats become NaN."""
     names = check if check is not None else [k for k, v in out.items() if _floating(v)]
     lead = next(iter(out.values())).shape[:2]
-    bad = jnp.zeros(lead, bool)
+    own = out.get("diverged")  # a training run reports its own stop (jaxfeat.train)
+    bad = jnp.zeros(lead, bool) if own is None else own.reshape(lead).astype(bool)
     for name in names:
         v = out[name]
         if _floating(v):
@@ -348,7 +351,9 @@ class _BaseStore:
 
     def coords(self) -> dict:
         c = {a: np.asarray(v) for a, v in self.plan.grid.items()}
-        return c | {"seed": np.arange(self.plan.seeds)}
+        params = self.plan.static_params(0)
+        extra = {d: np.asarray(fn(params)) for d, fn in self.plan.exp.coords.items()}
+        return c | {"seed": np.arange(self.plan.seeds)} | extra
 
 
 class _MemoryStore(_BaseStore):

@@ -103,6 +103,10 @@ def _run(args) -> int:
     params = {k: v for k, v in preset.get("set", {}).items() if k not in grid} | fixed
     seeds = args.seeds if args.seeds is not None else preset["seeds"]
     out = args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr")
+    if args.x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     if args.distributed:
         import jax
 
@@ -229,6 +233,11 @@ def main(argv=None) -> int:
         "--distributed",
         action="store_true",
         help="call jax.distributed.initialize() (several hosts share one store)",
+    )
+    p.add_argument(
+        "--x64",
+        action="store_true",
+        help="compute in float64 (float32 by default); part of the store's identity",
     )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -32,8 +32,11 @@ class Experiment:
       width sweep compiles once.
     - `dims`: names of the trailing dimensions of non-scalar outputs, e.g.
       `{"singular_values": ("k",)}`.
+    - `coords`: coordinate values of output dimensions, `{dim: fn(params) -> values}` evaluated
+      on the scan's fixed parameters, e.g. `{"step": lambda p: log_steps(p["steps"], ...)}`.
     - `check`: the outputs whose non-finite values flag a seed as `diverged` (default: every
-      floating output).
+      floating output). A boolean output named `diverged` (a training run that stopped) flags
+      the seed too.
     - `presets`: `{name: {"grid": {...}, "seeds": S, "set": {...}}}` (`quick` is the default).
     - `plot`: name of the `jaxfeat.plotting` function `(ds, path) -> path` that draws the figure
       of `jaxfeat plot` (default: one panel per scalar output).
@@ -46,6 +49,7 @@ class Experiment:
     dynamic: frozenset = frozenset()
     padded: Mapping = dataclasses.field(default_factory=dict)
     dims: Mapping = dataclasses.field(default_factory=dict)
+    coords: Mapping = dataclasses.field(default_factory=dict)
     check: tuple | None = None
     presets: Mapping = dataclasses.field(default_factory=dict)
     plot: str = "generic_scan"

@@ -186,3 +186,91 @@ def generic_scan(ds, path: str) -> str:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def training_curves(ds, path: str) -> str:
+    """Three panels from a training scan over width × learning rate (`teacher_student`): loss
+    curves (median over seeds, 10–90 % band) per width at the learning rate with the lowest
+    final loss; the median final loss over width × lr with the fraction of diverged seeds; and
+    the final loss against width (mean ± se over the seeds that did not diverge), one line per
+    lr. Grid axes other than width and lr are fixed at their first value (named in the title)."""
+    ok = ~ds["diverged"]
+    extra = [d for d in ds["final_loss"].dims if d not in ("seed", "width", "lr")]
+    fixed = {d: 0 for d in extra}
+    note = ", ".join(f"{d}={ds[d].values[0]}" for d in extra)
+    curves = _with_axes(ds["loss"].where(ok).isel(fixed), ("width", "lr", "seed", "step"))
+    final = _with_axes(ds["final_loss"].where(ok).isel(fixed), ("width", "lr", "seed"))
+    bad = _with_axes(ds["diverged"].isel(fixed), ("width", "lr", "seed"))
+    widths = _labels(ds, "width", curves.shape[0])
+    lrs = _labels(ds, "lr", curves.shape[1])
+    steps = np.asarray(ds["step"].values, float)
+    # L = aᵀKa − 2aᵀK*a* + a*ᵀK**a* cancels: below ~eps·L(0) a loss is round-off (even < 0)
+    floor = 16 * np.finfo(ds["loss"].dtype).eps * np.nanmedian(curves[..., 0])
+    curves, final = np.maximum(curves, floor), np.maximum(final, floor)
+    with np.errstate(all="ignore"):
+        med_final = np.nanmedian(final, axis=2)
+    best = int(np.nanargmin(np.where(np.isnan(med_final[-1]), np.inf, med_final[-1])))
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
+    for i, w in enumerate(widths):
+        c = curves[i, best]
+        if np.all(np.isnan(c)):
+            continue
+        lo, mid, hi = np.nanquantile(c, [0.1, 0.5, 0.9], axis=0)
+        (line,) = ax.plot(steps, mid, lw=1.5, label=f"width {w}")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.axhline(floor, color="k", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("population loss E(f − f*)²")
+    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {ds.sizes['seed']} seeds")
+    ax.legend(fontsize=8)
+    im = bx.imshow(np.log10(med_final), origin="lower", aspect="auto", cmap="viridis")
+    fig.colorbar(im, ax=bx, label="log10 median final loss")
+    bx.set_xticks(range(len(lrs)), [str(v) for v in lrs])
+    bx.set_yticks(range(len(widths)), [str(v) for v in widths])
+    frac = bad.mean(axis=2)
+    for i in range(len(widths)):
+        for j in range(len(lrs)):
+            if frac[i, j] > 0:
+                bx.text(j, i, f"{100 * frac[i, j]:.0f}% div.", ha="center", color="w", fontsize=7)
+    bx.set_xlabel("learning rate")
+    bx.set_ylabel("width")
+    bx.set_title("final loss (diverged seeds excluded)")
+    n = np.sum(np.isfinite(final), axis=2)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(final, axis=2)
+        se = np.nanstd(final, axis=2, ddof=1) / np.sqrt(n)
+    numeric = np.ndim(widths) and _numeric(widths)
+    x = np.asarray(widths, float) if numeric else np.arange(len(widths))
+    for j, lr in enumerate(lrs):
+        if np.all(np.isnan(mean[:, j])):
+            continue
+        cx.errorbar(x, mean[:, j], se[:, j], marker="o", ms=3, capsize=2, label=f"lr {lr}")
+    cx.set_xscale("log", base=2)
+    cx.set_yscale("log")
+    cx.set_xlabel("width")
+    cx.set_ylabel("final loss, mean ± se")
+    cx.set_title("final loss against width")
+    cx.legend(fontsize=7)
+    if note:
+        fig.suptitle(f"fixed: {note}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _with_axes(da, order) -> np.ndarray:
+    """`da` as an array with dims `order` (absent ones of length 1)."""
+    for d in order:
+        if d not in da.dims:
+            da = da.expand_dims(d)
+    return np.asarray(da.transpose(*order).values, float)
+
+
+def _labels(ds, dim, size):
+    return list(ds[dim].values) if dim in ds.dims else [ds.attrs.get(dim, "")] * size
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.number)) for v in values)

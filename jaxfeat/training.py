@@ -22,7 +22,7 @@ from ._checks import InputError, InputTypeError
 from .nets import TwoLayer
 from .objectives import Objective, as_objective
 
-__all__ = ["train", "TRAINABLE"]
+__all__ = ["train", "log_steps", "TRAINABLE"]
 
 TRAINABLE = ("W", "b", "a")
 _BUILTIN = ("step", "loss", "test_loss", "error", "test_error", "penalty", "a_norm", "W_norm")
@@ -76,6 +76,14 @@ def train(
         k: v if callable(v) else jnp.asarray(v, net.W.dtype) for k, v in cfg.pop("decay").items()
     }
     return _train(key, net, objective, optimizer, decay, tuple(sorted(cfg.items())))
+
+
+def log_steps(steps: int, log_every: int | None = None) -> np.ndarray:
+    """The steps at which `train` logs: 0, log_every, 2·log_every, …, and `steps`."""
+    steps = _checks.check_positive_int("steps", steps)
+    log_every = steps if log_every is None else _checks.check_positive_int("log_every", log_every)
+    points = np.arange(0, steps + 1, log_every)
+    return points if points[-1] == steps else np.append(points, steps)
 
 
 def _check(net, objective, optimizer, steps, log_every, trainable, weight_decay, metrics) -> dict:

@@ -2,6 +2,8 @@
 Population vs Online within Monte-Carlo error, one compile for seeds × learning rates, and bad
 input before anything compiles."""
 
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -415,3 +417,48 @@ def test_bad_input_names_the_argument_before_compiling(call, exc, match, no_comp
         call()
     with no_compile(), pytest.raises(exc, match=match):  # nothing of the training compiles
         call()
+
+
+def test_training_scan_step_coordinate_divergence_and_one_compile(tmp_path):
+    """A training experiment in the scan engine: trajectories carry a `step` coordinate, the
+    width × lr grid is one program, a diverged run is flagged (and masked), and every value is
+    the per-seed `jf.train` run."""
+    from jaxfeat import experiments
+    from jaxfeat._scan import scan, summarize
+    from jaxfeat.experiments.teacher_student import run
+
+    grid = {"width": [3, 5], "lr": [0.05, 60.0]}
+    params = {"dim": 6, "steps": 40, "log_every": 10}
+    with compile_log() as msgs:
+        ds = scan(
+            "teacher_student",
+            grid,
+            3,
+            params=params,
+            out=tmp_path / "t.zarr",
+            chunk_size=3,
+            progress=False,
+        )
+    assert len([m for m in msgs if "jit(chunk)" in m]) == 1, msgs
+    assert ds["loss"].dims == ("width", "lr", "seed", "step")
+    np.testing.assert_array_equal(ds["step"].values, [0, 10, 20, 30, 40])
+    assert ds["best_cosine"].dims == ("width", "lr", "seed", "teacher")
+    div = np.asarray(ds["diverged"].values)
+    assert not div[:, 0].any() and div[:, 1].all()  # lr = 60 blows up, lr = 0.05 does not
+    assert np.isnan(ds["final_loss"].values[:, 1]).all()  # masked: NaN means diverged
+    for s in range(3):
+        key = jax.random.fold_in(jax.random.key(0), s)
+        out = run(key, width=5, max_width=5, lr=0.05, **params)
+        np.testing.assert_allclose(ds["loss"].values[1, 0, s], out["loss"], rtol=1e-10)
+        np.testing.assert_allclose(
+            ds["best_cosine"].values[1, 0, s], out["best_cosine"], rtol=1e-10
+        )
+    assert int(summarize(ds)["n_seeds"].sel(lr=60.0).sum()) == 0
+    # the figure, also with a third grid axis (fixed at its first value and named)
+    exp = experiments.get("teacher_student")
+    assert os.path.exists(exp.figure(ds, str(tmp_path / "f.png")))
+    ds3 = scan(
+        "teacher_student", grid | {"weight_decay": [0.0, 1e-3]}, 2, params=params, progress=False
+    )
+    assert ds3["loss"].dims == ("width", "lr", "weight_decay", "seed", "step")
+    assert os.path.exists(exp.figure(ds3, str(tmp_path / "g.png")))

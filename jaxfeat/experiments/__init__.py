@@ -6,8 +6,9 @@ from .._checks import InputError
 from ..experiment import Experiment as Experiment
 from .random_features import random_features as random_features
 from .spikes import spikes as spikes
+from .teacher_student import teacher_student as teacher_student
 
-_REGISTRY = {e.name: e for e in (spikes, random_features)}
+_REGISTRY = {e.name: e for e in (spikes, random_features, teacher_student)}
 
 
 def names() -> list[str]:
