@@ -24,6 +24,7 @@ from . import (
 from ._scan import scan as scan, summarize as summarize
 from .activations import Activation as Activation
 from .algorithms import one_step as one_step
+from .algorithms.local_convergence import local_convergence as local_convergence
 from .experiment import Experiment as Experiment
 from .features import (
     gradient_feature_fractions as gradient_feature_fractions,

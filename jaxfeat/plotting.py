@@ -274,3 +274,80 @@ def _labels(ds, dim, size):
 
 def _numeric(values) -> bool:
     return all(isinstance(v, (int, float, np.number)) for v in values)
+
+
+def local_convergence_figure(ds, path: str) -> str:
+    """Zhou–Ge (`local_convergence` scan): the stage-3 loss with and without decay (median and
+    10–90 % of seeds, phases marked, stage-1/2 losses as dashed lines); the far mass per seed;
+    the effective weight near each teacher (mean ± se) against a*. Other grid axes are fixed at
+    their first value; `recovered` is given as a fraction ± se."""
+    import json
+
+    cfg = json.loads(ds.attrs.get("jaxfeat_config", "{}"))
+    params = cfg.get("params", {})
+    extra = [d for d in ds["final_loss"].dims if d not in ("seed", "decay")]
+    ds = ds.isel({d: 0 for d in extra})
+    decays = list(ds["decay"].values) if "decay" in ds.dims else [None]
+    steps = np.asarray(ds["step"].values, float)
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
+    spp = params.get("steps_per_phase")
+    for i, dec in enumerate(decays):
+        sub = ds if dec is None else ds.sel(decay=dec)
+        ok = ~np.asarray(sub["diverged"].values, bool)
+        label = "control (no decay)" if dec == 0 else "weight decay λ₀2^(−p)"
+        curves = np.asarray(sub["loss"].values, float)[ok]
+        if not len(curves):
+            continue
+        lo, mid, hi = np.nanquantile(np.maximum(curves, 1e-300), [0.1, 0.5, 0.9], axis=0)
+        (line,) = ax.plot(steps, mid, lw=1.5, label=label)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+        far = np.asarray(sub["far_mass"].values, float)[ok]
+        rng = np.random.default_rng(0)
+        bx.scatter(i + 0.15 * rng.standard_normal(far.size), far, s=6, color=line.get_color())
+        rec = np.asarray(sub["recovered"].values, float)[ok]
+        se = rec.std(ddof=1) / np.sqrt(rec.size) if rec.size > 1 else 0.0
+        bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=8)
+        near = np.asarray(sub["near_weight"].values, float)[ok]
+        k = near.shape[1]
+        x = np.arange(k) + (i - 0.5 * (len(decays) - 1)) * 0.3
+        cx.errorbar(
+            x,
+            near.mean(0),
+            near.std(0, ddof=1) / np.sqrt(len(near)) if len(near) > 1 else None,
+            fmt="o",
+            ms=4,
+            capsize=3,
+            color=line.get_color(),
+            label=label,
+        )
+    s2 = float(np.nanmedian(ds["loss_stage2"].values))
+    s1 = float(np.nanmedian(ds["loss_stage1"].values))
+    ax.axhline(s1, color="gray", ls="--", lw=1, label=f"after stage 1 (median {s1:.2g})")
+    ax.axhline(s2, color="k", ls=":", lw=1, label=f"after stage 2 (median {s2:.2g})")
+    if spp:
+        for p in range(1, int(params.get("phases", 1))):
+            ax.axvline(p * spp, color="gray", lw=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("stage-3 step (thin lines: λ halves)")
+    ax.set_ylabel("population loss")
+    ax.set_title(f"loss, median and 10–90 % of {ds.sizes['seed']} seeds")
+    ax.legend(fontsize=7)
+    bx.axhline(1e-2, color="k", ls=":", lw=1)
+    bx.set_yscale("log")
+    bx.set_ylim(1e-10, None)
+    bx.set_xticks(range(len(decays)), ["decay" if d else "control" for d in decays])
+    bx.set_ylabel("far mass Σ|ã_i| (neurons far from every teacher)")
+    bx.set_title("far neurons (dotted: 10⁻²)")
+    a_star = np.asarray(params.get("teacher", []), float)
+    if a_star.size:
+        cx.scatter(np.arange(a_star.size), a_star, marker="_", s=400, color="k", label="a*")
+    cx.set_xlabel("teacher j")
+    cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
+    cx.set_title("effective weight at each teacher (mean ± se)")
+    cx.legend(fontsize=7)
+    if extra:
+        fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values}" for d in extra), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

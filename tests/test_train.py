@@ -48,9 +48,10 @@ def student(key, act="sigma_ge2", width=7, **kw):
 def reference_loop(key, net, loss_of, steps, trainable=("W", "b", "a"), evaluate=None):
     """θ ← θ − lr(t)(∇L_t(θ) + λ(t)θ) by hand, with eqx.filter_grad; L_t = loss_of(net, key_t)."""
     _, step_key = jax.random.split(key)
+    grad = eqx.filter_jit(eqx.filter_grad(loss_of))  # jitted for speed; the update is by hand
     states = [net]
     for t in range(steps):
-        g = eqx.filter_grad(lambda n: loss_of(n, jax.random.fold_in(step_key, t)))(net)
+        g = grad(net, jax.random.fold_in(step_key, t))
         for name in trainable:
             new = getattr(net, name) - lr_by_hand(t) * (
                 getattr(g, name) + wd_by_hand(t) * getattr(net, name)
@@ -80,6 +81,7 @@ def assert_trained_like(net, history, states, log_steps, evaluate, tol=1e-10):
     for name in ("W", "b", "a"):
         np.testing.assert_allclose(getattr(net, name), getattr(final, name), rtol=tol, atol=tol)
     np.testing.assert_array_equal(history["step"], log_steps)
+    evaluate = jax.jit(evaluate)
     want = [evaluate(states[s]) for s in log_steps]
     np.testing.assert_allclose(history["loss"], want, rtol=tol, atol=tol)
     pen = [
@@ -144,8 +146,9 @@ def test_online_matches_hand_loop(getkey, loss_name):
         np.testing.assert_allclose(hist["test_error"], err)
 
 
-@pytest.mark.parametrize("loss_name", ["square", "hinge", "logistic"])
-@pytest.mark.parametrize("batch", [None, 16])
+@pytest.mark.parametrize(
+    "loss_name, batch", [("square", None), ("hinge", 16), ("logistic", None), ("square", 16)]
+)
 def test_dataset_matches_hand_loop(getkey, loss_name, batch):
     dist = jf.data.GaussianMixture.xor(D)
     X, y = dist.sample(getkey(), 64)
@@ -240,8 +243,9 @@ def test_divergence_freezes_at_the_last_finite_state(getkey):
         assert np.all(np.isfinite(np.asarray(v, float)))
     # by hand: plain GD until the loss or the parameters stop being finite
     states, cur = [net], net
+    grad, loss = eqx.filter_jit(eqx.filter_grad(loss)), eqx.filter_jit(loss)
     for _ in range(60):
-        g = eqx.filter_grad(loss)(cur)
+        g = grad(cur)
         cur = eqx.tree_at(
             lambda m: (m.W, m.b, m.a), cur, (cur.W - lr * g.W, cur.b - lr * g.b, cur.a - lr * g.a)
         )
@@ -256,8 +260,8 @@ def test_divergence_freezes_at_the_last_finite_state(getkey):
 
 
 def test_population_and_online_agree_within_monte_carlo_error(getkey):
-    """One SGD step on Online(batch B) is unbiased for the Population step; the held-out loss
-    estimates the population loss; 100 steps give the same population loss within seed error."""
+    """One SGD step on Online(batch B) is unbiased for the Population step (z-scores over R
+    independent keys), and the held-out loss estimates the population loss."""
     teacher = teacher_net("relu")
     net = student(getkey(), "relu", width=8)
     pop, online = Population(teacher), Online(jf.data.Teacher(teacher), batch=2048, n_test=2048)
@@ -275,21 +279,6 @@ def test_population_and_online_agree_within_monte_carlo_error(getkey):
         assert np.max(np.abs(z)) < 5, np.max(np.abs(z))
     z = (np.mean(loss0) - p_hist["loss"][0]) / (np.std(loss0, ddof=1) / np.sqrt(R))
     assert abs(z) < 5, z
-
-    @jax.vmap
-    def trajectory(key):
-        o_net, _ = jf.train(key, net, online, optax.sgd(lr), steps=100, trainable=("W", "a"))
-        return jf.population_loss(o_net, teacher)
-
-    final = trajectory(jax.random.split(getkey(), 16))
-    _, p_hist = jf.train(getkey(), net, pop, optax.sgd(lr), steps=100)
-    target = float(p_hist["loss"][-1])
-    spread = float(np.std(final, ddof=1))
-    assert abs(float(np.mean(final)) - target) < 5 * spread / 4 + 1e-3 * target, (
-        np.mean(final),
-        target,
-        spread,
-    )
 
 
 def test_vmap_over_seeds_and_learning_rates_compiles_once(getkey):
@@ -457,8 +446,5 @@ def test_training_scan_step_coordinate_divergence_and_one_compile(tmp_path):
     # the figure, also with a third grid axis (fixed at its first value and named)
     exp = experiments.get("teacher_student")
     assert os.path.exists(exp.figure(ds, str(tmp_path / "f.png")))
-    ds3 = scan(
-        "teacher_student", grid | {"weight_decay": [0.0, 1e-3]}, 2, params=params, progress=False
-    )
-    assert ds3["loss"].dims == ("width", "lr", "weight_decay", "seed", "step")
+    ds3 = ds.expand_dims(weight_decay=[0.0, 1e-3]).transpose("width", "lr", "weight_decay", ...)
     assert os.path.exists(exp.figure(ds3, str(tmp_path / "g.png")))

@@ -1,0 +1,272 @@
+"""Zhou & Ge (arXiv 2406.01766): three stages that end with student neurons on the teacher's
+directions (MATH §5; the [R] choices are parameters).
+
+Teacher f*(x) = Σ_j a*_j σ≥2(w*_j·x), |w*_j| = 1; student f(x) = Σ_i a_i |w_i| σ≥2(ŵ_i·x) (the
+homogeneous neuron), x ~ N(0, I_d), loss E(f − f*)² (no ½):
+
+1. one step on W from a small init with the weight decay 1/η that cancels it: W₁ = −η ∇_W L;
+2. rows of W normalised, then the convex readout a = (K_ss + λ₂I)⁻¹ K_st a* (population) or the
+   ridge solution on n samples;
+3. gradient descent on (a, W) for L + (λ(t)/2)(|a|² + |W|²) with λ(t) = λ₀ 2^{−p} in phase p
+   (`decay=False`: the control, no decay), optionally after rebalancing |a_i| = |w_i|.
+
+`local_convergence(key, ...)` runs one seed and returns a flat dict of small arrays (the scan
+engine's unit); `teacher_directions` and `neuron_statistics` are the pieces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .. import _checks, kernels
+from .._checks import InputError
+from ..nets import TwoLayer
+from ..objectives import Dataset, Population
+from ..training import train
+
+__all__ = [
+    "local_convergence",
+    "teacher_directions",
+    "neuron_statistics",
+    "stage_one",
+    "stage_two",
+]
+
+_ACT = "sigma_ge2"
+
+
+def teacher_directions(
+    key: PRNGKeyArray, n_teachers: int, dim: int, min_angle: float | None = None
+) -> Float[Array, "teachers dim"]:
+    """Unit teacher directions: orthonormal (`min_angle=None`, the first rows of a random
+    rotation) or i.i.d. uniform on the sphere conditioned on every pairwise angle between
+    ±w*_j being ≥ `min_angle` radians (rejection sampling, 64 tries; σ≥2 is even, so w and −w
+    are the same neuron)."""
+    if min_angle is None:
+        Q, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
+        return Q[:n_teachers]
+
+    def draw(k):
+        Z = jax.random.normal(k, (n_teachers, dim))
+        return Z / jnp.linalg.norm(Z, axis=1, keepdims=True)
+
+    def ok(W):
+        cos = jnp.abs(W @ W.T) - 2.0 * jnp.eye(n_teachers)
+        return jnp.max(cos) <= math.cos(min_angle)
+
+    tries = jax.vmap(draw)(jax.random.split(key, 64))
+    good = jax.vmap(ok)(tries)
+    return tries[jnp.argmax(good)]  # all-bad is reported as a failed draw by the caller
+
+
+def neuron_statistics(
+    W: Float[ArrayLike, "width dim"],
+    a: Float[ArrayLike, " width"],
+    mask,
+    W_star: Float[ArrayLike, "teachers dim"],
+    a_star: Float[ArrayLike, " teachers"],
+    near: float,
+) -> dict[str, Array]:
+    """Per teacher j: `near_weight` Σ ã_i over active neurons within angle `near` of ±w*_j
+    (ã_i = a_i|w_i|), `n_near`, `best_angle` min_i ∠(ŵ_i, ±w*_j); `far_mass` Σ|ã_i| over
+    neurons far from every teacher; `recovered`: every |near_weight_j − a*_j| ≤ 1 % |a*_j| and
+    far mass < 1e-2 (MATH §5.3)."""
+    W, a, W_star, a_star = map(jnp.asarray, (W, a, W_star, a_star))
+    norms = jnp.sqrt(jnp.sum(W**2, axis=1))
+    eff = jnp.where(mask, a * norms, 0.0)
+    cos = jnp.abs(W @ W_star.T) / jnp.maximum(norms, 1e-300)[:, None]
+    cos = jnp.where(mask[:, None], jnp.clip(cos, 0.0, 1.0), 0.0)
+    is_near = cos > math.cos(near)
+    near_weight = jnp.sum(jnp.where(is_near, eff[:, None], 0.0), axis=0)
+    far = mask & ~jnp.any(is_near, axis=1)
+    far_mass = jnp.sum(jnp.where(far, jnp.abs(eff), 0.0))
+    ok = jnp.all(jnp.abs(near_weight - a_star) <= 0.01 * jnp.abs(a_star))
+    return {
+        "near_weight": near_weight,
+        "n_near": jnp.sum(is_near, axis=0),
+        "best_angle": jnp.arccos(jnp.max(cos, axis=0)),
+        "far_mass": far_mass,
+        "recovered": ok & (far_mass < 1e-2),
+    }
+
+
+def _subspace_fraction(W, W_star, mask):
+    """|P w_i| / |w_i| for the projection P onto span{w*_j}: mean and min over active neurons."""
+    Q, _ = jnp.linalg.qr(W_star.T)  # (dim, teachers) orthonormal basis
+    frac = jnp.linalg.norm(W @ Q, axis=1) / jnp.maximum(jnp.linalg.norm(W, axis=1), 1e-300)
+    mean = jnp.sum(jnp.where(mask, frac, 0.0)) / jnp.sum(mask)
+    return mean, jnp.min(jnp.where(mask, frac, 1.0))
+
+
+def stage_one(key: PRNGKeyArray, net: TwoLayer, objective, eta: float) -> TwoLayer:
+    """One step on W with weight decay 1/η, which cancels the init: W₁ = −η ∇_W L(a₀, W₀)."""
+    out, _ = train(
+        key, net, objective, optax.sgd(eta), steps=1, trainable=("W",), weight_decay=1.0 / eta
+    )
+    return out
+
+
+def stage_two(net: TwoLayer, teacher: TwoLayer, ridge, samples=None) -> TwoLayer:
+    """Rows of W normalised, then a = argmin L(a) + λ₂|a|² in closed form: (K_ss + λ₂I)⁻¹K_st a*
+    (population), or (FᵀF/n + λ₂I)⁻¹Fᵀy/n on `samples = (X, y)`. Padded neurons get a_i = 0."""
+    unit = net.W / jnp.sqrt(jnp.sum(net.W**2, axis=1) + 1e-300)[:, None]
+    net = TwoLayer(unit, net.b, net.a, net.activation, net.scale, net.mask)
+    act = net.activation
+    if samples is None:  # population: (K_ss + λ₂ I) a = K_st a*
+        K_ss = kernels.dual_kernel(act, net.W, net.W, method="closed_form")
+        K_st = kernels.dual_kernel(act, net.W, teacher.W, method="closed_form")
+        rhs = K_st @ teacher.a
+    else:  # n samples: (FᵀF/n + λ₂ I) a = Fᵀy/n
+        X, y = samples
+        F = net.features(X)
+        K_ss, rhs = F.T @ F / X.shape[0], F.T @ y / X.shape[0]
+    m = jnp.asarray(net.mask, K_ss.dtype)
+    K_ss = K_ss * m[:, None] * m[None, :] + jnp.diag(ridge + (1.0 - m))  # padding: a_i = 0
+    a = jnp.linalg.solve(K_ss, rhs * m)
+    return TwoLayer(net.W, net.b, a, act, net.scale, net.mask)
+
+
+def _rebalance(net: TwoLayer) -> TwoLayer:
+    """(a_i, w_i) → (s_i a_i, w_i/s_i) with |s_i a_i| = |w_i|/s_i: the function is unchanged
+    (homogeneous neurons) and the regulariser becomes λΣ|a_i||w_i| (MATH §5.1)."""
+    norms = jnp.sqrt(jnp.sum(net.W**2, axis=1))
+    s = jnp.sqrt(norms / jnp.maximum(jnp.abs(net.a), 1e-300))
+    s = jnp.where(net.mask & (jnp.abs(net.a) > 0), s, 1.0)
+    return TwoLayer(net.W / s[:, None], net.b, net.a * s, net.activation, net.scale, net.mask)
+
+
+def check_config(n_teachers, dim, width, max_width, near, lambda0, min_angle, n, phases, steps):
+    """Every [R] parameter, in Python, before anything is traced (errors name the argument)."""
+    _checks.check_positive_int("dim", dim)
+    if min_angle is None and n_teachers > dim:
+        raise InputError(
+            f"teacher: {n_teachers} orthonormal teacher directions need dim >= {n_teachers}, "
+            f"got dim={dim}"
+        )
+    if min_angle is not None:
+        v = _checks.check_nonneg_float("min_angle", min_angle)
+        if not 0 < v <= math.pi / 2:
+            raise InputError(f"min_angle must be in (0, π/2] radians, got {min_angle}")
+        if n_teachers > 1 and dim == 1:
+            raise InputError("min_angle: two directions in dim 1 are always parallel")
+    if _checks.is_concrete(width) and not isinstance(width, jax.Array):
+        w = _checks.check_positive_int("width", width)
+        if w < n_teachers:
+            raise InputError(f"width must be >= the number of teachers ({n_teachers}), got {w}")
+    if max_width is not None and _checks.check_positive_int("max_width", max_width) < n_teachers:
+        raise InputError(f"max_width must be >= the number of teachers ({n_teachers})")
+    if not (isinstance(near, (int, float)) and 0 < near < math.pi / 2):
+        raise InputError(f"near must be an angle in (0, π/2) radians, got {near!r}")
+    if _checks.is_concrete(lambda0):
+        _checks.check_nonneg_float("lambda0", lambda0)
+    if n is not None:
+        _checks.check_positive_int("n", n)
+    _checks.check_positive_int("phases", phases)
+    _checks.check_positive_int("steps_per_phase", steps)
+
+
+def local_convergence(
+    key: PRNGKeyArray,
+    *,
+    dim: int = 20,
+    teacher=(1.0, 0.8, 1.2, -0.9),
+    min_angle: float | None = None,
+    width=50,
+    max_width: int | None = None,
+    init_scale: float = 0.01,
+    eta1: float = 1.0,
+    ridge: float = 1e-3,
+    lr: float = 0.05,
+    decay=True,
+    lambda0: float = 1e-2,
+    phases: int = 6,
+    steps_per_phase: int = 4000,
+    log_every: int | None = None,
+    rebalance: bool = False,
+    near: float = 0.15,
+    n: int | None = None,
+) -> dict[str, Array]:
+    """One seed of the three stages (defaults: MATH §5.3's run).
+
+    **Arguments:** `dim` (d); `teacher`: the a*_j (their number m* teachers), with orthonormal
+    directions, or random ones at pairwise angle ≥ `min_angle`; `width` (may be traced, then
+    padded to `max_width`); `init_scale`: rows w_i ~ init_scale·N(0, I/d), a_i = ±1/√width;
+    `eta1`: stage-1 step; `ridge`: λ₂ of stage 2; `lr`, `lambda0`, `phases`, `steps_per_phase`:
+    stage 3 (SGD, λ = λ₀ 2^{−p}); `decay`: False (or 0) runs the no-decay control; `rebalance`:
+    |a_i| = |w_i| before stage 3; `near`: θ_near in radians; `n`: None for the exact population
+    loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them).
+
+    **Returns:** `stage1_subspace_fraction` (mean over neurons of |P w_i|/|w_i|) and its `_min`,
+    `loss_stage1`, `loss_stage2`, `final_loss` (population losses), `loss` (stage-3 trajectory at
+    the logged steps), `near_weight`, `n_near`, `best_angle` (per teacher), `far_mass`,
+    `recovered`, the same statistics before stage 3 (`far_mass_stage2`), `teacher_ok` (the
+    directions met `min_angle`) and `diverged`.
+    """
+    a_star = np.asarray(teacher, dtype=float)
+    steps = phases * steps_per_phase
+    log_every = log_every or steps_per_phase
+    check_config(
+        len(a_star), dim, width, max_width, near, lambda0, min_angle, n, phases, steps_per_phase
+    )
+    k_teacher, k_init, k_data, k_train = jax.random.split(key, 4)
+    W_star = teacher_directions(k_teacher, len(a_star), dim, min_angle)
+    dtype = W_star.dtype
+    teacher_net = TwoLayer(W_star, jnp.zeros(len(a_star)), jnp.asarray(a_star, dtype), _ACT)
+    net = TwoLayer.init(
+        k_init, width, dim, _ACT, "small", max_width=max_width or width, w_std=init_scale
+    )
+    samples = None if n is None else _teacher_samples(k_data, teacher_net, n)
+    objective = Population(teacher_net) if n is None else Dataset(*samples)
+
+    net1 = stage_one(k_train, net, objective, eta1)
+    frac, frac_min = _subspace_fraction(net1.W, W_star, net1.mask)
+    net2 = stage_two(net1, teacher_net, ridge, samples)
+    before = neuron_statistics(net2.W, net2.a, net2.mask, W_star, a_star, near)
+    # Stage 3: GD with λ halved every phase (or no decay: the control)
+    start = _rebalance(net2) if rebalance else net2
+    lam = jnp.where(jnp.asarray(decay, bool), jnp.asarray(lambda0, dtype), 0.0)
+    schedule = optax.piecewise_constant_schedule(
+        lam, {p * steps_per_phase: 0.5 for p in range(1, phases)}
+    )
+    net3, hist = train(
+        k_train,
+        start,
+        objective,
+        optax.sgd(lr),
+        steps=steps,
+        log_every=log_every,
+        trainable=("W", "a"),
+        weight_decay=schedule,
+    )
+    after = neuron_statistics(net3.W, net3.a, net3.mask, W_star, a_star, near)
+    pop = Population(teacher_net)
+    return {
+        "stage1_subspace_fraction": frac,
+        "stage1_subspace_fraction_min": frac_min,
+        "loss_stage1": pop.step_loss(net1, key),
+        "loss_stage2": pop.step_loss(net2, key),
+        "final_loss": pop.step_loss(net3, key),
+        "loss": hist["loss"],
+        "far_mass_stage2": before["far_mass"],
+        **after,
+        "teacher_ok": _teacher_ok(W_star, min_angle),
+        "diverged": hist["diverged"][-1],
+    }
+
+
+def _teacher_samples(key, teacher: TwoLayer, n: int):
+    X = jax.random.normal(key, (n, teacher.dim), teacher.W.dtype)
+    return X, teacher(X)
+
+
+def _teacher_ok(W_star, min_angle):
+    if min_angle is None:
+        return jnp.ones((), bool)
+    cos = jnp.abs(W_star @ W_star.T) - 2.0 * jnp.eye(W_star.shape[0])
+    return jnp.max(cos) <= math.cos(min_angle)

@@ -1,0 +1,107 @@
+"""Zhou–Ge three stages: stage 1 against jax.grad, stage 2 against np.linalg.solve with a NumPy
+kernel, the decay-vs-control phenomenon at a tiny size, bad input."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxfeat as jf
+from jaxfeat.algorithms.local_convergence import neuron_statistics, stage_one, stage_two
+
+
+def _teacher(d=8):
+    return jf.TwoLayer(np.eye(3, d), np.zeros(3), np.array([1.0, -0.8, 0.6]), "sigma_ge2")
+
+
+def test_stage_one_is_minus_eta_times_the_population_gradient(getkey):
+    teacher = _teacher()
+    net = jf.TwoLayer.init(getkey(), 10, 8, "sigma_ge2", "small", w_std=0.01)
+    W1 = stage_one(getkey(), net, jf.objectives.Population(teacher), 0.7).W
+
+    def loss(W):
+        return jf.population_loss(eqx.tree_at(lambda n: n.W, net, W), teacher)
+
+    np.testing.assert_allclose(W1, -0.7 * jax.jit(jax.grad(loss))(net.W), rtol=1e-12, atol=1e-16)
+
+
+def _numpy_kernel(A, B):
+    """σ≥2 homogeneous neurons: |w||v| (√(1−ρ²) + ρ arcsin ρ − 1)/2π (MATH §2.1)."""
+    nA, nB = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
+    r = np.clip((A / nA[:, None]) @ (B / nB[:, None]).T, -1, 1)
+    return np.outer(nA, nB) * (np.sqrt(1 - r**2) + r * np.arcsin(r) - 1) / (2 * np.pi)
+
+
+def test_stage_two_population_and_sample_readouts(getkey):
+    teacher = _teacher()
+    W = np.asarray(jax.random.normal(getkey(), (9, 8)))
+    net = jf.TwoLayer(W, np.zeros(9), np.ones(9), "sigma_ge2", mask=np.arange(9) < 7)
+    out = stage_two(net, teacher, 1e-3)
+    U = W[:7] / np.linalg.norm(W[:7], axis=1, keepdims=True)
+    Kss, Kst = _numpy_kernel(U, U), _numpy_kernel(U, np.asarray(teacher.W))
+    want = np.linalg.solve(Kss + 1e-3 * np.eye(7), Kst @ np.asarray(teacher.a))
+    np.testing.assert_allclose(out.a[:7], want, rtol=1e-9)
+    np.testing.assert_array_equal(out.a[7:], 0.0)  # padded neurons carry nothing
+    np.testing.assert_allclose(np.linalg.norm(out.W, axis=1), 1.0, rtol=1e-14)
+    X = np.asarray(jax.random.normal(getkey(), (300, 8)))
+    y = np.asarray(teacher(X))
+    F = np.abs(X @ U.T) / 2 - 1 / math.sqrt(2 * math.pi)  # unit σ≥2 neuron: |z|/2 − 1/√(2π)
+    want = np.linalg.solve(F.T @ F / 300 + 1e-2 * np.eye(7), F.T @ y / 300)
+    out = stage_two(net, teacher, 1e-2, (jnp.asarray(X), jnp.asarray(y)))
+    np.testing.assert_allclose(out.a[:7], want, rtol=1e-9)
+
+
+def test_neuron_statistics_by_hand():
+    W_star = np.eye(2, 3)
+    W = np.array([[2.0, 0.0, 0.0], [0.0, -0.5, 0.01], [1.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    a = np.array([0.5, 1.0, 0.1, -0.2])
+    st = neuron_statistics(W, a, np.ones(4, bool), W_star, np.array([1.0, 0.5]), 0.15)
+    # neuron 0 near e1 (ã = 1), neuron 1 near −e2 (ã = 0.5), neurons 2, 3 far (0.1√2 + 0.6)
+    np.testing.assert_allclose(st["near_weight"], [1.0, 0.5 * math.sqrt(1 + 4e-4)])
+    np.testing.assert_allclose(st["far_mass"], 0.1 * math.sqrt(2) + 0.6)
+    np.testing.assert_allclose(st["best_angle"], [0.0, math.atan(0.02)], atol=1e-12)
+    assert not st["recovered"]
+    st = neuron_statistics(W[:2], a[:2], np.ones(2, bool), W_star, np.array([1.0, 0.5]), 0.15)
+    assert float(st["far_mass"]) == 0.0 and st["recovered"]  # 0.5·√1.0004 is within 1 % of 0.5
+    st = neuron_statistics(
+        W[:2], a[:2] * 1.02, np.ones(2, bool), W_star, np.array([1.0, 0.5]), 0.15
+    )
+    assert not st["recovered"]  # 2 % off
+
+
+def test_decay_concentrates_and_the_control_does_not(getkey):
+    """MATH §5.3's picture at d = 8, two teachers, width 12: stage 1 puts ≥ 95 % of every
+    neuron in the teacher subspace; with halving decay the far mass ends below 1e-2; without
+    decay it stays above 0.1."""
+    cfg = dict(dim=8, teacher=(1.0, -0.8), width=12, phases=4, steps_per_phase=1500, lr=0.1)
+    run = jax.vmap(
+        jax.vmap(lambda k, d: jf.local_convergence(k, decay=d, **cfg), (None, 0)), (0, None)
+    )
+    out = jax.jit(run)(jax.random.split(getkey(), 4), jnp.array([1.0, 0.0]))
+    assert np.all(out["stage1_subspace_fraction"] > 0.95)
+    far = np.asarray(out["far_mass"])
+    assert np.all(far[:, 0] < 1e-2) and np.all(far[:, 1] > 0.1), far
+    assert np.all(np.asarray(out["final_loss"]) < np.asarray(out["loss_stage2"]))
+    assert not np.any(out["diverged"])
+
+
+BAD = [
+    (dict(dim=3, teacher=(1.0, 1.0, 1.0, 1.0)), "dim"),
+    (dict(min_angle=2.0), "min_angle"),
+    (dict(min_angle=0.0), "min_angle"),
+    (dict(lambda0=-1.0), "lambda0"),
+    (dict(width=3), "width"),
+    (dict(near=0.0), "near"),
+    (dict(near=2.0), "near"),
+    (dict(n=0), "n"),
+    (dict(phases=0), "phases"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD)
+def test_bad_input_names_the_argument(kwargs, match, no_compile):
+    with no_compile(), pytest.raises(ValueError, match=match):
+        jf.local_convergence(jax.random.key(0), **kwargs)
