@@ -165,6 +165,17 @@ class TwoLayer(eqx.Module):
         return cls(W, b, a, activation, _output_scale(output_scale, width, dtype), mask)
 
 
+def check_single(name: str, net) -> None:
+    """Raise unless `net` is one `TwoLayer` (not a stacked ensemble); the error names `name`."""
+    if not isinstance(net, TwoLayer):
+        raise InputTypeError(f"{name} must be a jaxfeat.TwoLayer, got {type(net).__name__}")
+    if net.W.ndim != 2:
+        raise InputError(
+            f"{name} must be a single network (jax.vmap over ensembles), W has shape "
+            f"{tuple(net.W.shape)}"
+        )
+
+
 def _as_float(x, dtype=None) -> Array:
     x = jnp.asarray(x, dtype=dtype)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.zeros(()).dtype)

@@ -18,7 +18,7 @@ from ._checks import InputError, InputTypeError
 from ._quadrature import _check_degree, hermite_polynomials
 from .activations import polynomial
 from .data import Distribution, GaussianMixture, MultiIndex, SingleIndex, SparseParity
-from .nets import TwoLayer
+from .nets import TwoLayer, check_single
 
 __all__ = [
     "population_loss",
@@ -38,14 +38,8 @@ PARITY_ENUMERATION_MAX_DIM = 20
 
 
 def _check_pair(student, teacher) -> None:
-    for name, net in (("student", student), ("teacher", teacher)):
-        if not isinstance(net, TwoLayer):
-            raise InputTypeError(f"{name} must be a jaxfeat.TwoLayer, got {type(net).__name__}")
-        if net.W.ndim != 2:
-            raise InputError(
-                f"{name} must be a single network (vmap over ensembles), W has shape "
-                f"{tuple(net.W.shape)}"
-            )
+    check_single("student", student)
+    check_single("teacher", teacher)
     if student.dim != teacher.dim:
         raise InputError(
             f"teacher.dim must equal student.dim: teacher W has shape "

@@ -19,7 +19,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from . import _checks
 from ._checks import InputError, InputTypeError
-from .nets import TwoLayer
+from .nets import TwoLayer, check_single
 from .objectives import Objective, as_objective
 
 __all__ = ["train", "log_steps", "TRAINABLE"]
@@ -88,13 +88,7 @@ def log_steps(steps: int, log_every: int | None = None) -> np.ndarray:
 
 def _check(net, objective, optimizer, steps, log_every, trainable, weight_decay, metrics) -> dict:
     """Every argument, in Python, before anything is traced: errors name the argument."""
-    if not isinstance(net, TwoLayer):
-        raise InputTypeError(f"net must be a jaxfeat.TwoLayer, got {type(net).__name__}")
-    if net.W.ndim != 2:
-        raise InputError(
-            f"net must be a single network (jax.vmap over ensembles), W has shape "
-            f"{tuple(net.W.shape)}"
-        )
+    check_single("net", net)
     as_objective(objective).check(net)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise InputTypeError(

@@ -73,7 +73,7 @@ local_convergence_experiment = Experiment(
     coords={"step": _steps, "teacher": lambda p: np.arange(len(p["teacher"]))},
     check=("final_loss", "loss_stage2"),
     presets={
-        "quick": {"grid": {"decay": [1.0, 0.0]}, "seeds": 64, "set": {}},
+        "quick": {"grid": {"decay": [1.0, 0.0]}, "seeds": 64, "set": {"log_every": 500}},
         "paper": {
             "grid": {"decay": [1.0], "width": [8, 16, 32, 64, 128], "n": [None]},
             "seeds": 256,
