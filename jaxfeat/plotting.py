@@ -198,9 +198,9 @@ def training_curves(ds, path: str) -> str:
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "width", "lr")]
     fixed = {d: 0 for d in extra}
     note = ", ".join(f"{d}={ds[d].values[0]}" for d in extra)
-    curves = _with_axes(ds["loss"].where(ok).isel(fixed), ("width", "lr", "seed", "step"))
-    final = _with_axes(ds["final_loss"].where(ok).isel(fixed), ("width", "lr", "seed"))
-    bad = _with_axes(ds["diverged"].isel(fixed), ("width", "lr", "seed"))
+    curves = _over(ds["loss"].where(ok).isel(fixed), ("width", "lr", "seed", "step"))
+    final = _over(ds["final_loss"].where(ok).isel(fixed), ("width", "lr", "seed"))
+    bad = _over(ds["diverged"].isel(fixed), ("width", "lr", "seed"))
     widths = _labels(ds, "width", curves.shape[0])
     lrs = _labels(ds, "lr", curves.shape[1])
     steps = np.asarray(ds["step"].values, float)
@@ -246,6 +246,7 @@ def training_curves(ds, path: str) -> str:
         if np.all(np.isnan(mean[:, j])):
             continue
         cx.errorbar(x, mean[:, j], se[:, j], marker="o", ms=3, capsize=2, label=f"lr {lr}")
+    cx.axhline(floor, color="k", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
     cx.set_xscale("log", base=2)
     cx.set_yscale("log")
     cx.set_xlabel("width")
@@ -260,20 +261,15 @@ def training_curves(ds, path: str) -> str:
     return path
 
 
-def _with_axes(da, order) -> np.ndarray:
-    """`da` as an array with dims `order` (absent ones of length 1)."""
-    for d in order:
-        if d not in da.dims:
-            da = da.expand_dims(d)
-    return np.asarray(da.transpose(*order).values, float)
-
-
 def _labels(ds, dim, size):
     return list(ds[dim].values) if dim in ds.dims else [ds.attrs.get(dim, "")] * size
 
 
 def _numeric(values) -> bool:
     return all(isinstance(v, (int, float, np.number)) for v in values)
+
+
+_FAR_FLOOR = 1e-8
 
 
 def local_convergence_figure(ds, path: str) -> str:
@@ -303,7 +299,8 @@ def local_convergence_figure(ds, path: str) -> str:
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         far = np.asarray(sub["far_mass"].values, float)[ok]
         rng = np.random.default_rng(0)
-        bx.scatter(i + 0.15 * rng.standard_normal(far.size), far, s=6, color=line.get_color())
+        shown = np.maximum(far, _FAR_FLOOR)  # exact zeros would vanish from the log axis
+        bx.scatter(i + 0.15 * rng.standard_normal(far.size), shown, s=6, color=line.get_color())
         rec = np.asarray(sub["recovered"].values, float)[ok]
         se = rec.std(ddof=1) / np.sqrt(rec.size) if rec.size > 1 else 0.0
         bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=8)
@@ -333,14 +330,16 @@ def local_convergence_figure(ds, path: str) -> str:
     ax.set_title(f"loss, median and 10–90 % of {ds.sizes['seed']} seeds")
     ax.legend(fontsize=7)
     bx.axhline(1e-2, color="k", ls=":", lw=1)
+    bx.axhline(_FAR_FLOOR, color="gray", lw=0.5)
     bx.set_yscale("log")
     bx.set_ylim(1e-10, None)
     bx.set_xticks(range(len(decays)), ["decay" if d else "control" for d in decays])
     bx.set_ylabel("far mass Σ|ã_i| (neurons far from every teacher)")
-    bx.set_title("far neurons (dotted: 10⁻²)")
+    bx.set_title(f"far mass per seed (dotted: 10⁻²; 0 drawn at {_FAR_FLOOR:g})")
     a_star = np.asarray(params.get("teacher", []), float)
     if a_star.size:
         cx.scatter(np.arange(a_star.size), a_star, marker="_", s=400, color="k", label="a*")
+    cx.set_xticks(range(near.shape[1]))
     cx.set_xlabel("teacher j")
     cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
     cx.set_title("effective weight at each teacher (mean ± se)")

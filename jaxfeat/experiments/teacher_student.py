@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..algorithms.local_convergence import neuron_statistics
 from ..experiment import Experiment
 from ..nets import TwoLayer
 from ..objectives import Population
@@ -59,16 +60,16 @@ def run(
         log_every=log_every,
         weight_decay=weight_decay,
     )
-    W = trained.W
-    cos = jnp.abs(W[:, :k]) / jnp.sqrt(jnp.sum(W**2, axis=1) + 1e-300)[:, None]  # (width, k)
-    cos = jnp.where(trained.mask[:, None], cos, 0.0)
+    stats = neuron_statistics(
+        trained.W, trained.a, trained.mask, teacher_net.W, teacher_net.a, near
+    )
     return {
         "loss": hist["loss"],
         "a_norm": hist["a_norm"],
         "W_norm": hist["W_norm"],
         "final_loss": hist["loss"][-1],
-        "best_cosine": jnp.max(cos, axis=0),
-        "n_near": jnp.sum(cos > jnp.cos(near), axis=0),
+        "best_cosine": jnp.cos(stats["best_angle"]),
+        "n_near": stats["n_near"],
         "diverged": hist["diverged"][-1],
     }
 
