@@ -21,7 +21,8 @@ from . import (
     spectrum as spectrum,
     theory as theory,
 )
-from ._scan import scan as scan, summarize as summarize
+from ._scan import plan_summary as plan_summary, scan as scan, summarize as summarize
+from ._store import open_scan as open_scan, verify_scan as verify_scan
 from .activations import Activation as Activation
 from .algorithms import one_step as one_step
 from .algorithms.local_convergence import local_convergence as local_convergence

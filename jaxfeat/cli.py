@@ -15,9 +15,10 @@ def _demo(args) -> int:
 
     from . import _demo, plotting
 
+    widths = _int_list("--widths", args.widths)
+    _check_figure_path("--out", args.out)
     print("Hermite coefficients c_k = E[σ(z) He_k(z)/√(k!)], z ~ N(0,1):")
     print(_demo.coefficient_table(degree=args.degree))
-    widths = [int(w) for w in args.widths.split(",")]
     t0 = time.perf_counter()
     res = _demo.random_features_demo(jax.random.key(args.seed), widths, args.seeds)
     print(
@@ -28,9 +29,39 @@ def _demo(args) -> int:
         print(
             f"  width {w:5d}: excess test MSE {mse.mean():.4f} ± {mse.std() / len(mse) ** 0.5:.4f}"
         )
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     print(f"figure: {plotting.ensemble_predictions(res, widths, args.out)}")
     return 0
+
+
+def _int_list(flag: str, text: str) -> list[int]:
+    try:
+        values = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise InputError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise InputError(f"{flag} must be positive integers, got {text!r}")
+    return values
+
+
+_FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _check_figure_path(flag: str, path: str) -> str:
+    """A figure path that can be written: known extension, directory created, writable; checked
+    before any computing."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _FIGURE_FORMATS:
+        raise InputError(f"{flag} must end in {', '.join(_FIGURE_FORMATS)}, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".jaxfeat-probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"{flag} {path!r} cannot be written: {e.strerror or e}") from None
+    return path
 
 
 def _hermite(args) -> int:
@@ -97,12 +128,16 @@ def _run(args) -> int:
         )
     preset = exp.presets[args.preset]
     fixed, grid_over = _parse_set(args.set)
+    for k in list(fixed):  # one value for a preset's axis keeps the axis, with that value
+        if k in preset["grid"]:
+            grid_over[k] = [fixed.pop(k)]
     grid = {**preset["grid"], **grid_over}
-    for k in fixed:
-        grid.pop(k, None)  # a fixed value replaces the preset's axis
     params = {k: v for k, v in preset.get("set", {}).items() if k not in grid} | fixed
     seeds = args.seeds if args.seeds is not None else preset["seeds"]
-    out = args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr")
+    out = os.path.normpath(args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr"))
+    figure = os.path.splitext(out)[0] + ".png"
+    if not args.no_plot and not args.dry_run:
+        _check_figure_path("--out", figure)
     if args.x64:
         import jax
 
@@ -111,8 +146,23 @@ def _run(args) -> int:
         import jax
 
         jax.distributed.initialize()
-    from ._scan import scan
+    from ._scan import plan_summary, scan
 
+    if args.dry_run:
+        print(
+            plan_summary(
+                exp,
+                grid,
+                seeds,
+                out=out,
+                params=params,
+                key=args.seed,
+                chunk_size=args.chunk_size,
+                memory_budget=args.memory_budget,
+                devices=_devices(args.devices),
+            )
+        )
+        return 0
     t0 = time.perf_counter()
     ds = scan(
         exp,
@@ -125,6 +175,7 @@ def _run(args) -> int:
         memory_budget=args.memory_budget,
         devices=_devices(args.devices),
         overwrite=args.overwrite,
+        allow_code_change=args.allow_code_change,
         progress=not args.quiet,
     )
     print(
@@ -132,7 +183,7 @@ def _run(args) -> int:
         f"{time.perf_counter() - t0:.1f} s; dataset: {out}"
     )
     if not args.no_plot:
-        print(f"figure: {exp.figure(ds, os.path.splitext(out)[0] + '.png')}")
+        print(f"figure: {exp.figure(ds, figure)}")
     return 0
 
 
@@ -161,22 +212,19 @@ def _devices(spec):
     return local[:count]
 
 
-def _open(path):
-    import xarray as xr
+def _open(path, verify=True):
+    from ._store import open_scan
 
-    if not os.path.exists(os.path.join(path, "zarr.json")):
-        raise InputError(f"{path!r} is not a Zarr store written by `jaxfeat run`")
-    ds = xr.open_zarr(path, consolidated=False)
-    if "jaxfeat_config" not in ds.attrs:
-        raise InputError(f"{path!r} is a Zarr store but not a jaxfeat scan")
-    return ds
+    return open_scan(path, verify=verify)
 
 
 def _plot(args) -> int:
     from . import experiments, plotting
 
-    ds = _open(args.path)
-    out = args.out or os.path.splitext(os.path.normpath(args.path))[0] + ".png"
+    path = os.path.normpath(args.path)
+    out = args.out or os.path.splitext(path)[0] + ".png"
+    _check_figure_path("--out", out)
+    ds = _open(path)
     name = ds.attrs.get("experiment")
     plot = experiments.get(name).plot if name in experiments.names() else "generic_scan"
     print(f"figure: {getattr(plotting, plot)(ds, out)}")
@@ -186,20 +234,41 @@ def _plot(args) -> int:
 def _info(args) -> int:
     import json
 
-    ds = _open(args.path)
+    from ._store import describe_chunk, layout, verify_scan
+
+    path = os.path.normpath(args.path)
+    ds = _open(path, verify=args.verify)
+    attrs = layout(path)
     cfg = json.loads(ds.attrs["jaxfeat_config"])
-    done_dir = os.path.join(args.path, "_done")
-    done = len(
-        [f for f in os.listdir(done_dir) if f.startswith("s") and "-c" in f and ".tmp" not in f]
-    )
     print(f"experiment: {cfg['experiment']} — {ds.attrs.get('description', '')}")
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
-    total = ds.attrs.get("chunks_total")
-    print(f"chunks finished: {done}/{total}; diverged seeds: {int(ds['diverged'].sum())}")
+    total = int(ds.attrs.get("chunks_total"))
+    runs = int(ds["finished"].size)
+    diverged = int(ds["diverged"].sum())
+    if "static_points" in attrs:
+        v = verify_scan(path, full=args.verify)
+        checked = "verified by checksum" if args.verify else "sizes checked (--verify: checksums)"
+        print(
+            f"chunks finished: {len(v.ok) + len(v.unverifiable)}/{total} ({checked}); "
+            f"damaged: {len(v.damaged)}; unfinished: {len(v.unfinished)}"
+        )
+        for (s, c), why in sorted(v.damaged.items()):
+            print(f"  damaged: {describe_chunk(attrs, s, c)}: {why}")
+        for (s, c), who in sorted(v.locked.items()):
+            print(
+                f"  held: {describe_chunk(attrs, s, c)} by {who.get('host')} pid {who.get('pid')}"
+            )
+        codes = ", ".join(f"{k} ({n} chunks)" for k, n in v.codes.items())
+        print(f"computed by code: {codes or '-'}")
     print(
-        f"written by jaxfeat {ds.attrs.get('jaxfeat_version')}, jax {ds.attrs.get('jax_version')} "
+        f"runs (grid point × seed): {ds.attrs['seeds_finished']}/{runs} finished; "
+        f"diverged: {diverged}"
+    )
+    print(
+        f"written by jaxfeat {ds.attrs.get('jaxfeat_version')} (code "
+        f"{ds.attrs.get('jaxfeat_code')}), jax {ds.attrs.get('jax_version')} "
         f"on {ds.attrs.get('devices')}"
     )
     print(ds)
@@ -239,6 +308,16 @@ def main(argv=None) -> int:
         action="store_true",
         help="compute in float64 (float32 by default); part of the store's identity",
     )
+    p.add_argument(
+        "--allow-code-change",
+        action="store_true",
+        help="continue a store computed by other jaxfeat code (its results will mix)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (points, seeds, chunks, programs, memory, ETA) and exit",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=_run)
@@ -246,8 +325,11 @@ def main(argv=None) -> int:
     p.add_argument("path")
     p.add_argument("--out", help="figure path (.png or .pdf)")
     p.set_defaults(fn=_plot)
-    p = sub.add_parser("info", help="configuration and progress of a scan store")
+    p = sub.add_parser("info", help="configuration, progress and integrity of a scan store")
     p.add_argument("path")
+    p.add_argument(
+        "--verify", action="store_true", help="check every chunk's checksum (default: sizes)"
+    )
     p.set_defaults(fn=_info)
     p = sub.add_parser("demo", help="print Hermite coefficients; fit and plot a width ensemble")
     p.add_argument("--out", default="out/demo.png", help="figure path (PNG/PDF)")
@@ -267,6 +349,10 @@ def main(argv=None) -> int:
     except (InputError, InputTypeError) as e:  # our validation; anything else is a bug
         print(f"jaxfeat: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `jaxfeat info X | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("jaxfeat: interrupted", file=sys.stderr)
         return 130

@@ -35,8 +35,12 @@ class Experiment:
     - `coords`: coordinate values of output dimensions, `{dim: fn(params) -> values}` evaluated
       on the scan's fixed parameters, e.g. `{"step": lambda p: log_steps(p["steps"], ...)}`.
     - `check`: the outputs whose non-finite values flag a seed as `diverged` (default: every
-      floating output). A boolean output named `diverged` (a training run that stopped) flags
-      the seed too.
+      floating output not in `not_applicable`). A boolean output named `diverged` (a training
+      run that stopped) flags the seed too.
+    - `not_applicable`: `{output: fill}` for outputs that have no value at some seeds or points,
+      e.g. `{"capture": float("nan")}`: the experiment returns `fill` there. NaN otherwise means
+      only one thing, that the seed diverged (DESIGN §8); a declared output is not checked for
+      divergence, and `jaxfeat.summarize` leaves its fill values out of its statistics.
     - `presets`: `{name: {"grid": {...}, "seeds": S, "set": {...}}}` (`quick` is the default).
     - `plot`: name of the `jaxfeat.plotting` function `(ds, path) -> path` that draws the figure
       of `jaxfeat plot` (default: one panel per scalar output).
@@ -51,12 +55,21 @@ class Experiment:
     dims: Mapping = dataclasses.field(default_factory=dict)
     coords: Mapping = dataclasses.field(default_factory=dict)
     check: tuple | None = None
+    not_applicable: Mapping = dataclasses.field(default_factory=dict)
     presets: Mapping = dataclasses.field(default_factory=dict)
     plot: str = "generic_scan"
 
     def __post_init__(self):
         if self.defaults is None:
             object.__setattr__(self, "defaults", _keyword_defaults(self.fn))
+        if not isinstance(self.not_applicable, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in self.not_applicable.items()
+        ):
+            raise InputError(
+                f"not_applicable must map output names to a number (the fill value), got "
+                f"{self.not_applicable!r}"
+            )
 
     def figure(self, ds, path: str) -> str:
         """Draw this experiment's figure of the scan `ds` to `path` (PNG/PDF)."""

@@ -34,15 +34,32 @@ def ensemble_predictions(result: dict, widths, path: str) -> str:
 def spike_phase_diagram(ds, path: str) -> str:
     """Three panels from a `spikes` scan: the seed-averaged spike count over α × n with ℓ(α) and
     its thresholds drawn, the top singular values against the deflated edge (largest n), and the
-    ridge test error of W₁ against W₀ features versus α."""
-    from . import theory
+    ridge test error of W₁ against W₀ features versus α. α and n fixed in the scan are drawn as
+    one-value axes; every other grid axis (activation, c, …) gets its own row of panels (at most
+    `_MAX_ROWS`; the title says which rows are shown). Only finished seeds that did not diverge
+    are used."""
     from ._scan import summarize
 
-    sm = summarize(ds)
+    ds = _with_axes(ds, ("alpha", "n"))
+    rows, note = _facets(ds, ("alpha", "n"))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 4.2 * len(rows)), dpi=110, squeeze=False)
+    for (label, sel), (ax, bx, cx) in zip(rows, axes):
+        sub = ds.isel(sel, drop=True)
+        _spike_row(fig, ax, bx, cx, sub, summarize(sub), label)
+    if note:
+        fig.suptitle(note, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _spike_row(fig, ax, bx, cx, ds, sm, label):
+    from . import theory
+
     alphas = np.asarray(ds["alpha"].values, float)
-    ns = np.asarray(ds["n"].values) if "n" in ds.dims else np.array([ds.attrs.get("n", 0)])
+    ns = np.asarray(ds["n"].values)
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
     im = ax.imshow(
         counts,
         origin="lower",
@@ -64,18 +81,70 @@ def spike_phase_diagram(ds, path: str) -> str:
         )
     for t in theory.spike_thresholds(6):  # theory boundaries, interpolated on the α ticks
         t = float(t)
-        if alphas.min() < t < alphas.max():
+        if len(alphas) > 1 and alphas.min() < t < alphas.max():
             x = np.interp(t, alphas, np.arange(len(alphas)))
             ax.axvline(x, color="w", ls=":", lw=1)
     ax.set_xlabel("α   (η = c·n^α)")
     ax.set_ylabel("n = ñ")
-    ax.set_title(f"spikes of F₁, {ds.sizes['seed']} seeds (dotted: ℓ(α) thresholds)")
+    prefix = f"{label}: " if label else ""
+    ax.set_title(f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)", fontsize=9)
     _spectra_panel(bx, ds, sm, alphas)
     _error_panel(cx, sm, alphas)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+
+
+_MAX_ROWS = 4
+
+
+def _with_axes(ds, names):
+    """`ds` with each of `names` a dimension: a parameter fixed in the scan becomes an axis of
+    length one holding its value (from the stored config)."""
+    import json
+
+    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    for name in names:
+        if name not in ds.dims:
+            value = params.get(name)
+            ds = ds.expand_dims({name: [value if value is not None else np.nan]})
+    return ds
+
+
+def _facets(ds, keep):
+    """[(label, {dim: index})] over every combination of the grid axes not in `keep` (at most
+    `_MAX_ROWS`), and a note naming what is shown."""
+    import itertools
+
+    others = [d for d in ds["diverged"].dims if d not in (*keep, "seed")]
+    combos = list(itertools.product(*(range(ds.sizes[d]) for d in others)))
+    rows = [
+        (", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(others, c)), dict(zip(others, c)))
+        for c in combos
+    ]
+    note = ""
+    if len(rows) > _MAX_ROWS:
+        note = (
+            f"showing {_MAX_ROWS} of {len(rows)} combinations of {', '.join(others)}; "
+            "select with ds.sel(...) and call this function for the others"
+        )
+        rows = rows[:_MAX_ROWS]
+    return rows, note
+
+
+def _ok(ds):
+    """Seeds to use: finished and not diverged."""
+    ok = ~ds["diverged"]
+    return ok & ds["finished"] if "finished" in ds else ok
+
+
+def _seeds_label(ds) -> str:
+    """'64 seeds', or for a partial scan '20 of 64 seeds (partial scan)' (the range over points
+    when they differ)."""
+    total = ds.sizes["seed"]
+    if "finished" not in ds or bool(ds["finished"].all()):
+        return f"{total} seeds"
+    per = ds["finished"].sum("seed")
+    lo, hi = int(per.min()), int(per.max())
+    n = str(lo) if lo == hi else f"{lo}–{hi}"
+    return f"{n} of {total} seeds (partial scan)"
 
 
 def _over(da, order):
@@ -88,7 +157,7 @@ def _over(da, order):
 
 
 def _spectra_panel(ax, ds, sm, alphas):
-    sel = {"n": -1} if "n" in sm.dims else {}
+    sel = {"n": -1}
     sv = sm["singular_values"].sel(stat="mean").isel(sel)
     edge = sm["deflated_edge"].sel(stat="mean").isel(sel)
     sv = _over(sv, ("alpha", "k"))
@@ -99,8 +168,7 @@ def _spectra_panel(ax, ds, sm, alphas):
     ax.set_yscale("log")
     ax.set_xlabel("α")
     ax.set_ylabel("singular value / edge")
-    n = int(ds["n"].values[-1]) if "n" in ds.dims else ""
-    ax.set_title(f"top singular values of F₁ (n = {n})")
+    ax.set_title(f"top singular values of F₁ (n = {ds['n'].values[-1]})")
     ax.legend(fontsize=8)
 
 
@@ -157,7 +225,7 @@ def width_sweep(ds, path: str) -> str:
     ax.set_yscale("log")
     ax.set_xlabel("width m")
     ax.set_ylabel("excess test MSE")
-    ax.set_title(f"random-features ridge, {ds.sizes['seed']} seeds")
+    ax.set_title(f"random-features ridge, {_seeds_label(ds)}")
     if others:
         ax.legend(fontsize=8, title=", ".join(others))
     fig.tight_layout()
@@ -167,21 +235,40 @@ def width_sweep(ds, path: str) -> str:
 
 
 def generic_scan(ds, path: str) -> str:
-    """Fallback: each scalar output's seed mean (± se) against the first grid axis."""
+    """Fallback: each scalar output's seed mean (± se) against the first grid axis, one line per
+    value of the second (other axes at their first value, named in the title); a scan of one
+    point shows the means as points."""
     from ._scan import summarize
 
     sm = summarize(ds)
-    grid = [d for d in ds.dims if d in ds.coords and d != "seed"]
+    grid = [d for d in ds["diverged"].dims if d != "seed"]
     names = [v for v in sm.data_vars if v != "n_seeds" and set(sm[v].dims) <= set(grid) | {"stat"}]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), dpi=110)
+    fixed = {d: 0 for d in grid[2:]}
     for ax, v in zip(np.atleast_1d(axes), names):
-        m = sm[v].sel(stat="mean")
-        rest = [d for d in m.dims if d != grid[0]]
-        m = m.isel({d: 0 for d in rest})
-        se = sm[v].sel(stat="se").isel({d: 0 for d in rest})
-        ax.errorbar(ds[grid[0]].values, m.values, se.values, marker="o", ms=3, capsize=2)
-        ax.set_xlabel(grid[0])
+        m, se = sm[v].sel(stat="mean").isel(fixed), sm[v].sel(stat="se").isel(fixed)
+        if not grid:
+            ax.errorbar([0], [float(m)], [float(se)], marker="o", capsize=2)
+            ax.set_xticks([])
+        else:
+            lines = ds[grid[1]].values if len(grid) > 1 else [None]
+            for i, val in enumerate(lines):
+                sel = {grid[1]: i} if val is not None else {}
+                ax.errorbar(
+                    ds[grid[0]].values,
+                    np.ravel(m.isel(sel).transpose(grid[0]).values),
+                    np.ravel(se.isel(sel).transpose(grid[0]).values),
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                    label=None if val is None else f"{grid[1]}={val}",
+                )
+            ax.set_xlabel(grid[0])
+            if len(grid) > 1:
+                ax.legend(fontsize=7)
         ax.set_title(v)
+    note = ", ".join(f"{d}={ds[d].values[0]}" for d in fixed)
+    fig.suptitle(f"mean ± se of {_seeds_label(ds)}" + (f"; fixed: {note}" if note else ""))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -194,7 +281,7 @@ def training_curves(ds, path: str) -> str:
     final loss; the median final loss over width × lr with the fraction of diverged seeds; and
     the final loss against width (mean ± se over the seeds that did not diverge), one line per
     lr. Grid axes other than width and lr are fixed at their first value (named in the title)."""
-    ok = ~ds["diverged"]
+    ok = _ok(ds)
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "width", "lr")]
     fixed = {d: 0 for d in extra}
     note = ", ".join(f"{d}={ds[d].values[0]}" for d in extra)
@@ -222,7 +309,7 @@ def training_curves(ds, path: str) -> str:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("population loss E(f − f*)²")
-    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {ds.sizes['seed']} seeds")
+    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
     ax.legend(fontsize=8)
     im = bx.imshow(np.log10(med_final), origin="lower", aspect="auto", cmap="viridis")
     fig.colorbar(im, ax=bx, label="log10 median final loss")

@@ -48,6 +48,16 @@ def _check_alpha(alpha):
             raise InputError(f"alpha must be in [0, 1/2), got {alpha}")
 
 
+def _check_positive_scalar(name, x):
+    if _checks.is_concrete(x):
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            raise _checks.InputTypeError(f"{name} must be a number, got {x!r}") from None
+        if not (np.isfinite(v) and v > 0):
+            raise InputError(f"{name} must be finite and > 0, got {x!r}")
+
+
 def one_step(
     key: PRNGKeyArray,
     dist: Distribution,
@@ -81,6 +91,9 @@ def one_step(
     N = _checks.check_positive_int("N", N)
     act = _act.get(activation)
     _check_alpha(alpha)
+    _check_positive_scalar("c", c)
+    if eta is not None:
+        _check_positive_scalar("eta", eta)
     if init not in ("sphere", "gaussian"):
         raise InputError(f"init must be 'sphere' or 'gaussian', got {init!r}")
     if output_scale not in ("1", "1/sqrt(N)"):
@@ -222,8 +235,13 @@ def one_step_spikes(
     are. The ridge readout and the F₀ edge (which need F or another Krylov run) are left out.
     """
     act = _act.get(activation)
-    k_step, k_feat, k_test = jax.random.split(key, 3)
+    n = _checks.check_positive_int("n", n)
     n_tilde = _checks.check_positive_int("n_tilde", n_tilde)
+    degree = _checks.check_positive_int("degree", degree)
+    k = _checks.check_positive_int("k", k)
+    if not 1.0 <= _checks.check_nonneg_float("margin", margin):
+        raise InputError(f"margin must be >= 1 (outliers lie above margin × edge), got {margin}")
+    k_step, k_feat, k_test = jax.random.split(key, 3)
     res = one_step(
         k_step, dist, n=n, N=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
     )

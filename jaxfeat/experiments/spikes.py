@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _checks
+from .._checks import InputError
 from ..algorithms.one_step import one_step_spikes
 from ..data import SingleIndex
 from ..experiment import Experiment
@@ -31,14 +33,23 @@ def run(
 ):
     """One seed: y = Σ_k target[k] h_k(β·x) + noise·ε with β = e₁; d = N = ratio·n unless given;
     ñ = n unless given. Returns `one_step_spikes`' statistics (MATH §4.3)."""
-    dim = dim or max(1, round(ratio * n))
-    N = N or dim
+    n = _checks.check_positive_int("n", n)
+    if not 0 < _checks.check_nonneg_float("ratio", ratio):
+        raise InputError(f"ratio must be > 0, got {ratio}")
+    dim = max(1, round(ratio * n)) if dim is None else _checks.check_positive_int("dim", dim)
+    N = dim if N is None else _checks.check_positive_int("N", N)
+    if not isinstance(target, (list, tuple)) or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) for t in target
+    ):
+        raise InputError(
+            f"target must be a list of Hermite coefficients of f* (numbers), got {target!r}"
+        )
     dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
     return one_step_spikes(
         key,
         dist,
         n=n,
-        n_tilde=n_tilde or n,
+        n_tilde=n if n_tilde is None else n_tilde,
         N=N,
         n_test=n_test,
         activation=activation,
