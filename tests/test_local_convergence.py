@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 import jaxfeat as jf
-from jaxfeat.algorithms.local_convergence import neuron_statistics, stage_one, stage_two
+from jaxfeat.algorithms.local_convergence import (
+    neuron_points,
+    neuron_statistics,
+    stage_one,
+    stage_two,
+    teacher_directions,
+)
+from jaxfeat.experiments.local_convergence import local_convergence_experiment
 
 
 def _teacher(d=8):
@@ -70,6 +77,44 @@ def test_neuron_statistics_by_hand():
         W[:2], a[:2] * 1.02, np.ones(2, bool), W_star, np.array([1.0, 0.5]), 0.15
     )
     assert not st["recovered"]  # 2 % off
+
+
+def test_neuron_points_against_numpy(getkey):
+    """Angle to the nearest ±w*_j against NumPy's arccos (float64, angles well above √ε), an
+    angle of 1e-9 rad resolved exactly (arccos of the cosine would give 0), |ã_i| = |a_i||w_i|,
+    and NaN for padded neurons."""
+    W_star = np.asarray(teacher_directions(getkey(), 3, 5, 0.5))
+    W = np.array(jax.random.normal(getkey(), (6, 5)))
+    W[4] = -2.0 * W_star[1]
+    W[4] += 2e-9 * np.linalg.svd(W_star)[2][-1]  # a direction orthogonal to every teacher
+    a = np.asarray(jax.random.normal(getkey(), (6,)))
+    mask = np.arange(6) < 5
+    pts = neuron_points(W, a, mask, W_star)
+    cos = np.abs(W @ W_star.T) / np.linalg.norm(W, axis=1)[:, None]
+    want = np.arccos(np.clip(cos.max(1), 0, 1))
+    np.testing.assert_allclose(pts["angle"][:4], want[:4], rtol=1e-12)
+    np.testing.assert_allclose(pts["angle"][4], 1e-9, rtol=1e-6)
+    np.testing.assert_allclose(pts["weight"][:5], np.abs(a * np.linalg.norm(W, axis=1))[:5])
+    assert np.isnan(pts["angle"][5]) and np.isnan(pts["weight"][5])
+
+
+def test_scan_per_neuron_outputs_padded_widths_not_diverged():
+    """A width sweep pads to the largest width: the padded neurons are NaN, yet no seed is
+    flagged diverged; far_mass and n_near agree with the per-neuron points."""
+    ds = jf.scan(
+        local_convergence_experiment,
+        {"width": [2, 3], "decay": [1.0, 0.0]},
+        2,
+        params=dict(dim=4, teacher=(1.0, -0.7), phases=2, steps_per_phase=50, log_every=50),
+        progress=False,
+    )
+    assert ds.sizes["neuron"] == 3 and not ds["diverged"].any()
+    ang, wt = ds["neuron_angle"], ds["neuron_weight"]
+    assert ang.sel(width=2, neuron=2).isnull().all() and wt.sel(width=3).notnull().all()
+    assert ds["neuron_angle_stage2"].sel(width=2, neuron=2).isnull().all()
+    far = wt.where(ang >= 0.15).sum("neuron")
+    np.testing.assert_allclose(far, ds["far_mass"], rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal((ang < 0.15).sum("neuron"), ds["n_near"].sum("teacher"))
 
 
 def test_decay_concentrates_and_the_control_does_not(getkey):

@@ -34,6 +34,7 @@ __all__ = [
     "local_convergence",
     "teacher_directions",
     "neuron_statistics",
+    "neuron_points",
     "stage_one",
     "stage_two",
 ]
@@ -80,9 +81,8 @@ def neuron_statistics(
     W, a, W_star, a_star = map(jnp.asarray, (W, a, W_star, a_star))
     norms = jnp.sqrt(jnp.sum(W**2, axis=1))
     eff = jnp.where(mask, a * norms, 0.0)
-    cos = jnp.abs(W @ W_star.T) / jnp.maximum(norms, 1e-300)[:, None]
-    cos = jnp.where(mask[:, None], jnp.clip(cos, 0.0, 1.0), 0.0)
-    is_near = cos > math.cos(near)
+    angle = jnp.where(mask[:, None], _angles(W, W_star), jnp.pi / 2)
+    is_near = angle < near
     near_weight = jnp.sum(jnp.where(is_near, eff[:, None], 0.0), axis=0)
     far = mask & ~jnp.any(is_near, axis=1)
     far_mass = jnp.sum(jnp.where(far, jnp.abs(eff), 0.0))
@@ -90,10 +90,33 @@ def neuron_statistics(
     return {
         "near_weight": near_weight,
         "n_near": jnp.sum(is_near, axis=0),
-        "best_angle": jnp.arccos(jnp.max(cos, axis=0)),
+        "best_angle": jnp.min(angle, axis=0),
         "far_mass": far_mass,
         "recovered": ok & (far_mass < 1e-2),
     }
+
+
+def _angles(W, W_star):
+    """∠(ŵ_i, ±w*_j) ∈ [0, π/2] for unit w*_j, as atan2(|w_i − (w_i·w*_j)w*_j|, |w_i·w*_j|):
+    arccos of the cosine would resolve nothing below √ε (3e-4 rad in float32)."""
+    proj = W @ W_star.T  # (width, teachers)
+    resid = W[:, None, :] - proj[:, :, None] * W_star[None, :, :]
+    return jnp.arctan2(jnp.sqrt(jnp.sum(resid**2, axis=-1)), jnp.abs(proj))
+
+
+def neuron_points(
+    W: Float[ArrayLike, "width dim"],
+    a: Float[ArrayLike, " width"],
+    mask,
+    W_star: Float[ArrayLike, "teachers dim"],
+) -> dict[str, Array]:
+    """Each neuron as a point (Zhou & Ge, arXiv 2406.01766, Fig. "neurons concentrate"):
+    `angle` min_j ∠(ŵ_i, ±w*_j) (σ≥2 is even, so w and −w are one neuron) and `weight` its
+    effective output weight |ã_i| = |a_i||w_i|; padded neurons are NaN in both."""
+    W, a, W_star = map(jnp.asarray, (W, a, W_star))
+    angle = jnp.min(_angles(W, W_star), axis=1)
+    weight = jnp.abs(a) * jnp.sqrt(jnp.sum(W**2, axis=1))
+    return {"angle": jnp.where(mask, angle, jnp.nan), "weight": jnp.where(mask, weight, jnp.nan)}
 
 
 def _subspace_fraction(W, W_star, mask):
@@ -191,6 +214,7 @@ def local_convergence(
     rebalance: bool = False,
     near: float = 0.15,
     n: int | None = None,
+    per_neuron: bool = True,
 ) -> dict[str, Array]:
     """One seed of the three stages (defaults: MATH §5.3's run).
 
@@ -200,13 +224,16 @@ def local_convergence(
     `eta1`: stage-1 step; `ridge`: λ₂ of stage 2; `lr`, `lambda0`, `phases`, `steps_per_phase`:
     stage 3 (SGD, λ = λ₀ 2^{−p}); `decay`: False (or 0) runs the no-decay control; `rebalance`:
     |a_i| = |w_i| before stage 3; `near`: θ_near in radians; `n`: None for the exact population
-    loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them).
+    loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them);
+    `per_neuron`: also return every neuron as a point (`neuron_points`).
 
     **Returns:** `stage1_subspace_fraction` (mean over neurons of |P w_i|/|w_i|) and its `_min`,
     `loss_stage1`, `loss_stage2`, `final_loss` (population losses), `loss` (stage-3 trajectory at
     the logged steps), `near_weight`, `n_near`, `best_angle` (per teacher), `far_mass`,
     `recovered`, the same statistics before stage 3 (`far_mass_stage2`), `teacher_ok` (the
-    directions met `min_angle`) and `diverged`.
+    directions met `min_angle`) and `diverged`; with `per_neuron`, (max_width,) arrays
+    `neuron_angle`, `neuron_weight` (angle to the nearest ±w*_j and |ã_i|, NaN for padding) at
+    the end and `neuron_angle_stage2`, `neuron_weight_stage2` before stage 3.
     """
     a_star = np.asarray(teacher, dtype=float)
     steps = phases * steps_per_phase
@@ -246,6 +273,11 @@ def local_convergence(
     )
     after = neuron_statistics(net3.W, net3.a, net3.mask, W_star, a_star, near)
     pop = Population(teacher_net)
+    points = {}
+    if per_neuron:
+        for suffix, nt in (("_stage2", net2), ("", net3)):
+            pts = neuron_points(nt.W, nt.a, nt.mask, W_star)
+            points |= {f"neuron_{k}{suffix}": v for k, v in pts.items()}
     return {
         "stage1_subspace_fraction": frac,
         "stage1_subspace_fraction_min": frac_min,
@@ -257,6 +289,7 @@ def local_convergence(
         **after,
         "teacher_ok": _teacher_ok(W_star, min_angle),
         "diverged": hist["diverged"][-1],
+        **points,
     }
 
 

@@ -30,6 +30,7 @@ def run(
     rebalance=False,
     near=0.15,
     n=None,
+    per_neuron=True,
 ):
     """One seed; `decay` is 1 (λ₀ 2^{−p}) or 0 (the no-decay control)."""
     return local_convergence(
@@ -51,6 +52,7 @@ def run(
         rebalance=rebalance,
         near=near,
         n=n,
+        per_neuron=per_neuron,
     )
 
 
@@ -69,8 +71,14 @@ local_convergence_experiment = Experiment(
         "near_weight": ("teacher",),
         "n_near": ("teacher",),
         "best_angle": ("teacher",),
+        **{f"neuron_{k}{s}": ("neuron",) for k in ("angle", "weight") for s in ("", "_stage2")},
     },
-    coords={"step": _steps, "teacher": lambda p: np.arange(len(p["teacher"]))},
+    coords={
+        "step": _steps,
+        "teacher": lambda p: np.arange(len(p["teacher"])),
+        "neuron": lambda p: np.arange(p["max_width"] or p["width"]),
+    },
+    # padded neurons are NaN in the per-neuron outputs: only the losses flag a seed as diverged
     check=("final_loss", "loss_stage2"),
     presets={
         # lr 0.15: MATH §5.3's 0.05 × 4,000 steps a phase leaves far mass ≈ 0.03 (recovered in 5 %
