@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxfeat as jf
+from jaxfeat import plotting
 from jaxfeat.algorithms.local_convergence import (
     neuron_points,
     neuron_statistics,
@@ -17,7 +18,11 @@ from jaxfeat.algorithms.local_convergence import (
     stage_two,
     teacher_directions,
 )
-from jaxfeat.experiments.local_convergence import local_convergence_experiment
+from jaxfeat.experiments.local_convergence import (
+    local_convergence_experiment,
+    recovery_probability,
+    recovery_threshold,
+)
 
 
 def _teacher(d=8):
@@ -98,9 +103,9 @@ def test_neuron_points_against_numpy(getkey):
     assert np.isnan(pts["angle"][5]) and np.isnan(pts["weight"][5])
 
 
-def test_scan_per_neuron_outputs_padded_widths_not_diverged():
+def test_scan_per_neuron_outputs_padded_widths_not_diverged(tmp_path):
     """A width sweep pads to the largest width: the padded neurons are NaN, yet no seed is
-    flagged diverged; far_mass and n_near agree with the per-neuron points."""
+    flagged diverged; far_mass and n_near agree with the per-neuron points; the figures draw."""
     ds = jf.scan(
         local_convergence_experiment,
         {"width": [2, 3], "decay": [1.0, 0.0]},
@@ -115,6 +120,9 @@ def test_scan_per_neuron_outputs_padded_widths_not_diverged():
     far = wt.where(ang >= 0.15).sum("neuron")
     np.testing.assert_allclose(far, ds["far_mass"], rtol=1e-12, atol=1e-300)
     np.testing.assert_array_equal((ang < 0.15).sum("neuron"), ds["n_near"].sum("teacher"))
+    for draw in (local_convergence_experiment.figure, plotting.neuron_points_figure):
+        path = str(tmp_path / f"{draw.__name__}.png")
+        assert draw(ds, path) == path
 
 
 def test_decay_concentrates_and_the_control_does_not(getkey):
@@ -150,3 +158,56 @@ BAD = [
 def test_bad_input_names_the_argument(kwargs, match, no_compile):
     with no_compile(), pytest.raises(ValueError, match=match):
         jf.local_convergence(jax.random.key(0), **kwargs)
+
+
+def _synthetic(widths=(4, 8, 16), ns=(100, 400), p=((0.0, 0.5, 1.0), (0.25, 0.75, 1.0)), S=100):
+    """A fake local_convergence scan: recovered in the first round(p·S) seeds of each point."""
+    import xarray as xr
+
+    rec = np.zeros((2, len(ns), len(widths), S), bool)
+    for i in range(len(ns)):
+        for j in range(len(widths)):
+            rec[0, i, j, : round(p[i][j] * S)] = True  # decay = 1
+    dims = ("decay", "n", "width", "seed")
+    coords = {"decay": [1.0, 0.0], "n": list(ns), "width": list(widths), "seed": np.arange(S)}
+    return xr.Dataset(
+        {"recovered": (dims, rec), "diverged": (dims, np.zeros_like(rec))}, coords=coords
+    )
+
+
+def test_recovery_probability_and_threshold_by_hand():
+
+    ds = _synthetic()
+    pr = recovery_probability(ds)
+    np.testing.assert_array_equal(pr["p"].sel(n=100), [0.0, 0.5, 1.0])  # decay = 1 picked
+    np.testing.assert_allclose(pr["se"].sel(n=400), np.sqrt([0.25 * 0.75 / 99] * 2 + [0.0]))
+    ds["diverged"][0, 0, 1, 0] = True  # a diverged seed counts as not recovered
+    assert float(recovery_probability(ds)["p"].sel(n=100, width=8)) == 0.49
+    ds["diverged"][0, 0, 1, 0] = False
+    th = recovery_threshold(ds, 0.5, boot=200)
+    # n = 100: p = 0.5 at width 8 exactly; n = 400: halfway (log2) between 4 and 8
+    assert th[100][0] == 8.0 and th[400][0] == 2**2.5
+    lo, hi = th[100][1:3]
+    assert 4 < lo <= 8 <= hi < 16
+    # level 0.9 at n = 100: log2 w = 3 + 0.4/0.5 between 8 and 16
+    np.testing.assert_allclose(recovery_threshold(ds, 0.9, boot=10)[100][0], 2**3.8)
+    np.testing.assert_allclose(
+        recovery_threshold(ds, 0.9, fixed={"n": 100}, boot=10)[None][0], 2**3.8
+    )
+    assert np.isnan(recovery_threshold(ds.isel(width=[0, 1]), 0.9, boot=10)[100][0])
+
+
+def test_recovery_heatmap_picks_and_names_axes(tmp_path):
+    ds = _synthetic()
+    assert plotting._heat_axes(ds) == (("width", "n"), {})
+    ds3 = ds.expand_dims({"dim": [10, 20]}).transpose("decay", "dim", "n", "width", "seed")
+    axes, fixed = plotting._heat_axes(ds3)
+    assert axes == ("width", "dim") and fixed == {"n": 100}
+    assert plotting._heat_axes(ds3, ("n", "dim"))[1] == {"width": 4}
+    fig, ax = plotting.plt.subplots()
+    title = plotting._recovery_panel(ax, ds3)
+    assert "width × dim of dim, n, width" in title and "fixed n=100" in title, title
+    assert "fixed" not in plotting._recovery_panel(ax, ds)
+    for d in (ds, ds3, ds.isel(n=[0])):  # two axes, three (one fixed), one (a single row)
+        path = tmp_path / f"h{d.sizes['n']}{len(d.dims)}.png"
+        assert plotting.recovery_heatmap(d, str(path)) == str(path) and path.exists()

@@ -96,3 +96,66 @@ local_convergence_experiment = Experiment(
     },
     plot="local_convergence_figure",
 )
+
+
+def recovery_probability(ds, fixed=None):
+    """P(recovered) per grid point of a `local_convergence` scan, with its seed standard error
+    √(p(1−p)/(S−1)); diverged seeds count as not recovered. `decay` (if an axis) is taken at its
+    non-zero value, and `fixed` selects values of other axes ({axis: value}).
+
+    **Returns:** an xarray Dataset with `p`, `se` and `seeds` over the remaining grid axes.
+    """
+    rec = (ds["recovered"] & ~ds["diverged"]).astype(float)
+    sel = dict(fixed or {})
+    if "decay" in rec.dims and "decay" not in sel:
+        sel["decay"] = [v for v in ds["decay"].values if v != 0][0]
+    rec = rec.sel(sel)
+    s = rec.sizes["seed"]
+    p = rec.mean("seed")
+    out = p.to_dataset(name="p")
+    out["se"] = np.sqrt(p * (1 - p) / max(s - 1, 1))
+    out["seeds"] = s
+    return out
+
+
+def recovery_threshold(ds, level=0.5, axis="width", fixed=None, boot=1000, seed=0):
+    """The smallest value of `axis` (interpolated linearly in log₂ between grid points) at which
+    P(recovered) first reaches `level`, per value of the other grid axes, with a bootstrap over
+    seeds: median and the 16–84 % interval of `boot` resamples (NaN where the level is never
+    reached; a resample that never reaches it counts as beyond the largest grid value).
+
+    **Returns:** dict {other-axis value (or None): (estimate, low, high, fraction of resamples
+    that reach the level)}.
+    """
+    rec = (ds["recovered"] & ~ds["diverged"]).astype(float)
+    sel = dict(fixed or {})
+    if "decay" in rec.dims and "decay" not in sel:
+        sel["decay"] = [v for v in ds["decay"].values if v != 0][0]
+    rec = rec.sel(sel)
+    others = [d for d in rec.dims if d not in (axis, "seed")]
+    if len(others) > 1:
+        raise ValueError(f"fix all but one of {others} with `fixed`")
+    x = np.log2(np.asarray(ds[axis].values, float))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in ds[others[0]].values if others else [None]:
+        r = np.asarray((rec.sel({others[0]: v}) if others else rec).transpose(axis, "seed"))
+        est = _crossing(x, r.mean(1), level)
+        idx = rng.integers(0, r.shape[1], (boot, r.shape[1]))
+        bs = np.array([_crossing(x, r[:, i].mean(1), level) for i in idx])
+        reached = np.isfinite(bs)
+        lo, hi = np.quantile(np.where(reached, bs, np.inf), [0.16, 0.84], method="inverted_cdf")
+        key = v.item() if hasattr(v, "item") else v
+        out[key] = (2.0**est, 2.0**lo, 2.0**hi, reached.mean())
+    return out
+
+
+def _crossing(x, p, level):
+    """First x where the piecewise-linear p(x) reaches `level` (NaN if it never does)."""
+    hit = np.nonzero(p >= level)[0]
+    if not hit.size:
+        return np.nan
+    i = hit[0]
+    if i == 0:
+        return x[0]
+    return x[i - 1] + (level - p[i - 1]) / (p[i] - p[i - 1]) * (x[i] - x[i - 1])
