@@ -12,8 +12,10 @@ import pytest
 import jaxfeat as jf
 from jaxfeat import plotting
 from jaxfeat.algorithms.local_convergence import (
+    draw_success,
     neuron_points,
     neuron_statistics,
+    sampler_tries,
     stage_one,
     stage_two,
     teacher_directions,
@@ -143,14 +145,32 @@ def test_decay_concentrates_and_the_control_does_not(getkey):
 
 BAD = [
     (dict(dim=3, teacher=(1.0, 1.0, 1.0, 1.0)), "dim"),
+    (dict(dim=0), "dim"),
     (dict(min_angle=2.0), "min_angle"),
     (dict(min_angle=0.0), "min_angle"),
+    # 3 lines in the plane are at most 60° apart (Welch bound, tight): 61° is infeasible
+    (dict(dim=2, teacher=(1.0, 1.0, 1.0), width=3, min_angle=math.radians(61)), "Welch"),
+    # exactly 60° is feasible, but random draws meet it with probability 0
+    (dict(dim=2, teacher=(1.0, 1.0, 1.0), width=3, min_angle=math.pi / 3), "too rare"),
+    (dict(dim=4, teacher=(1.0, 1.0, 1.0, 1.0), min_angle=1.5), "min_angle"),
+    (dict(teacher=()), "teacher"),
+    (dict(teacher=(1.0, 0.0)), "teacher"),
+    (dict(teacher=(1.0, float("nan"))), "teacher"),
     (dict(lambda0=-1.0), "lambda0"),
+    (dict(ridge=-1e-3), "ridge"),
+    (dict(lr=0.0), "lr"),
+    (dict(eta1=-1.0), "eta1"),
+    (dict(init_scale=0.0), "init_scale"),
+    (dict(decay=0.5), "decay"),
     (dict(width=3), "width"),
+    (dict(max_width=2, width=2), "width"),
     (dict(near=0.0), "near"),
+    (dict(near=-0.1), "near"),
     (dict(near=2.0), "near"),
     (dict(n=0), "n"),
     (dict(phases=0), "phases"),
+    (dict(steps_per_phase=0), "steps_per_phase"),
+    (dict(log_every=0), "log_every"),
 ]
 
 
@@ -211,3 +231,28 @@ def test_recovery_heatmap_picks_and_names_axes(tmp_path):
     for d in (ds, ds3, ds.isel(n=[0])):  # two axes, three (one fixed), one (a single row)
         path = tmp_path / f"h{d.sizes['n']}{len(d.dims)}.png"
         assert plotting.recovery_heatmap(d, str(path)) == str(path) and path.exists()
+
+
+def test_random_teachers_meet_min_angle_near_the_sampler_limit(getkey):
+    """Feasible angles that random draws meet rarely (q ≈ 0.07): every seed's directions are
+    unit and pairwise ≥ Δ apart (the sampler draws enough), checked in NumPy."""
+    Delta = 1.1
+    tries = sampler_tries(5, 8, Delta)
+    assert 200 < tries <= 1024
+    keys = jax.random.split(getkey(), 200)
+    W = np.asarray(jax.jit(jax.vmap(lambda k: teacher_directions(k, 5, 8, Delta)))(keys))
+    np.testing.assert_allclose(np.linalg.norm(W, axis=2), 1.0, rtol=1e-12)
+    cos = np.abs(np.einsum("sid,sjd->sij", W, W)) - 2 * np.eye(5)
+    assert np.all(np.arccos(np.minimum(cos.max(axis=(1, 2)), 1)) >= Delta)
+
+
+def test_draw_success_against_the_exact_pair_probability():
+    """Two uniform directions in R^d: t = u·v has t² ~ Beta(½, (d−1)/2), so they are ≥ Δ apart
+    (as lines) with probability I_{cos²Δ}(½, (d−1)/2); the Monte Carlo estimate agrees within
+    4 binomial standard errors."""
+    from scipy.special import betainc
+
+    for d, Delta in ((3, 1.0), (5, 1.2), (20, 1.3)):
+        exact = betainc(0.5, (d - 1) / 2, math.cos(Delta) ** 2)
+        se = math.sqrt(exact * (1 - exact) / 4096)
+        assert abs(draw_success(2, d, Delta) - exact) < 4 * se, (d, Delta, exact)
