@@ -256,3 +256,26 @@ def test_draw_success_against_the_exact_pair_probability():
         exact = betainc(0.5, (d - 1) / 2, math.cos(Delta) ** 2)
         se = math.sqrt(exact * (1 - exact) / 4096)
         assert abs(draw_success(2, d, Delta) - exact) < 4 * se, (d, Delta, exact)
+
+
+def test_presets_pass_the_checks():
+    """Every grid point of every preset passes check_config (no compile); the paper presets
+    hold ≥ 256 seeds a point (issue 12)."""
+    import itertools
+
+    from jaxfeat.algorithms.local_convergence import check_config
+
+    exp = local_convergence_experiment
+    names = set(inspect_params(check_config)) - {"teacher"}
+    for name, preset in exp.presets.items():
+        grid = preset["grid"]
+        for point in itertools.product(*grid.values()):
+            p = exp.resolve({**preset["set"], **dict(zip(grid, point))})
+            check_config(p["teacher"], **{k: p[k] for k in names})
+        assert name == "quick" or preset["seeds"] >= 256
+
+
+def inspect_params(fn):
+    import inspect
+
+    return list(inspect.signature(fn).parameters)
