@@ -309,6 +309,8 @@ def _loss_row(axes, ds, params):
     decays = list(ds["decay"].values) if "decay" in ds.dims else [None]
     steps = np.asarray(ds["step"].values, float)
     spp = params.get("steps_per_phase")
+    # the loss is a difference of O(1) terms: below ~eps·L(0) it is round-off (even < 0)
+    floor = 16 * np.finfo(ds["loss"].dtype).eps * float(np.nanmedian(ds["loss"].isel(step=0)))
     for i, dec in enumerate(decays):
         sub = ds if dec is None else ds.sel(decay=dec)
         ok = ~np.asarray(sub["diverged"].values, bool)
@@ -316,7 +318,7 @@ def _loss_row(axes, ds, params):
         curves = np.asarray(sub["loss"].values, float)[ok]
         if not len(curves):
             continue
-        lo, mid, hi = np.nanquantile(np.maximum(curves, 1e-300), [0.1, 0.5, 0.9], axis=0)
+        lo, mid, hi = np.nanquantile(np.maximum(curves, floor), [0.1, 0.5, 0.9], axis=0)
         (line,) = ax.plot(steps, mid, lw=1.5, label=label)
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         far = np.asarray(sub["far_mass"].values, float)[ok]
@@ -341,15 +343,22 @@ def _loss_row(axes, ds, params):
         )
     s2 = float(np.nanmedian(ds["loss_stage2"].values))
     s1 = float(np.nanmedian(ds["loss_stage1"].values))
-    ax.axhline(s1, color="gray", ls="--", lw=1, label=f"after stage 1 (median {s1:.2g})")
-    ax.axhline(s2, color="k", ls=":", lw=1, label=f"after stage 2 (median {s2:.2g})")
+    ax.axhline(
+        s1, color="gray", ls="--", lw=1, label=f"population loss after stage 1 (median {s1:.2g})"
+    )
+    ax.axhline(
+        s2, color="k", ls=":", lw=1, label=f"population loss after stage 2 (median {s2:.2g})"
+    )
+    ax.axhline(floor, color="r", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
     if spp:
         for p in range(1, int(params.get("phases", 1))):
             ax.axvline(p * spp, color="gray", lw=0.5)
     ax.set_yscale("log")
     ax.set_xlabel("stage-3 step (thin lines: λ halves)")
-    ax.set_ylabel("population loss")
-    ax.set_title(f"loss, median and 10–90 % of {ds.sizes['seed']} seeds")
+    # stage 3's logged loss is the objective's: the training loss when trained on n samples
+    sampled = "n" in ds.coords or params.get("n") is not None
+    ax.set_ylabel("training loss on the n samples" if sampled else "population loss")
+    ax.set_title(f"stage-3 loss, median and 10–90 % of {ds.sizes['seed']} seeds")
     ax.legend(fontsize=7)
     bx.axhline(1e-2, color="k", ls=":", lw=1)
     bx.axhline(_FAR_FLOOR, color="gray", lw=0.5)
@@ -379,7 +388,7 @@ def neuron_points_figure(ds, path: str) -> str:
 
     params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
     extra = [d for d in ds["neuron_angle"].dims if d not in ("seed", "decay", "neuron")]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110, sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110)
     _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
     if extra:
         fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values[0]}" for d in extra), fontsize=9)
@@ -422,6 +431,10 @@ def _neuron_panels(axes, ds, params):
         ax.set_xlabel(f"angle to nearest ±w*_j (rad; 0 drawn at {_ANGLE_FLOOR:g})")
         ax.legend(fontsize=7, loc="lower left")
     axes[0].set_ylabel(f"|ã_i| = |a_i||w_i|  (0 drawn at {_WEIGHT_FLOOR:g})")
+    lo = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in axes])
+    for ax in axes:  # one scale for the three panels
+        ax.set_xlim(lo[:, 0].min(), lo[:, 1].max())
+        ax.set_ylim(lo[:, 2].min(), lo[:, 3].max())
 
 
 def _per_seed(sub, suffix, near, ok):
