@@ -84,15 +84,16 @@ local_convergence_experiment = Experiment(
         # MATH §5.3's size. Stage 3 needs lr × steps ≈ 600 a phase: MATH's 0.05 × 4,000 leaves
         # far mass ≈ 0.03 (5 % of 64 seeds recovered), 0.3 × 1,000 recovers 83 ± 5 %, and
         # 0.15 × 4,000, 0.3 × 2,000 and 0.6 × 1,000 all recover 64/64 (float32); the last is
-        # the cheapest (69 s for 2 × 64 seeds on 2 CPU cores, against 176 s at 0.15 × 4,000)
+        # the cheapest: `jaxfeat run` took 87 s (float32) and 113 s (--x64) on 2 CPU cores,
+        # against 176 s (float32) at 0.15 × 4,000
         "quick": {
             "grid": {"decay": [1.0, 0.0]},
             "seeds": 64,
             "set": {"log_every": 125, "lr": 0.6, "steps_per_phase": 1000},
         },
         # P(recovered) over width × d with the exact population loss (decay only), 256 seeds
-        # a point: 3,840 runs of 6,000 steps, ≈ 7 min in float32 on 2 CPU cores (widths up to
-        # 12 only: at d = 20 every seed of 32 recovers from width 8 on)
+        # a point: 3,840 runs of 6,000 steps, 638 s in float32 on 2 CPU cores (widths up to
+        # 12 only: every seed recovers from width 8 on)
         "paper_dim": {
             "grid": {"decay": [1.0], "width": [4, 5, 6, 8, 12], "dim": [10, 40, 160]},
             "seeds": 256,
@@ -100,9 +101,9 @@ local_convergence_experiment = Experiment(
         },
         # P(recovered) over width × n fixed training samples at d = 20 (stage 1's gradient,
         # stage 2's ridge and stage 3's full-batch GD on the same n samples; final loss and
-        # recovery measured in population). A step costs ∝ n·width·d: 256 seeds a point are
-        # ≈ 1 hour on 2 CPU cores (64 seeds, the affordable run, ≈ 9 min); n = 100 recovers
-        # nothing at any width (16 seeds), n = 1,000 from width 8 on
+        # recovery measured in population). A step costs ∝ n·width·d: 64 seeds a point took
+        # 414 s in float32 on 2 CPU cores, so 256 would take ≈ 28 min; n = 100 recovered no
+        # seed of 16 at any width 4–32
         "paper_n": {
             "grid": {"decay": [1.0], "width": [4, 6, 8, 12, 16], "n": [250, 500, 1000]},
             "seeds": 256,
