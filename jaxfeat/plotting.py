@@ -360,20 +360,44 @@ _FAR_FLOOR = 1e-8
 
 
 def local_convergence_figure(ds, path: str) -> str:
-    """Zhou–Ge (`local_convergence` scan): the stage-3 loss with and without decay (median and
-    10–90 % of seeds, phases marked, stage-1/2 losses as dashed lines); the far mass per seed;
-    the effective weight near each teacher (mean ± se) against a*. Other grid axes are fixed at
-    their first value; `recovered` is given as a fraction ± se."""
+    """Zhou–Ge (`local_convergence` scan, arXiv 2406.01766), up to three rows. Row 1: the stage-3
+    loss with and without decay (median and 10–90 % of seeds, phases marked, stage-1/2 losses as
+    dashed lines); the far mass per seed; the effective weight near each teacher (mean ± se)
+    against a*; `recovered` as a fraction ± se. Row 2 (scans with per-neuron outputs): neurons
+    as points (`neuron_points_figure`). Row 3 (scans that sweep an axis other than `decay`):
+    the recovery-probability heat map (`recovery_heatmap`). Rows 1–2 fix the other grid axes at
+    their first value (named in the title)."""
     import json
 
-    cfg = json.loads(ds.attrs.get("jaxfeat_config", "{}"))
-    params = cfg.get("params", {})
+    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "decay")]
-    ds = ds.isel({d: 0 for d in extra})
+    first = ds.isel({d: 0 for d in extra})
+    sweep = _swept(ds)
+    points = "neuron_angle" in ds
+    rows = 1 + points + bool(sweep)
+    fig = plt.figure(figsize=(16, 4.6 * rows), dpi=110)
+    grid = fig.add_gridspec(rows, 3)
+    _loss_row([fig.add_subplot(grid[0, k]) for k in range(3)], first, params)
+    if points:
+        _neuron_panels([fig.add_subplot(grid[1, k]) for k in range(3)], first, params)
+    if sweep:
+        _recovery_panel(fig.add_subplot(grid[rows - 1, :2]), ds)
+    if extra:
+        fixed = ", ".join(f"{d}={first[d].values}" for d in extra)
+        fig.suptitle(f"rows 1–2 fixed at: {fixed}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _loss_row(axes, ds, params):
+    ax, bx, cx = axes
     decays = list(ds["decay"].values) if "decay" in ds.dims else [None]
     steps = np.asarray(ds["step"].values, float)
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
     spp = params.get("steps_per_phase")
+    # the loss is a difference of O(1) terms: below ~eps·L(0) it is round-off (even < 0)
+    floor = 16 * np.finfo(ds["loss"].dtype).eps * float(np.nanmedian(ds["loss"].isel(step=0)))
     for i, dec in enumerate(decays):
         sub = ds if dec is None else ds.sel(decay=dec)
         ok = ~np.asarray(sub["diverged"].values, bool)
@@ -381,7 +405,7 @@ def local_convergence_figure(ds, path: str) -> str:
         curves = np.asarray(sub["loss"].values, float)[ok]
         if not len(curves):
             continue
-        lo, mid, hi = np.nanquantile(np.maximum(curves, 1e-300), [0.1, 0.5, 0.9], axis=0)
+        lo, mid, hi = np.nanquantile(np.maximum(curves, floor), [0.1, 0.5, 0.9], axis=0)
         (line,) = ax.plot(steps, mid, lw=1.5, label=label)
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         far = np.asarray(sub["far_mass"].values, float)[ok]
@@ -406,15 +430,22 @@ def local_convergence_figure(ds, path: str) -> str:
         )
     s2 = float(np.nanmedian(ds["loss_stage2"].values))
     s1 = float(np.nanmedian(ds["loss_stage1"].values))
-    ax.axhline(s1, color="gray", ls="--", lw=1, label=f"after stage 1 (median {s1:.2g})")
-    ax.axhline(s2, color="k", ls=":", lw=1, label=f"after stage 2 (median {s2:.2g})")
+    ax.axhline(
+        s1, color="gray", ls="--", lw=1, label=f"population loss after stage 1 (median {s1:.2g})"
+    )
+    ax.axhline(
+        s2, color="k", ls=":", lw=1, label=f"population loss after stage 2 (median {s2:.2g})"
+    )
+    ax.axhline(floor, color="r", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
     if spp:
         for p in range(1, int(params.get("phases", 1))):
             ax.axvline(p * spp, color="gray", lw=0.5)
     ax.set_yscale("log")
     ax.set_xlabel("stage-3 step (thin lines: λ halves)")
-    ax.set_ylabel("population loss")
-    ax.set_title(f"loss, median and 10–90 % of {ds.sizes['seed']} seeds")
+    # stage 3's logged loss is the objective's: the training loss when trained on n samples
+    sampled = "n" in ds.coords or params.get("n") is not None
+    ax.set_ylabel("training loss on the n samples" if sampled else "population loss")
+    ax.set_title(f"stage-3 loss, median and 10–90 % of {ds.sizes['seed']} seeds")
     ax.legend(fontsize=7)
     bx.axhline(1e-2, color="k", ls=":", lw=1)
     bx.axhline(_FAR_FLOOR, color="gray", lw=0.5)
@@ -431,9 +462,140 @@ def local_convergence_figure(ds, path: str) -> str:
     cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
     cx.set_title("effective weight at each teacher (mean ± se)")
     cx.legend(fontsize=7)
+
+
+_ANGLE_FLOOR, _WEIGHT_FLOOR = 1e-9, 1e-12
+
+
+def neuron_points_figure(ds, path: str) -> str:
+    """Zhou–Ge neurons as points (`local_convergence` scan with per-neuron outputs): angle to the
+    nearest ±w*_j against |ã_i| = |a_i||w_i| for every neuron of every seed, before stage 3 and
+    at the end with and without decay, θ_near drawn. Other grid axes at their first value."""
+    import json
+
+    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    extra = [d for d in ds["neuron_angle"].dims if d not in ("seed", "decay", "neuron")]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110)
+    _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
     if extra:
-        fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values}" for d in extra), fontsize=9)
+        fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values[0]}" for d in extra), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _neuron_panels(axes, ds, params):
+    """Three scatter panels: after stage 2 (stages 1–2 do not depend on `decay`: the decay runs'
+    neurons), the end with decay, the end of the control; zeros drawn at the floors."""
+    near = float(params.get("near", 0.15))
+    decays = list(ds["decay"].values) if "decay" in ds.dims else [1.0]
+    on = [d for d in decays if d != 0]
+    off = [d for d in decays if d == 0]
+    panels = [("_stage2", on[0] if on else decays[0], "before stage 3 (after the readout)")]
+    panels += [("", d, "end, weight decay λ₀2^(−p)") for d in on[:1]]
+    panels += [("", d, "end, control (no decay)") for d in off[:1]]
+    for ax, (suffix, dec, title) in zip(axes, panels):
+        sub = ds.sel(decay=dec) if "decay" in ds.dims else ds
+        ok = ~np.asarray(sub["diverged"].values, bool)
+        ang = np.asarray(sub[f"neuron_angle{suffix}"].values, float)[ok].ravel()
+        wt = np.asarray(sub[f"neuron_weight{suffix}"].values, float)[ok].ravel()
+        keep = np.isfinite(ang) & np.isfinite(wt)  # padded neurons are NaN
+        ang, wt = ang[keep], wt[keep]
+        alpha = float(np.clip(2000 / max(ang.size, 1), 0.15, 0.8))  # thousands of points
+        x, y = np.maximum(ang, _ANGLE_FLOOR), np.maximum(wt, _WEIGHT_FLOOR)
+        ax.scatter(x, y, s=5, alpha=alpha, lw=0)
+        ax.axvline(near, color="k", ls=":", lw=1, label=f"θ_near = {near:g}")
+        far = ang >= near
+        ax.set_title(
+            f"{title}\n{int(ok.sum())} seeds: far mass median "
+            f"{np.median(_per_seed(sub, suffix, near, ok)):.2g}; "
+            f"{np.mean(wt[far] > 1e-3) if far.any() else 0:.0%} of far neurons carry |ã| > 10⁻³",
+            fontsize=9,
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"angle to nearest ±w*_j (rad; 0 drawn at {_ANGLE_FLOOR:g})")
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel(f"|ã_i| = |a_i||w_i|  (0 drawn at {_WEIGHT_FLOOR:g})")
+    lo = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in axes])
+    for ax in axes:  # one scale for the three panels
+        ax.set_xlim(lo[:, 0].min(), lo[:, 1].max())
+        ax.set_ylim(lo[:, 2].min(), lo[:, 3].max())
+
+
+def _per_seed(sub, suffix, near, ok):
+    ang = np.asarray(sub[f"neuron_angle{suffix}"].values, float)[ok]
+    wt = np.asarray(sub[f"neuron_weight{suffix}"].values, float)[ok]
+    return np.nansum(np.where(ang >= near, wt, 0.0), axis=-1)
+
+
+def _swept(ds) -> list:
+    """Grid axes of a local_convergence scan with more than one value, other than `decay`."""
+    dims = ds["recovered"].dims
+    return [d for d in dims if d not in ("seed", "decay") and ds.sizes[d] > 1]
+
+
+def recovery_heatmap(ds, path: str, axes=None) -> str:
+    """P(recovered) of a `local_convergence` scan over two grid axes (`axes`, default: width
+    across and the next swept axis up; one axis gives a single row), seed standard errors and
+    the numbers in the cells (`experiments.local_convergence.recovery_probability`). Swept axes
+    beyond the two are fixed at their first value and named in the title."""
+    fig, ax = plt.subplots(figsize=(8, 4.6), dpi=110)
+    _recovery_panel(ax, ds, axes)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _heat_axes(ds, axes=None):
+    swept = _swept(ds)
+    if axes is None:
+        x = "width" if "width" in swept else swept[0]
+        ys = [d for d in swept if d != x]
+        axes = (x, ys[0]) if ys else (x,)
+    fixed = {d: ds[d].values[0] for d in swept if d not in axes}
+    return tuple(axes), fixed
+
+
+def _recovery_panel(ax, ds, axes=None):
+    from .experiments.local_convergence import recovery_probability
+
+    axes, fixed = _heat_axes(ds, axes)
+    pr = recovery_probability(ds, fixed)
+    rest = [d for d in pr["p"].dims if d not in axes]  # size-1 axes (e.g. a one-value n)
+    pr = pr.isel({d: 0 for d in rest})
+    x, y = axes[0], (axes[1] if len(axes) > 1 else None)
+    order = (y, x) if y else (x,)
+    p = np.atleast_2d(pr["p"].transpose(*order).values)
+    se = np.atleast_2d(pr["se"].transpose(*order).values)
+    im = ax.imshow(p, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    plt.colorbar(im, ax=ax, label="P(recovered)")
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            color = "k" if p[i, j] > 0.6 else "w"
+            ax.text(
+                j,
+                i,
+                f"{p[i, j]:.2f}\n±{se[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=color,
+            )
+    ax.set_xticks(range(p.shape[1]), [str(v) for v in ds[x].values])
+    ax.set_xlabel(x)
+    if y:
+        ax.set_yticks(range(p.shape[0]), [str(v) for v in ds[y].values])
+        ax.set_ylabel(y)
+    else:
+        ax.set_yticks([])
+    title = f"P(recovered) with decay, ± se over {int(pr['seeds'])} seeds"
+    swept = _swept(ds)
+    if len(swept) > len(axes):
+        title += f"\naxes {' × '.join(axes)} of {', '.join(swept)}; fixed " + ", ".join(
+            f"{d}={v}" for d, v in fixed.items()
+        )
+    ax.set_title(title, fontsize=9)
+    return title

@@ -16,6 +16,7 @@ engine's unit); `teacher_directions` and `neuron_statistics` are the pieces.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -34,6 +35,7 @@ __all__ = [
     "local_convergence",
     "teacher_directions",
     "neuron_statistics",
+    "neuron_points",
     "stage_one",
     "stage_two",
 ]
@@ -46,11 +48,17 @@ def teacher_directions(
 ) -> Float[Array, "teachers dim"]:
     """Unit teacher directions: orthonormal (`min_angle=None`, the first rows of a random
     rotation) or i.i.d. uniform on the sphere conditioned on every pairwise angle between
-    ±w*_j being ≥ `min_angle` radians (rejection sampling, 64 tries; σ≥2 is even, so w and −w
-    are the same neuron)."""
+    ±w*_j being ≥ `min_angle` radians (σ≥2 is even, so w and −w are the same neuron).
+
+    The conditioning is rejection sampling with a fixed number of batched draws, chosen in
+    Python (`sampler_tries`) so that a seed fails with probability below 10⁻⁹; an angle that no
+    set of directions can meet (the Welch bound) or that random draws meet too rarely raises
+    `InputError` naming `min_angle` before anything is traced. A failed draw would be reported
+    by `local_convergence`'s `teacher_ok`."""
     if min_angle is None:
         Q, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
         return Q[:n_teachers]
+    tries = sampler_tries(n_teachers, dim, min_angle)
 
     def draw(k):
         Z = jax.random.normal(k, (n_teachers, dim))
@@ -60,9 +68,56 @@ def teacher_directions(
         cos = jnp.abs(W @ W.T) - 2.0 * jnp.eye(n_teachers)
         return jnp.max(cos) <= math.cos(min_angle)
 
-    tries = jax.vmap(draw)(jax.random.split(key, 64))
-    good = jax.vmap(ok)(tries)
-    return tries[jnp.argmax(good)]  # all-bad is reported as a failed draw by the caller
+    batch = jax.vmap(draw)(jax.random.split(key, tries))
+    return batch[jnp.argmax(jax.vmap(ok)(batch))]  # the first draw that meets min_angle
+
+
+@functools.lru_cache(maxsize=64)
+def draw_success(n_teachers: int, dim: int, min_angle: float, draws: int = 4096) -> float:
+    """Monte Carlo estimate (NumPy, fixed seed, in Python before anything is traced) of q, the
+    chance that `n_teachers` uniform directions in R^dim are pairwise ≥ `min_angle` apart.
+    (Pairwise approximations such as (1 − p)^{C(N,2)} fail near a packing bound: three lines in
+    the plane at 60° have q = 0, not 0.04.)"""
+    Z = np.random.default_rng(0).standard_normal((draws, n_teachers, dim))
+    Z /= np.linalg.norm(Z, axis=2, keepdims=True)
+    cos = np.abs(np.einsum("sid,sjd->sij", Z, Z)) - 2.0 * np.eye(n_teachers)
+    return float(np.mean(np.max(cos, axis=(1, 2)) <= math.cos(min_angle)))
+
+
+_MAX_TRIES = 1024  # batched draws per seed: memory tries·teachers·dim per seed of a scan
+
+
+def sampler_tries(n_teachers: int, dim: int, min_angle: float) -> int:
+    """Draws the rejection sampler of `teacher_directions` needs, or `InputError` (naming
+    `min_angle`) when Δ = `min_angle` is infeasible or too rare.
+
+    - Infeasible: N unit vectors in R^d have max_{i≠j} |cos| ≥ √((N−d)/(d(N−1))) (Welch bound,
+      N > d), so a larger Δ than its arccos cannot be met by any directions.
+    - Too rare: a draw succeeds with probability q (`draw_success`, 4,096 NumPy draws); the
+      sampler takes ⌈log 10⁻⁹ / log(1 − q/2)⌉ draws (half of q̂: its sampling error) and
+      refuses more than 1,024 (q ≲ 0.04).
+    """
+    if n_teachers < 2:
+        return 1
+    mu = math.cos(min_angle)
+    if n_teachers > dim:
+        welch = math.sqrt((n_teachers - dim) / (dim * (n_teachers - 1)))
+        if mu < welch * (1 - 1e-12):
+            raise InputError(
+                f"min_angle={min_angle}: {n_teachers} teacher directions in dim={dim} cannot be "
+                f"pairwise ≥ {min_angle} rad apart (Welch bound: some |cos| ≥ {welch:.4g}, "
+                f"so min_angle ≤ {math.acos(welch):.4g}); lower min_angle or raise dim"
+            )
+    q = draw_success(n_teachers, dim, float(min_angle))
+    tries = math.ceil(math.log(1e-9) / math.log1p(-q / 2)) if q > 0 else math.inf
+    if tries > _MAX_TRIES:
+        raise InputError(
+            f"min_angle={min_angle}: {n_teachers} uniform random directions in dim={dim} are "
+            f"pairwise ≥ {min_angle} rad apart with probability ≈ {q:.2g} per draw, too rare "
+            f"for the rejection sampler ({_MAX_TRIES} draws); lower min_angle, raise dim, or "
+            "use orthonormal teachers (min_angle=None)"
+        )
+    return max(1, tries)
 
 
 def neuron_statistics(
@@ -80,9 +135,8 @@ def neuron_statistics(
     W, a, W_star, a_star = map(jnp.asarray, (W, a, W_star, a_star))
     norms = jnp.sqrt(jnp.sum(W**2, axis=1))
     eff = jnp.where(mask, a * norms, 0.0)
-    cos = jnp.abs(W @ W_star.T) / jnp.maximum(norms, 1e-300)[:, None]
-    cos = jnp.where(mask[:, None], jnp.clip(cos, 0.0, 1.0), 0.0)
-    is_near = cos > math.cos(near)
+    angle = jnp.where(mask[:, None], _angles(W, W_star), jnp.pi / 2)
+    is_near = angle < near
     near_weight = jnp.sum(jnp.where(is_near, eff[:, None], 0.0), axis=0)
     far = mask & ~jnp.any(is_near, axis=1)
     far_mass = jnp.sum(jnp.where(far, jnp.abs(eff), 0.0))
@@ -90,10 +144,33 @@ def neuron_statistics(
     return {
         "near_weight": near_weight,
         "n_near": jnp.sum(is_near, axis=0),
-        "best_angle": jnp.arccos(jnp.max(cos, axis=0)),
+        "best_angle": jnp.min(angle, axis=0),
         "far_mass": far_mass,
         "recovered": ok & (far_mass < 1e-2),
     }
+
+
+def _angles(W, W_star):
+    """∠(ŵ_i, ±w*_j) ∈ [0, π/2] for unit w*_j, as atan2(|w_i − (w_i·w*_j)w*_j|, |w_i·w*_j|):
+    arccos of the cosine would resolve nothing below √ε (3e-4 rad in float32)."""
+    proj = W @ W_star.T  # (width, teachers)
+    resid = W[:, None, :] - proj[:, :, None] * W_star[None, :, :]
+    return jnp.arctan2(jnp.sqrt(jnp.sum(resid**2, axis=-1)), jnp.abs(proj))
+
+
+def neuron_points(
+    W: Float[ArrayLike, "width dim"],
+    a: Float[ArrayLike, " width"],
+    mask,
+    W_star: Float[ArrayLike, "teachers dim"],
+) -> dict[str, Array]:
+    """Each neuron as a point (Zhou & Ge, arXiv 2406.01766, Fig. "neurons concentrate"):
+    `angle` min_j ∠(ŵ_i, ±w*_j) (σ≥2 is even, so w and −w are one neuron) and `weight` its
+    effective output weight |ã_i| = |a_i||w_i|; padded neurons are NaN in both."""
+    W, a, W_star = map(jnp.asarray, (W, a, W_star))
+    angle = jnp.min(_angles(W, W_star), axis=1)
+    weight = jnp.abs(a) * jnp.sqrt(jnp.sum(W**2, axis=1))
+    return {"angle": jnp.where(mask, angle, jnp.nan), "weight": jnp.where(mask, weight, jnp.nan)}
 
 
 def _subspace_fraction(W, W_star, mask):
@@ -141,34 +218,83 @@ def _rebalance(net: TwoLayer) -> TwoLayer:
     return TwoLayer(net.W / s[:, None], net.b, net.a * s, net.activation, net.scale, net.mask)
 
 
-def check_config(n_teachers, dim, width, max_width, near, lambda0, min_angle, n, phases, steps):
-    """Every [R] parameter, in Python, before anything is traced (errors name the argument)."""
+def check_config(
+    teacher,
+    *,
+    dim,
+    min_angle,
+    width,
+    max_width,
+    init_scale,
+    eta1,
+    ridge,
+    lr,
+    decay,
+    lambda0,
+    phases,
+    steps_per_phase,
+    log_every,
+    near,
+    n,
+) -> np.ndarray:
+    """Every [R] parameter, in Python, before anything is traced (errors name the argument);
+    the dynamic ones (`width`, `eta1`, `ridge`, `lr`, `decay`, `lambda0`) only when concrete.
+    Returns a* as a float array."""
+    a_star = _check_teacher(teacher)
+    m = a_star.size
     _checks.check_positive_int("dim", dim)
-    if min_angle is None and n_teachers > dim:
+    if min_angle is None and m > dim:
         raise InputError(
-            f"teacher: {n_teachers} orthonormal teacher directions need dim >= {n_teachers}, "
-            f"got dim={dim}"
+            f"teacher: {m} orthonormal teacher directions need dim >= {m}, got dim={dim}"
         )
     if min_angle is not None:
         v = _checks.check_nonneg_float("min_angle", min_angle)
         if not 0 < v <= math.pi / 2:
             raise InputError(f"min_angle must be in (0, π/2] radians, got {min_angle}")
-        if n_teachers > 1 and dim == 1:
+        if m > 1 and dim == 1:
             raise InputError("min_angle: two directions in dim 1 are always parallel")
-    if _checks.is_concrete(width) and not isinstance(width, jax.Array):
+        sampler_tries(m, dim, v)
+    if _concrete(width):
         w = _checks.check_positive_int("width", width)
-        if w < n_teachers:
-            raise InputError(f"width must be >= the number of teachers ({n_teachers}), got {w}")
-    if max_width is not None and _checks.check_positive_int("max_width", max_width) < n_teachers:
-        raise InputError(f"max_width must be >= the number of teachers ({n_teachers})")
+        if w < m:
+            raise InputError(f"width must be >= the number of teachers ({m}), got {w}")
+    if max_width is not None and _checks.check_positive_int("max_width", max_width) < m:
+        raise InputError(f"max_width must be >= the number of teachers ({m})")
     if not (isinstance(near, (int, float)) and 0 < near < math.pi / 2):
-        raise InputError(f"near must be an angle in (0, π/2) radians, got {near!r}")
-    if _checks.is_concrete(lambda0):
-        _checks.check_nonneg_float("lambda0", lambda0)
+        raise InputError(f"near must be an angle θ_near in (0, π/2) radians, got {near!r}")
+    for name, v in (("init_scale", init_scale), ("eta1", eta1), ("lr", lr)):
+        if _concrete(v) and _checks.check_nonneg_float(name, v) == 0:
+            raise InputError(f"{name} must be > 0, got {v!r}")
+    for name, v in (("ridge", ridge), ("lambda0", lambda0)):
+        if _concrete(v):
+            _checks.check_nonneg_float(name, v)  # λ₂ = 0 is plain least squares
+    if _concrete(decay) and decay not in (0, 1):
+        raise InputError(f"decay must be 1/True (λ₀2^(−p)) or 0/False (the control), got {decay!r}")
     if n is not None:
         _checks.check_positive_int("n", n)
     _checks.check_positive_int("phases", phases)
-    _checks.check_positive_int("steps_per_phase", steps)
+    _checks.check_positive_int("steps_per_phase", steps_per_phase)
+    if log_every is not None:
+        _checks.check_positive_int("log_every", log_every)
+    return a_star
+
+
+def _concrete(x) -> bool:
+    """A Python number (a traced or array value of a dynamic grid axis is checked by the grid)."""
+    return _checks.is_concrete(x) and not isinstance(x, (jax.Array, np.ndarray))
+
+
+def _check_teacher(teacher) -> np.ndarray:
+    try:
+        a_star = np.asarray(teacher, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"teacher must be a sequence of numbers a*_j, got {teacher!r}") from None
+    if a_star.ndim != 1 or a_star.size == 0:
+        raise InputError(f"teacher must be a non-empty 1-D sequence a*_j, got {teacher!r}")
+    if not np.all(np.isfinite(a_star)) or np.any(a_star == 0):
+        # a*_j = 0 is no teacher: `recovered` (within 1 % of |a*_j|) could never hold
+        raise InputError(f"teacher: every a*_j must be finite and non-zero, got {teacher!r}")
+    return a_star
 
 
 def local_convergence(
@@ -191,6 +317,7 @@ def local_convergence(
     rebalance: bool = False,
     near: float = 0.15,
     n: int | None = None,
+    per_neuron: bool = True,
 ) -> dict[str, Array]:
     """One seed of the three stages (defaults: MATH §5.3's run).
 
@@ -200,20 +327,37 @@ def local_convergence(
     `eta1`: stage-1 step; `ridge`: λ₂ of stage 2; `lr`, `lambda0`, `phases`, `steps_per_phase`:
     stage 3 (SGD, λ = λ₀ 2^{−p}); `decay`: False (or 0) runs the no-decay control; `rebalance`:
     |a_i| = |w_i| before stage 3; `near`: θ_near in radians; `n`: None for the exact population
-    loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them).
+    loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them);
+    `per_neuron`: also return every neuron as a point (`neuron_points`).
 
     **Returns:** `stage1_subspace_fraction` (mean over neurons of |P w_i|/|w_i|) and its `_min`,
     `loss_stage1`, `loss_stage2`, `final_loss` (population losses), `loss` (stage-3 trajectory at
     the logged steps), `near_weight`, `n_near`, `best_angle` (per teacher), `far_mass`,
     `recovered`, the same statistics before stage 3 (`far_mass_stage2`), `teacher_ok` (the
-    directions met `min_angle`) and `diverged`.
+    directions met `min_angle`) and `diverged`; with `per_neuron`, (max_width,) arrays
+    `neuron_angle`, `neuron_weight` (angle to the nearest ±w*_j and |ã_i|, NaN for padding) at
+    the end and `neuron_angle_stage2`, `neuron_weight_stage2` before stage 3.
     """
-    a_star = np.asarray(teacher, dtype=float)
+    a_star = check_config(
+        teacher,
+        dim=dim,
+        min_angle=min_angle,
+        width=width,
+        max_width=max_width,
+        init_scale=init_scale,
+        eta1=eta1,
+        ridge=ridge,
+        lr=lr,
+        decay=decay,
+        lambda0=lambda0,
+        phases=phases,
+        steps_per_phase=steps_per_phase,
+        log_every=log_every,
+        near=near,
+        n=n,
+    )
     steps = phases * steps_per_phase
     log_every = log_every or steps_per_phase
-    check_config(
-        len(a_star), dim, width, max_width, near, lambda0, min_angle, n, phases, steps_per_phase
-    )
     k_teacher, k_init, k_data, k_train = jax.random.split(key, 4)
     W_star = teacher_directions(k_teacher, len(a_star), dim, min_angle)
     dtype = W_star.dtype
@@ -246,6 +390,11 @@ def local_convergence(
     )
     after = neuron_statistics(net3.W, net3.a, net3.mask, W_star, a_star, near)
     pop = Population(teacher_net)
+    points = {}
+    if per_neuron:
+        for suffix, nt in (("_stage2", net2), ("", net3)):
+            pts = neuron_points(nt.W, nt.a, nt.mask, W_star)
+            points |= {f"neuron_{k}{suffix}": v for k, v in pts.items()}
     return {
         "stage1_subspace_fraction": frac,
         "stage1_subspace_fraction_min": frac_min,
@@ -257,6 +406,7 @@ def local_convergence(
         **after,
         "teacher_ok": _teacher_ok(W_star, min_angle),
         "diverged": hist["diverged"][-1],
+        **points,
     }
 
 
