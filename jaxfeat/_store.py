@@ -486,8 +486,11 @@ class ZarrStore(BaseStore):
         try:
             g = zarr.open_group(tmp, mode="w", zarr_format=3)
             for name, values in self.coords().items():
-                a = g.create_array(
-                    name, shape=values.shape, dtype=values.dtype, dimension_names=(name,)
+                a = g.create_array(  # strings as zarr's (specified) variable-length UTF-8
+                    name,
+                    shape=values.shape,
+                    dtype=str if values.dtype.kind == "U" else values.dtype,
+                    dimension_names=(name,),
                 )
                 a[:] = values
             for name, (_, dt) in runner.outputs.items():

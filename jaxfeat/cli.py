@@ -148,32 +148,23 @@ def _run(args) -> int:
         jax.distributed.initialize()
     from ._scan import plan_summary, scan
 
-    if args.dry_run:
-        print(
-            plan_summary(
-                exp,
-                grid,
-                seeds,
-                out=out,
-                params=params,
-                key=args.seed,
-                chunk_size=args.chunk_size,
-                memory_budget=args.memory_budget,
-                devices=_devices(args.devices),
-            )
-        )
-        return 0
-    t0 = time.perf_counter()
-    ds = scan(
-        exp,
-        grid,
-        seeds,
+    common = dict(
         out=out,
         params=params,
         key=args.seed,
         chunk_size=args.chunk_size,
         memory_budget=args.memory_budget,
         devices=_devices(args.devices),
+    )
+    if args.dry_run:
+        print(plan_summary(exp, grid, seeds, **common))
+        return 0
+    t0 = time.perf_counter()
+    ds = scan(
+        exp,
+        grid,
+        seeds,
+        **common,
         overwrite=args.overwrite,
         allow_code_change=args.allow_code_change,
         progress=not args.quiet,
@@ -284,7 +275,9 @@ def main(argv=None) -> int:
         "run", help="run (or resume) an experiment's scan; writes a Zarr store and a figure"
     )
     p.add_argument("experiment")
-    p.add_argument("--preset", default="quick", help="quick (default) or paper")
+    p.add_argument(
+        "--preset", default="quick", help="quick (default); `jaxfeat list` shows each one's"
+    )
     p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
     p.add_argument(
         "--set",

@@ -400,7 +400,7 @@ def _loss_row(axes, ds, params):
     floor = 16 * np.finfo(ds["loss"].dtype).eps * float(np.nanmedian(ds["loss"].isel(step=0)))
     for i, dec in enumerate(decays):
         sub = ds if dec is None else ds.sel(decay=dec)
-        ok = ~np.asarray(sub["diverged"].values, bool)
+        ok = np.asarray(_ok(sub).values, bool)  # finished, not diverged
         label = "control (no decay)" if dec == 0 else "weight decay λ₀2^(−p)"
         curves = np.asarray(sub["loss"].values, float)[ok]
         if not len(curves):
@@ -445,7 +445,7 @@ def _loss_row(axes, ds, params):
     # stage 3's logged loss is the objective's: the training loss when trained on n samples
     sampled = "n" in ds.coords or params.get("n") is not None
     ax.set_ylabel("training loss on the n samples" if sampled else "population loss")
-    ax.set_title(f"stage-3 loss, median and 10–90 % of {ds.sizes['seed']} seeds")
+    ax.set_title(f"stage-3 loss, median and 10–90 % of {_seeds_label(ds)}")
     ax.legend(fontsize=7)
     bx.axhline(1e-2, color="k", ls=":", lw=1)
     bx.axhline(_FAR_FLOOR, color="gray", lw=0.5)
@@ -497,7 +497,7 @@ def _neuron_panels(axes, ds, params):
     panels += [("", d, "end, control (no decay)") for d in off[:1]]
     for ax, (suffix, dec, title) in zip(axes, panels):
         sub = ds.sel(decay=dec) if "decay" in ds.dims else ds
-        ok = ~np.asarray(sub["diverged"].values, bool)
+        ok = np.asarray(_ok(sub).values, bool)  # finished, not diverged
         ang = np.asarray(sub[f"neuron_angle{suffix}"].values, float)[ok].ravel()
         wt = np.asarray(sub[f"neuron_weight{suffix}"].values, float)[ok].ravel()
         keep = np.isfinite(ang) & np.isfinite(wt)  # padded neurons are NaN

@@ -350,3 +350,24 @@ def test_info_into_a_closed_pipe_is_quiet(tmp_path):
         text=True,
     )
     assert r.stdout.startswith("experiment: toy") and "Traceback" not in r.stderr, r.stderr
+
+
+def test_grid_axis_as_an_array_and_byte_budgets():
+    from jaxfeat._scan import _parse_bytes
+
+    ds = scan(toy, {"scale": jnp.array([0.5, 1.0]), "n": np.array([32])}, 2, progress=False)
+    assert list(ds["scale"].values) == [0.5, 1.0] and list(ds["n"].values) == [32]
+    assert _parse_bytes("1000000000") == 10**9 == _parse_bytes(1e9)
+    assert _parse_bytes("2GiB") == 2**31
+    for bad in ("0", "-5", "nan", "lots", True):
+        with pytest.raises(InputError, match="memory_budget"):
+            _parse_bytes(bad)
+
+
+@pytest.mark.parametrize("c", [-1.0, 0.0, float("nan"), float("inf")])
+def test_one_step_refuses_a_step_size_that_is_not_positive(c):
+    from jaxfeat import data, one_step
+
+    dist = data.SingleIndex(np.eye(1, 4)[0], [0.0, 1.0])
+    with pytest.raises(InputError, match="c must be finite and > 0"):
+        one_step(jax.random.key(0), dist, n=8, N=4, c=c)

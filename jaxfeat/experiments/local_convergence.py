@@ -121,17 +121,27 @@ def recovery_probability(ds, fixed=None):
 
     **Returns:** an xarray Dataset with `p`, `se` and `seeds` over the remaining grid axes.
     """
-    rec = (ds["recovered"] & ~ds["diverged"]).astype(float)
+    rec = _recovered(ds, fixed)
+    s = rec.count("seed")
+    p = rec.mean("seed")
+    out = p.to_dataset(name="p")
+    out["se"] = np.sqrt(p * (1 - p) / np.maximum(s - 1, 1))
+    out["seeds"] = s
+    return out
+
+
+def _recovered(ds, fixed):
+    """1.0 (recovered) / 0.0 (not, or diverged) per finished seed, NaN for unfinished seeds of a
+    partial store (`jaxfeat.open_scan`), at the decay axis's non-zero value and `fixed`."""
+    import xarray as xr
+
+    hit = (ds["recovered"] == 1) & ~ds["diverged"].astype(bool)
+    fin = ds["finished"] if "finished" in ds else xr.ones_like(hit)
+    rec = hit.astype(float).where(fin)
     sel = dict(fixed or {})
     if "decay" in rec.dims and "decay" not in sel:
         sel["decay"] = [v for v in ds["decay"].values if v != 0][0]
-    rec = rec.sel(sel)
-    s = rec.sizes["seed"]
-    p = rec.mean("seed")
-    out = p.to_dataset(name="p")
-    out["se"] = np.sqrt(p * (1 - p) / max(s - 1, 1))
-    out["seeds"] = s
-    return out
+    return rec.sel(sel)
 
 
 def recovery_threshold(ds, level=0.5, axis="width", fixed=None, boot=1000, seed=0):
@@ -143,11 +153,7 @@ def recovery_threshold(ds, level=0.5, axis="width", fixed=None, boot=1000, seed=
     **Returns:** dict {other-axis value (or None): (estimate, low, high, fraction of resamples
     that reach the level)}.
     """
-    rec = (ds["recovered"] & ~ds["diverged"]).astype(float)
-    sel = dict(fixed or {})
-    if "decay" in rec.dims and "decay" not in sel:
-        sel["decay"] = [v for v in ds["decay"].values if v != 0][0]
-    rec = rec.sel(sel)
+    rec = _recovered(ds, fixed)
     others = [d for d in rec.dims if d not in (axis, "seed")]
     if len(others) > 1:
         raise ValueError(f"fix all but one of {others} with `fixed`")
@@ -156,6 +162,7 @@ def recovery_threshold(ds, level=0.5, axis="width", fixed=None, boot=1000, seed=
     out = {}
     for v in ds[others[0]].values if others else [None]:
         r = np.asarray((rec.sel({others[0]: v}) if others else rec).transpose(axis, "seed"))
+        r = r[:, np.all(np.isfinite(r), axis=0)]  # seeds finished at every point of the curve
         est = _crossing(x, r.mean(1), level)
         idx = rng.integers(0, r.shape[1], (boot, r.shape[1]))
         bs = np.array([_crossing(x, r[:, i].mean(1), level) for i in idx])
