@@ -591,7 +591,9 @@ def _recovery_panel(ax, ds, axes=None):
         ax.set_ylabel(y)
     else:
         ax.set_yticks([])
-    title = f"P(recovered) with decay, ± se over {int(pr['seeds'])} seeds"
+    lo, hi = int(pr["seeds"].min()), int(pr["seeds"].max())  # finished seeds per point
+    n = str(lo) if lo == hi else f"{lo}–{hi}"
+    title = f"P(recovered) with decay, ± se over {n} seeds"
     swept = _swept(ds)
     if len(swept) > len(axes):
         title += f"\naxes {' × '.join(axes)} of {', '.join(swept)}; fixed " + ", ".join(

@@ -371,3 +371,21 @@ def test_one_step_refuses_a_step_size_that_is_not_positive(c):
     dist = data.SingleIndex(np.eye(1, 4)[0], [0.0, 1.0])
     with pytest.raises(InputError, match="c must be finite and > 0"):
         one_step(jax.random.key(0), dist, n=8, N=4, c=c)
+
+
+def test_recovery_probability_counts_only_finished_seeds():
+    from jaxfeat.experiments.local_convergence import recovery_probability
+
+    rec = np.array([[1.0, 0.0, 1.0, np.nan], [1.0, 1.0, 1.0, 1.0]])  # NaN: unfinished seed
+    ds = xr.Dataset(
+        {
+            "recovered": (("width", "seed"), rec),
+            "diverged": (("width", "seed"), np.array([[0, 0, 0, 0], [0, 1, 0, 0]], bool)),
+            "finished": (("width", "seed"), np.isfinite(rec)),
+        },
+        coords={"width": [4, 8], "seed": np.arange(4)},
+    )
+    pr = recovery_probability(ds)
+    assert pr["seeds"].values.tolist() == [3, 4]
+    np.testing.assert_allclose(pr["p"], [2 / 3, 3 / 4])  # a diverged seed is not recovered
+    np.testing.assert_allclose(pr["se"], np.sqrt([2 / 9 / 2, 3 / 16 / 3]))
