@@ -12,6 +12,7 @@ from . import (
     experiments as experiments,
     features as features,
     hermite as hermite,
+    kernel_baselines as kernel_baselines,
     kernels as kernels,
     nets as nets,
     objectives as objectives,
@@ -25,6 +26,7 @@ from ._scan import plan_summary as plan_summary, scan as scan, summarize as summ
 from ._store import open_scan as open_scan, verify_scan as verify_scan
 from .activations import Activation as Activation
 from .algorithms import one_step as one_step
+from .algorithms.gradient_features import gradient_features as gradient_features
 from .algorithms.local_convergence import local_convergence as local_convergence
 from .experiment import Experiment as Experiment
 from .features import (

@@ -241,7 +241,7 @@ def open_scan(path, *, verify: bool = True, warn=None):
     warn = warn or (lambda m: print(f"jaxfeat: warning: {m}", file=sys.stderr))
     with warnings.catch_warnings():  # `_done/` is ours, not a zarr node
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds = xr.open_zarr(path, consolidated=False)
+        ds = _plain_strings(xr.open_zarr(path, consolidated=False))
     if "static_points" not in attrs:  # a store from before markers held checksums
         warn(f"{path} was written by jaxfeat {attrs.get('jaxfeat_version')} without checksums")
         done = {
@@ -315,6 +315,17 @@ def _finished_mask(ds, attrs, good):
         idx = tuple(point.get(a, slice(None)) for a in axes)
         mask[idx + (slice(c * size, (c + 1) * size),)] = True
     return mask
+
+
+def _plain_strings(ds):
+    """String coordinates as NumPy '<U' arrays: zarr 3 reads them as NumPy's StringDType, on
+    whose pandas index `ds.sel(method="network")` silently selects nothing and keeps the axis."""
+    fix = {
+        name: np.array([str(v) for v in c.values.ravel()]).reshape(c.shape)
+        for name, c in ds.coords.items()
+        if c.dtype.kind == "T" or c.dtype == object
+    }
+    return ds.assign_coords(fix) if fix else ds
 
 
 def _with_finished(ds, mask):

@@ -601,3 +601,173 @@ def _recovery_panel(ax, ds, axes=None):
         )
     ax.set_title(title, fontsize=9)
     return title
+
+
+# ---------------------------------------------------------------------------------------------
+# Shi–Wei–Liang gradient features
+# ---------------------------------------------------------------------------------------------
+
+_GF_X = ("k", "dim", "n", "width")
+_GF_STYLE = {
+    "network": ("C0", "o", "network (Algorithm 1)"),
+    "random_features": ("C1", "s", "random features"),
+    "ntk": ("C2", "^", "NTK"),
+    "nngp": ("C3", "v", "NNGP"),
+}
+
+
+def _gf_axes(ds):
+    """(x axis, facet axis or None) among the swept grid axes of a gradient_features scan."""
+    swept = [a for a in _GF_X if a in ds.dims and ds.sizes[a] > 1]
+    x = swept[0] if swept else None
+    return x, (swept[1] if len(swept) > 1 else None)
+
+
+def _mean_se(da):
+    """Seed mean and standard error over the seeds present (NaN-aware)."""
+    s = da.count("seed")
+    return da.mean("seed"), da.std("seed", ddof=1) / np.sqrt(np.maximum(s, 1))
+
+
+def gradient_features_figure(ds, path: str) -> str:
+    """Test error against the swept axis (k, d, n or width) for the network and the three
+    fixed-feature baselines, seed mean ± standard error, the Bayes error dashed; one column per
+    value of a second swept axis; the network's test error over training below."""
+    ok = _ok(ds)
+    x, facet = _gf_axes(ds)
+    cols = list(ds[facet].values[:_MAX_ROWS]) if facet else [None]
+    fig, axes = plt.subplots(2, len(cols), figsize=(max(6.4, 4.6 * len(cols)), 8), squeeze=False)
+    for j, v in enumerate(cols):
+        sub = ds.sel({facet: v}) if facet else ds
+        sok = ok.sel({facet: v}) if facet else ok
+        extra = [d for d in sub["train_error"].dims if d not in ("seed", x)]
+        sub, sok = sub.isel({d: 0 for d in extra}), sok.isel({d: 0 for d in extra})
+        _gf_error_panel(axes[0, j], sub, sok, x)
+        _gf_curve_panel(axes[1, j], sub, sok, x)
+        where = f"{facet} = {v}" if facet else ""
+        axes[0, j].set_title(f"test error {where}  ({_seeds_label(ds)})", fontsize=9)
+    fig.suptitle(_gf_title(ds), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _gf_title(ds):
+    p = json_attrs(ds)
+    if p.get("data") == "parity":
+        return (
+            f"structured parity, p_A = {p.get('p_A')}, n = {p.get('n')}, width "
+            f"{p.get('width')}:\none gradient step + readout vs fixed features"
+        )
+    return (
+        f"XOR mixture, |μ| = {p.get('mu_norm')}, σ = {p.get('sigma')}, n = {p.get('n')}, "
+        f"width {p.get('width')}:\none gradient step + readout vs fixed features"
+    )
+
+
+def json_attrs(ds) -> dict:
+    """The scan's parameters (attrs['jaxfeat_config']['params']), or {}."""
+    import json
+
+    try:
+        return json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    except (TypeError, ValueError, AttributeError):
+        return {}
+
+
+def _gf_error_panel(ax, ds, ok, x):
+    err = ds["test_error"].where(ok)
+    xs = ds[x].values if x else [0]
+    for m in ds["learner"].values:
+        color, marker, label = _GF_STYLE.get(str(m), ("k", "o", str(m)))
+        mean, se = _mean_se(err.sel(learner=m))
+        ax.errorbar(
+            xs,
+            np.ravel(mean.values),
+            np.ravel(se.values),
+            color=color,
+            marker=marker,
+            ms=4,
+            capsize=3,
+            label=label,
+        )
+    if "bayes_error" in ds:
+        b = ds["bayes_error"].where(ok).mean("seed")
+        if bool(np.isfinite(b.values).any()):
+            ax.plot(xs, np.ravel(b.values), "k--", lw=1, label="Bayes error")
+    if x in ("dim", "n", "width"):
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel({"k": "parity degree k", "dim": "d"}.get(x, x or ""))
+    ax.set_ylabel("test 0-1 error")
+    ax.legend(fontsize=7)
+
+
+def _gf_curve_panel(ax, ds, ok, x):
+    curve = ds["network_test_error"].where(ok)
+    xs = ds[x].values if x else [None]
+    for i, v in enumerate(xs):
+        c = curve.isel({x: i}) if x else curve
+        mean, se = _mean_se(c)
+        steps = ds["step"].values
+        m, s = np.ravel(mean.values), np.ravel(se.values)
+        ax.plot(
+            steps,
+            m,
+            color=plt.cm.viridis(i / max(len(xs) - 1, 1)),
+            label=f"{x} = {v}" if x else None,
+        )
+        ax.fill_between(
+            steps, m - s, m + s, alpha=0.2, color=plt.cm.viridis(i / max(len(xs) - 1, 1))
+        )
+    ax.set_xlabel("step t ≥ 2 (0 = right after step 1)")
+    ax.set_ylabel("network test error")
+    if x:
+        ax.legend(fontsize=7)
+
+
+def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
+    """The network's test error over two swept axes, and its gap to the best fixed-feature
+    baseline (negative: the network is better), seed means with standard errors in the cells."""
+    ok = _ok(ds)
+    err = ds["test_error"].where(ok)
+    net = err.sel(learner="network")
+    base = err.sel(learner=[m for m in err["learner"].values if m != "network"])
+    # per cell, the baseline with the lowest mean error: the paired difference over seeds
+    gap = (net - base.isel(learner=base.mean("seed").argmin("learner"))).drop_vars(
+        "learner", errors="ignore"
+    )
+    rest = [d for d in net.dims if d not in (*axes, "seed")]
+    panels = (("network test error", net, "viridis"), ("network − best baseline", gap, "RdBu_r"))
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (title, da, cmap) in zip(axs, panels):
+        da = da.isel({d: 0 for d in rest})
+        mean, se = _mean_se(da)
+        M = np.asarray(mean.transpose(*axes).values, float)
+        S = np.asarray(se.transpose(*axes).values, float)
+        lim = np.nanmax(np.abs(M)) if cmap == "RdBu_r" else None
+        im = ax.imshow(
+            M.T, origin="lower", aspect="auto", cmap=cmap, vmin=-lim if lim else None, vmax=lim
+        )
+        for i in range(M.shape[0]):
+            for j in range(M.shape[1]):
+                ax.text(
+                    i,
+                    j,
+                    f"{M[i, j]:.3f}\n±{S[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="w" if cmap == "viridis" else "k",
+                )
+        ax.set_xticks(range(M.shape[0]), ds[axes[0]].values)
+        ax.set_yticks(range(M.shape[1]), ds[axes[1]].values)
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax)
+    fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,6 +1,6 @@
 """One module per paper's procedure."""
 
-from . import local_convergence as local_convergence
+from . import gradient_features as gradient_features, local_convergence as local_convergence
 from .one_step import (
     OneStepResult as OneStepResult,
     one_step as one_step,

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from .._checks import InputError
 from ..experiment import Experiment as Experiment
+from .gradient_features import gradient_features_experiment as gradient_features_experiment
 from .local_convergence import local_convergence_experiment as local_convergence_experiment
 from .random_features import random_features as random_features
 from .spikes import spikes as spikes
 from .teacher_student import teacher_student as teacher_student
 
 _REGISTRY = {
-    e.name: e for e in (spikes, random_features, teacher_student, local_convergence_experiment)
+    e.name: e
+    for e in (
+        spikes,
+        random_features,
+        teacher_student,
+        local_convergence_experiment,
+        gradient_features_experiment,
+    )
 }
 
 

@@ -1,0 +1,348 @@
+"""Shi, Wei & Liang (arXiv 2310.12408), Algorithm 1: a two-layer ReLU network learns from the
+gradient features G(w, b) = E[y x 1{w·x > b}] of its first step (MATH §3, §6; the [R] choices
+are parameters).
+
+Network g(x) = Σ_i a_i relu(w_i·x − b_i), symmetric init (pairs (w, b, a) and (w, b, −a), so
+g ≡ 0), margin loss ℓ(y g) with ℓ'(0) < 0 (hinge: −1):
+
+1. one step with learning rate η⁽¹⁾ and weight decay λ⁽¹⁾ = 1/η⁽¹⁾ on W, which cancels the init:
+   w_i⁽¹⁾ = −ℓ'(0) η⁽¹⁾ a_i Ĝ(w_i⁽⁰⁾, b_i), Ĝ the empirical G of the n training samples
+   (optionally a moves too, with the same decay: `decay_a`);
+2. T steps with a small learning rate and weight decay through `jaxfeat.train`, on a only (the
+   paper's online-convex-optimisation phase) or on every leaf (`trainable="all"`).
+
+Against it, on the same data: random features (the same init, first layer frozen, the readout
+fitted exactly by kernel ridge regression, ridge by leave-one-out) and the network's NTK and NNGP
+at that init (`jaxfeat.kernel_baselines`), and the Bayes error where it is known.
+`gradient_features(key, dist, ...)` runs one seed and returns a flat dict of small arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .. import _checks
+from .._checks import InputError
+from ..data import Distribution, GaussianMixture, SparseParity
+from ..kernel_baselines import RIDGES, kernel_ridge, relu_nngp, relu_ntk
+from ..nets import TwoLayer
+from ..objectives import Dataset, Online, get_loss
+from ..population import empirical_gradient, population_gradient
+from ..training import train
+
+__all__ = [
+    "gradient_features",
+    "step_one",
+    "aligned_fraction",
+    "bayes_error",
+    "LEARNERS",
+    "QUANTILES",
+    "has_exact_gradient",
+]
+
+LEARNERS = ("network", "random_features", "ntk", "nngp")
+QUANTILES = (0.1, 0.5, 0.9)
+# exact parity G enumerates 2^dim inputs per pattern: cheap per seed up to here
+_PARITY_EXACT_MAX_DIM = 16
+
+
+def step_one(
+    key: PRNGKeyArray, net: TwoLayer, objective, eta1, *, decay_a: bool = False
+) -> TwoLayer:
+    """Algorithm 1's first step: SGD(η⁽¹⁾) on W (and a if `decay_a`) with weight decay 1/η⁽¹⁾,
+    through `jaxfeat.train`, so w_i⁽¹⁾ = −η⁽¹⁾ ∇_{w_i}L = −ℓ'(0) η⁽¹⁾ a_i Ĝ(w_i⁽⁰⁾, b_i) at a
+    symmetric init (g ≡ 0); b does not move."""
+    leaves = ("W", "a") if decay_a else ("W",)
+    out, _ = train(
+        key,
+        net,
+        objective,
+        optax.sgd(eta1),
+        steps=1,
+        trainable=leaves,
+        weight_decay={k: 1.0 / eta1 for k in leaves},
+    )
+    return out
+
+
+def aligned_fraction(
+    G: Float[ArrayLike, "width dim"],
+    directions: Float[ArrayLike, "r dim"],
+    mask,
+    gamma,
+    B_G,
+) -> Float[Array, ""]:
+    """The fraction of active neurons whose G_i lies in the γ-cone of some ground-truth direction
+    D_j (cos(G_i, D_j) ≥ 1 − γ) with |G_i| ≥ B_G: the p of the gradient feature set S_{p,γ,B_G}
+    (MATH §6.1), both signs of b together."""
+    G, D = jnp.asarray(G), jnp.asarray(directions)
+    norms = jnp.sqrt(jnp.sum(G * G, axis=1))
+    Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
+    cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
+    ok = jnp.any(cos >= 1.0 - gamma, axis=1) & (norms >= B_G) & mask
+    return jnp.sum(ok) / jnp.sum(mask)
+
+
+def bayes_error(dist: Distribution, X: Array, y: Array) -> Array:
+    """Error of the Bayes classifier on the sample (X, y): for a `GaussianMixture` the sign of
+    log Σ_{j: y_j=+1} p_j N(x; μ_j, s_j²I) − log Σ_{j: y_j=−1} (…), an unbiased estimate of the
+    Bayes error; 0 for a `SparseParity` without label noise (y is a function of x)."""
+    if isinstance(dist, SparseParity):
+        return jnp.asarray(dist.flip, X.dtype)
+    if not isinstance(dist, GaussianMixture):
+        return jnp.asarray(jnp.nan, X.dtype)
+    d = X.shape[1]
+    sq = jnp.sum((X[:, None, :] - dist.means[None]) ** 2, axis=-1)  # (n, k)
+    logp = (jnp.log(dist.weights) - d * jnp.log(dist.scales))[None, :] - sq / (
+        2 * dist.scales[None, :] ** 2
+    )
+    labels = dist.labels[None, :]
+    pos = jax.nn.logsumexp(jnp.where(labels > 0, logp, -jnp.inf), axis=1)
+    neg = jax.nn.logsumexp(jnp.where(labels < 0, logp, -jnp.inf), axis=1)
+    return jnp.mean(jnp.sign(pos - neg) != jnp.sign(y)).astype(X.dtype)
+
+
+def has_exact_gradient(dist: Distribution) -> bool:
+    """Whether `jaxfeat.population_gradient` is exact (and affordable) for `dist`."""
+    if isinstance(dist, SparseParity):
+        return dist.dim <= _PARITY_EXACT_MAX_DIM
+    return isinstance(dist, GaussianMixture)
+
+
+def check_config(
+    dist,
+    *,
+    width,
+    max_width,
+    n,
+    n_test,
+    eta1,
+    lr,
+    steps,
+    log_every,
+    weight_decay,
+    trainable,
+    loss,
+    w_std,
+    b_std,
+    a_std,
+    directions,
+    gamma,
+    B_G,
+) -> None:
+    """Every argument in Python before anything is traced; errors name the argument. Dynamic
+    grid values (`width`, `eta1`, `lr`, `weight_decay`) are checked when concrete."""
+    if not isinstance(dist, Distribution):
+        raise _checks.InputTypeError(
+            f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}"
+        )
+    if _concrete(width):
+        w = _checks.check_positive_int("width", width)
+        if w % 2:
+            raise InputError(f"width must be even for the symmetric init (pairs ±a), got {w}")
+    if max_width is not None and _checks.check_positive_int("max_width", max_width) % 2:
+        raise InputError(f"max_width must be even for the symmetric init, got {max_width}")
+    _checks.check_positive_int("n", n)
+    _checks.check_positive_int("n_test", n_test)
+    _checks.check_positive_int("steps", steps)
+    if log_every is not None:
+        _checks.check_positive_int("log_every", log_every)
+    for name, v in (("eta1", eta1), ("lr", lr)):
+        if _concrete(v) and _checks.check_nonneg_float(name, v) == 0:
+            raise InputError(f"{name} must be > 0, got {v!r}")
+    if _concrete(weight_decay):
+        _checks.check_nonneg_float("weight_decay", weight_decay)
+    if trainable not in ("a", "all"):
+        raise InputError(f"trainable must be 'a' (the paper's t ≥ 2) or 'all', got {trainable!r}")
+    if not get_loss(loss).margin:
+        raise InputError(f"loss must be a margin loss ('hinge' or 'logistic'), got {loss!r}")
+    for name, v in (("w_std", w_std), ("b_std", b_std), ("a_std", a_std)):
+        _checks.check_nonneg_float(name, v)
+    if a_std == 0 or w_std == 0:
+        raise InputError("w_std and a_std must be > 0 (a zero init has no gradient feature)")
+    r, d = _checks.check_ndim("directions", directions, 2, "(r, dim)")
+    if d != dist.dim or r == 0 or not np.all(np.linalg.norm(np.asarray(directions), axis=1) > 0):
+        raise InputError(
+            f"directions must have shape (r, dim) = (r, {dist.dim}) with non-zero rows"
+        )
+    g = _checks.check_nonneg_float("gamma", gamma)
+    if g > 2:
+        raise InputError(f"gamma must be in [0, 2] (cosine ≥ 1 − γ), got {gamma}")
+    _checks.check_nonneg_float("B_G", B_G)
+
+
+def _concrete(x) -> bool:
+    return _checks.is_concrete(x) and not isinstance(x, (jax.Array, np.ndarray))
+
+
+def gradient_features(
+    key: PRNGKeyArray,
+    dist: Distribution,
+    *,
+    directions: Float[ArrayLike, "r dim"],
+    width=256,
+    max_width: int | None = None,
+    n: int = 512,
+    n_test: int = 2048,
+    eta1=1.0,
+    decay_a: bool = False,
+    lr=0.1,
+    steps: int = 400,
+    log_every: int | None = None,
+    weight_decay=1e-4,
+    trainable: str = "a",
+    train_bias: bool = False,
+    loss: str = "hinge",
+    online: bool = False,
+    w_std: float = 1.0,
+    b_std: float = 0.1,
+    a_std: float = 1.0,
+    gamma: float = 0.1,
+    B_G: float = 0.0,
+    ridges=RIDGES,
+) -> dict[str, Array]:
+    """One seed of Algorithm 1 and its fixed-feature baselines on the same samples.
+
+    **Arguments:** `dist`: the data (labels ±1); `directions`: the ground-truth directions D_j
+    (rows) of the gradient feature set (e.g. ±μ_j of an XOR mixture, 1_A of a parity);
+    `width` (even; may be traced, then padded to `max_width`); `n` training and `n_test` test
+    samples; `eta1`: η⁽¹⁾ (decay 1/η⁽¹⁾); `decay_a`: step 1 also moves a with that decay;
+    `lr`, `steps`, `weight_decay`, `log_every`: the t ≥ 2 phase (SGD); `trainable`: `"a"` (the
+    paper) or `"all"` (W, a, and b if `train_bias`); `loss`: `"hinge"` or `"logistic"`;
+    `online`: fresh batches of n samples every step at t ≥ 2 instead of the fixed training set;
+    `w_std`, `b_std`, `a_std`: init w ~ N(0, w_std² I/d), b ~ N(0, b_std²), a ~ N(0, a_std²);
+    `gamma`, `B_G`: the cone and norm of the gradient feature set; `ridges`: the relative
+    ridges the baselines choose from by leave-one-out.
+
+    **Returns:** `test_error` (learner: network, random_features, ntk, nngp), `train_error`
+    (the network's), `bayes_error` (on the test sample), `network_test_error` (over the logged
+    steps; step 0 is after step 1), `aligned_fraction` and `G_norm_quantiles` (10/50/90 %) from
+    the exact G (NaN when `dist` has none), `aligned_fraction_empirical` from Ĝ, `G_error`
+    (mean |Ĝ − G| over neurons, NaN without exact G), `baseline_ridge` (ρ chosen, per kernel
+    method), `diverged`.
+    """
+    check_config(
+        dist,
+        width=width,
+        max_width=max_width,
+        n=n,
+        n_test=n_test,
+        eta1=eta1,
+        lr=lr,
+        steps=steps,
+        log_every=log_every,
+        weight_decay=weight_decay,
+        trainable=trainable,
+        loss=loss,
+        w_std=w_std,
+        b_std=b_std,
+        a_std=a_std,
+        directions=directions,
+        gamma=gamma,
+        B_G=B_G,
+    )
+    k_data, k_test, k_init, k_step1, k_train = jax.random.split(key, 5)
+    X, y = dist.sample(k_data, n)
+    X_test, y_test = dist.sample(k_test, n_test)
+    net0 = TwoLayer.init(
+        k_init,
+        width,
+        dist.dim,
+        "relu",
+        "symmetric",
+        max_width=max_width or width,
+        w_std=w_std,
+        b_std=b_std,
+        a_std=a_std,
+    )
+    data = Dataset(X, y, loss=loss, test=(X_test, y_test))
+    net1 = step_one(k_step1, net0, data, eta1, decay_a=decay_a)
+
+    later = ("W", "b", "a") if train_bias else ("W", "a")
+    leaves = ("a",) if trainable == "a" else later
+    objective = Online(dist, n, loss, test=(X_test, y_test)) if online else data
+    net2, hist = train(
+        k_train,
+        net1,
+        objective,
+        optax.sgd(lr),
+        steps=steps,
+        log_every=log_every,
+        trainable=leaves,
+        weight_decay=weight_decay,
+    )
+    baselines, ridge = _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges)
+    return {
+        "test_error": jnp.stack([hist["test_error"][-1], *baselines]),
+        "train_error": _error(net2, X, y),
+        "bayes_error": bayes_error(dist, X_test, y_test),
+        "network_test_error": hist["test_error"],
+        **_feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G),
+        "baseline_ridge": ridge,
+        "diverged": hist["diverged"][-1],
+    }
+
+
+def _error(net, X, y):
+    return jnp.mean(jnp.sign(net(X)) != jnp.sign(y)).astype(X.dtype)
+
+
+def _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges):
+    """Test errors and chosen ridges of random features (net0's hidden layer, frozen), the NTK
+    and the NNGP, each as kernel ridge regression on ±1 labels."""
+    phi = jnp.where(net0.mask[None, :], net0.features(X), 0.0)
+    phi_test = jnp.where(net0.mask[None, :], net0.features(X_test), 0.0)
+    kernels = (
+        (phi @ phi.T, phi_test @ phi.T),
+        (relu_ntk(X, X, w_std, b_std, a_std), relu_ntk(X_test, X, w_std, b_std, a_std)),
+        (relu_nngp(X, X, w_std, b_std), relu_nngp(X_test, X, w_std, b_std)),
+    )
+    errors, chosen = [], []
+    for K, K_test in kernels:
+        pred, rho = kernel_ridge(K, K_test, y, ridges)
+        errors.append(jnp.mean(jnp.sign(pred) != jnp.sign(y_test)).astype(X.dtype))
+        chosen.append(rho)
+    return errors, jnp.stack(chosen)
+
+
+def _feature_statistics(dist, net0, X, y, D, gamma, B_G):
+    """Step-1 gradient features at the init (w_i⁽⁰⁾, b_i): the aligned fraction from the exact
+    G and from Ĝ, |G| quantiles over active neurons, and the mean |Ĝ − G|."""
+    W, b, mask = net0.W, net0.b, net0.mask
+    G_hat = empirical_gradient(X, y, W, b)
+    out = {"aligned_fraction_empirical": aligned_fraction(G_hat, D, mask, gamma, B_G)}
+    nan = jnp.asarray(jnp.nan, X.dtype)
+    if not has_exact_gradient(dist):
+        return out | {
+            "aligned_fraction": nan,
+            "G_norm_quantiles": jnp.full(len(QUANTILES), nan),
+            "G_error": nan,
+        }
+    G = population_gradient(dist, W, b)
+    norms = jnp.where(mask, jnp.linalg.norm(G, axis=1), jnp.nan)
+    err = jnp.where(mask, jnp.linalg.norm(G_hat - G, axis=1), 0.0)
+    return out | {
+        "aligned_fraction": aligned_fraction(G, D, mask, gamma, B_G),
+        "G_norm_quantiles": jnp.nanquantile(norms, jnp.asarray(QUANTILES, X.dtype)),
+        "G_error": jnp.sum(err) / jnp.sum(mask),
+    }
+
+
+def xor_directions(dim: int, mu_norm: float = 1.0) -> np.ndarray:
+    """The ground-truth directions of `GaussianMixture.xor(dim, mu_norm=...)`: its means
+    ±μ_1, ±μ_2 (NumPy, so they are known in Python before anything is traced)."""
+    e = mu_norm * np.eye(2, dim)
+    return np.stack([e[0], -e[0], e[1], -e[1]])
+
+
+def parity_directions(dim: int, support) -> np.ndarray:
+    """±1_A/√k for a parity on support A: the direction its structured component's G takes."""
+    v = np.zeros(dim)
+    v[list(support)] = 1.0 / math.sqrt(len(support))
+    return np.stack([v, -v])
