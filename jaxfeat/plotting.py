@@ -771,3 +771,47 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> str:
+    """Algorithm 1's first step in 2-D (the poster picture of Shi, Wei & Liang): samples coloured
+    by label; each neuron's weight before (grey) and after the step (coloured by the sign of
+    a_i), both scaled to the data; and the neuron's activation boundary w_i⁽¹⁾·x = b_i after
+    the step, shaded on its active side, w_i⁽¹⁾ = η a_i Ĝ(w_i⁽⁰⁾, b_i)."""
+    X, y = np.asarray(X, float)[:max_points], np.asarray(y, float)[:max_points]
+    if X.shape[1] != 2:
+        raise ValueError(f"step_one_figure draws 2-D data, got dim {X.shape[1]}")
+    mask = np.asarray(net0.mask)
+    W0, W1 = np.asarray(net0.W, float)[mask], np.asarray(net1.W, float)[mask]
+    b, a = np.asarray(net1.b, float)[mask], np.asarray(net1.a, float)[mask]
+    lim = 1.1 * np.max(np.abs(X))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
+    for ax, W, title in ((axes[0], W0, "before: w_i⁽⁰⁾"), (axes[1], W1, "after one step")):
+        ax.scatter(*X[y > 0].T, s=4, c="tab:blue", alpha=0.35, label="y = +1")
+        ax.scatter(*X[y < 0].T, s=4, c="tab:red", alpha=0.35, label="y = −1")
+        scale = 0.8 * lim / max(np.max(np.linalg.norm(W, axis=1)), 1e-12)
+        for w, ai in zip(W, a):
+            color = "grey" if W is W0 else ("tab:green" if ai > 0 else "tab:purple")
+            ax.annotate("", scale * w, (0, 0), arrowprops=dict(arrowstyle="->", color=color))
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=10)
+    t = np.linspace(-lim, lim, 2)
+    for w, bi in zip(W1, b):  # boundary w·x = b: a line, active side shaded lightly
+        if abs(w[1]) > abs(w[0]):
+            axes[1].plot(t, (bi - w[0] * t) / w[1], color="k", lw=0.5, alpha=0.5)
+        else:
+            axes[1].plot((bi - w[1] * t) / w[0], t, color="k", lw=0.5, alpha=0.5)
+    axes[1].set_xlim(-lim, lim)
+    axes[1].set_ylim(-lim, lim)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(
+        "Algorithm 1, step 1: w_i⁽¹⁾ = η a_i Ĝ(w_i⁽⁰⁾, b_i) (green: a_i > 0, purple: a_i < 0;"
+        " lines: activation boundaries)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

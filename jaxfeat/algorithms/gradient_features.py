@@ -215,7 +215,8 @@ def gradient_features(
     samples; `eta1`: η⁽¹⁾ (decay 1/η⁽¹⁾); `decay_a`: step 1 also moves a with that decay;
     `lr`, `steps`, `weight_decay`, `log_every`: the t ≥ 2 phase (SGD); `trainable`: `"a"` (the
     paper) or `"all"` (W, a, and b if `train_bias`); `loss`: `"hinge"` or `"logistic"`;
-    `online`: fresh batches of n samples every step at t ≥ 2 instead of the fixed training set;
+    `online`: fresh batches of n samples every step at t ≥ 2 instead of the fixed training set
+    (the network's test error is then measured on its own fresh `n_test` samples);
     `w_std`, `b_std`, `a_std`: init w ~ N(0, w_std² I/d), b ~ N(0, b_std²), a ~ N(0, a_std²);
     `gamma`, `B_G`: the cone and norm of the gradient feature set; `ridges`: the relative
     ridges the baselines choose from by leave-one-out.
@@ -266,7 +267,7 @@ def gradient_features(
 
     later = ("W", "b", "a") if train_bias else ("W", "a")
     leaves = ("a",) if trainable == "a" else later
-    objective = Online(dist, n, loss, test=(X_test, y_test)) if online else data
+    objective = Online(dist, n, loss, n_test=n_test) if online else data
     net2, hist = train(
         k_train,
         net1,

@@ -145,7 +145,13 @@ gradient_features_experiment = Experiment(
         "paper_parity": {
             "grid": {"k": [1, 3, 5, 7], "dim": [16, 32]},
             "seeds": 64,
-            "set": {"data": "parity", "n": 1000, "b_std": 1.0, "steps": 600, "log_every": 100},
+            "set": {
+                "data": "parity",
+                "n": 1000,
+                "b_std": 1.0,
+                "steps": 1500,
+                "log_every": 250,
+            },
         },
         # test error over (n, width) for XOR at d = 64
         "paper_width": {
