@@ -655,15 +655,14 @@ def gradient_features_figure(ds, path: str) -> str:
 
 def _gf_title(ds):
     p = json_attrs(ds)
+
+    def v(name):  # a fixed parameter's value, or "swept" for a grid axis
+        return "swept" if name in ds.dims else p.get(name)
+
+    where = f"n = {v('n')}, width {v('width')}:\none gradient step + readout vs fixed features"
     if p.get("data") == "parity":
-        return (
-            f"structured parity, p_A = {p.get('p_A')}, n = {p.get('n')}, width "
-            f"{p.get('width')}:\none gradient step + readout vs fixed features"
-        )
-    return (
-        f"XOR mixture, |μ| = {p.get('mu_norm')}, σ = {p.get('sigma')}, n = {p.get('n')}, "
-        f"width {p.get('width')}:\none gradient step + readout vs fixed features"
-    )
+        return f"structured parity, p_A = {p.get('p_A')}, d = {v('dim')}, {where}"
+    return f"XOR mixture, |μ| = {p.get('mu_norm')}, σ = {p.get('sigma')}, d = {v('dim')}, {where}"
 
 
 def json_attrs(ds) -> dict:
