@@ -12,7 +12,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/jaxfeat run spikes
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/pip install -q ruff && $(VENV)/bin/ruff check jaxfeat tests benchmarks

@@ -9,8 +9,15 @@ import os
 import sys
 from contextlib import contextmanager
 
-import jax
-import pytest
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on 2 cores: one XLA thread per worker, not two workers × all cores
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    ).strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -63,11 +70,25 @@ def no_compile():
 
     @contextmanager
     def _ctx():
+        _warm_conversions()
         with compile_log() as messages:
             yield
         assert not messages, f"XLA compiled before the error: {messages[:2]}"
 
     return _ctx
+
+
+def _warm_conversions():
+    """Compile the scalar dtype conversions that argument checks use (jnp.asarray(x, dtype)),
+    so that `no_compile` sees only what the code under test compiles, whatever test ran first
+    in this process (pytest-xdist changes the order)."""
+    import jax.numpy as jnp
+
+    kinds = (jnp.float64, jnp.float32, jnp.int64, jnp.int32, jnp.bool_)
+    for src in kinds:
+        for dst in kinds:
+            jnp.zeros((), src).astype(dst).block_until_ready()
+    jax.random.key(0).block_until_ready()
 
 
 sys.path.insert(0, os.path.dirname(__file__))

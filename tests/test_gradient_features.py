@@ -187,8 +187,9 @@ BAD = [
 
 @pytest.mark.parametrize("kwargs, match", BAD)
 def test_bad_input_names_the_argument(kwargs, match, no_compile):
+    key = jax.random.key(0)
     with no_compile(), pytest.raises(ValueError, match=match):
-        gradient_features_experiment.fn(jax.random.key(0), **kwargs)
+        gradient_features_experiment.fn(key, **kwargs)
 
 
 def test_support_outside_range_is_refused():
@@ -217,6 +218,7 @@ def test_the_separation_at_a_tiny_size(tmp_path):
         "gradient_features",
         grid={"dim": [4, 48]},
         seeds=8,
+        chunk_size=8,  # no one-seed memory probe: one compile per d
         params=dict(n=300, n_test=1000, width=64, steps=150, log_every=50),
         out=str(tmp_path / "gf.zarr"),
         progress=False,
@@ -285,9 +287,9 @@ def test_online_and_all_leaf_variants_run_and_learn(getkey, kwargs):
         _xor(d=4, sigma=0.5, mu=2.0),
         directions=xor_directions(4, 2.0),
         width=32,
-        n=200,
-        n_test=500,
-        steps=100,
+        n=120,
+        n_test=300,
+        steps=60,
         log_every=50,
         lr=0.5,
         **kwargs,

@@ -113,6 +113,7 @@ def test_scan_per_neuron_outputs_padded_widths_not_diverged(tmp_path):
         {"width": [2, 3], "decay": [1.0, 0.0]},
         2,
         params=dict(dim=4, teacher=(1.0, -0.7), phases=2, steps_per_phase=50, log_every=50),
+        chunk_size=2,  # no one-seed memory probe
         progress=False,
     )
     assert ds.sizes["neuron"] == 3 and not ds["diverged"].any()

@@ -103,6 +103,7 @@ def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
     _assert_same(xr.open_zarr(out, consolidated=False), _reference(1))
 
 
+@pytest.mark.slow  # 8 forced devices in subprocesses; benchmarks/scan_reproducibility.py records it
 def test_chunk_sizes_and_eight_devices_agree():
     r = subprocess.run(
         [sys.executable, os.path.join(HERE, "scan_helpers", "layouts.py")],
@@ -266,6 +267,7 @@ def test_cli_run_plot_info_list(tmp_path, capsys):
     assert all(name in listing for name in experiments.names())
 
 
+@pytest.mark.slow  # the quick preset end to end: README's first command runs the same
 def test_spikes_preset_smoke(tmp_path):
     """The flagship experiment runs through the engine (tiny sizes) and its figure draws."""
     grid = {"alpha": [0.0, 0.4], "n": [120, 160]}
