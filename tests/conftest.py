@@ -9,15 +9,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `pytest -n 2` on 2 cores: one XLA thread per worker, not two workers × all cores
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    ).strip()
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

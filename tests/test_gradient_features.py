@@ -162,6 +162,10 @@ def test_directions_and_parity_gradient_alignment():
         fractions[k] = float(aligned_fraction(G, D, mask, 0.2, 0.0))
     assert fractions[3] > 0.8 and fractions[4] < 0.6, fractions
     assert xor_directions(3, 2.0).shape == (4, 3)
+    dist, D = make_data("linear", 6, margin=0.5)
+    X, y = dist.sample(jax.random.key(0), 200)
+    assert float(jnp.min(jnp.abs(X[:, 0]))) >= 0.5 and np.array_equal(y, np.sign(X[:, 0]))
+    np.testing.assert_array_equal(D[0], np.eye(1, 6)[0])
 
 
 BAD = [
@@ -182,6 +186,7 @@ BAD = [
     (dict(data="parity", k=40, dim=16), "k"),
     (dict(data="parity", p_A=1.5), "p_A"),
     (dict(data="parity", p_A=-0.1), "p_A"),
+    (dict(data="linear", margin=-1.0), "margin"),
 ]
 
 

@@ -1,6 +1,6 @@
 """Shi–Wei–Liang gradient-feature learning (MATH §6): Algorithm 1 against random features, the
-NTK and the NNGP on the same samples, seed by seed, on an XOR Gaussian mixture or a structured
-sparse parity (`data` = "xor" | "parity")."""
+NTK and the NNGP on the same samples, seed by seed, on an XOR Gaussian mixture, a structured
+sparse parity or linearly separable data with a margin (`data` = "xor" | "parity" | "linear")."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from ..algorithms.gradient_features import (
     parity_directions,
     xor_directions,
 )
-from ..data import GaussianMixture, SparseParity
+from ..data import GaussianMixture, LinearSeparable, SparseParity
 from ..experiment import Experiment
 from ..training import log_steps
 
 
-def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5):
+def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, margin=0.1):
     """The distribution and its ground-truth directions.
 
     - `"xor"`: means ±μ_1 (y = +1), ±μ_2 (y = −1), |μ_j| = `mu_norm`, μ_1 ⊥ μ_2, noise
@@ -32,6 +32,8 @@ def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5):
       x_1, a linear signal along 1_A that G picks up; for even k they are constant and G
       leans to 1_A only through the threshold's asymmetry (at d = 30, k = 4, 0.7 % of the Ĝ
       of 1,000 samples lie in the γ = 0.1 cone, against 88 % at k = 5). Directions ±1_A/√k.
+    - `"linear"`: Gaussian inputs with |x_1| ≥ `margin`, y = sign(x_1) (linearly separable with
+      that margin); directions ±e_1. No exact G: the exact-G statistics are NaN.
     """
     if data == "xor":
         dist = GaussianMixture.xor(dim, sigma=sigma, mu_norm=mu_norm)
@@ -43,7 +45,12 @@ def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5):
             raise InputError(f"p_A must be a probability in [0, 1], got {p_A!r}")
         dist = SparseParity(dim, range(k), structured_weight=p_A)
         return dist, parity_directions(dim, range(k))
-    raise InputError(f"data must be 'xor' or 'parity', got {data!r}")
+    if data == "linear":
+        if not (isinstance(margin, (int, float)) and margin >= 0):
+            raise InputError(f"margin must be a number >= 0, got {margin!r}")
+        w_star = np.eye(1, dim)[0]
+        return LinearSeparable(w_star, float(margin)), np.stack([w_star, -w_star])
+    raise InputError(f"data must be 'xor', 'parity' or 'linear', got {data!r}")
 
 
 def run(
@@ -55,6 +62,7 @@ def run(
     sigma=1.0,
     k=5,
     p_A=0.5,
+    margin=0.1,
     width=128,
     max_width=None,
     n=500,
@@ -76,7 +84,9 @@ def run(
     B_G=0.0,
 ):
     """One seed (module docstring; parameters of `gradient_features` and `make_data`)."""
-    dist, directions = make_data(data, dim, mu_norm=mu_norm, sigma=sigma, k=k, p_A=p_A)
+    dist, directions = make_data(
+        data, dim, mu_norm=mu_norm, sigma=sigma, k=k, p_A=p_A, margin=margin
+    )
     return gradient_features(
         key,
         dist,
