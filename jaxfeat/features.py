@@ -15,7 +15,16 @@ from ._checks import InputError
 from .data import Distribution
 from .population import population_gradient
 
-__all__ = ["gradient_feature_fractions", "gradient_feature_set"]
+__all__ = ["gradient_feature_fractions", "gradient_feature_set", "in_cone"]
+
+
+def in_cone(G: ArrayLike, directions: ArrayLike, gamma, B_G) -> Bool[Array, "m r"]:
+    """[i, j]: cos(G_i, D_j) ≥ 1 − γ and |G_i| ≥ B_G (directions need not be unit vectors)."""
+    G, D = jnp.asarray(G), jnp.asarray(directions)
+    norms = jnp.linalg.norm(G, axis=1)
+    Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
+    cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
+    return (cos >= 1.0 - gamma) & (norms >= B_G)[:, None]
 
 
 def gradient_feature_fractions(
@@ -40,12 +49,8 @@ def gradient_feature_fractions(
     B_G = _checks.check_nonneg_float("B_G", B_G)
     if gamma > 2:
         raise InputError(f"gamma must be in [0, 2] (cosine ≥ 1 − γ), got {gamma}")
-    G, b, D = map(jnp.asarray, (G, b, directions))
-    norms = jnp.linalg.norm(G, axis=1)
-    Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
-    cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
-    ok = (cos >= 1.0 - gamma) & (norms >= B_G)[:, None]  # (m, r)
-    pos = (b >= 0)[:, None]
+    ok = in_cone(G, directions, gamma, B_G)  # (m, r)
+    pos = (jnp.asarray(b) >= 0)[:, None]
     return jnp.stack([jnp.mean(ok & pos, axis=0), jnp.mean(ok & ~pos, axis=0)], axis=-1)
 
 

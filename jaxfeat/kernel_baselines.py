@@ -96,9 +96,3 @@ def kernel_ridge(
     best = jnp.argmin(jnp.where(jnp.isfinite(loo), loo, jnp.inf))
     alpha = U @ (Uy / (lam + r[best]))
     return K_test @ alpha, rho[best]
-
-
-def kernel_error(K, K_test, y, y_test, ridges=RIDGES) -> Array:
-    """Test 0-1 error of the kernel ridge classifier sign(ŷ) (ties count as errors)."""
-    pred, _ = kernel_ridge(K, K_test, y, ridges)
-    return jnp.mean(jnp.sign(pred) != jnp.sign(y_test)).astype(pred.dtype)

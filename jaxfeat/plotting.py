@@ -98,9 +98,7 @@ _MAX_ROWS = 4
 def _with_axes(ds, names):
     """`ds` with each of `names` a dimension: a parameter fixed in the scan becomes an axis of
     length one holding its value (from the stored config)."""
-    import json
-
-    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    params = json_attrs(ds)
     for name in names:
         if name not in ds.dims:
             value = params.get(name)
@@ -367,9 +365,7 @@ def local_convergence_figure(ds, path: str) -> str:
     as points (`neuron_points_figure`). Row 3 (scans that sweep an axis other than `decay`):
     the recovery-probability heat map (`recovery_heatmap`). Rows 1–2 fix the other grid axes at
     their first value (named in the title)."""
-    import json
-
-    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    params = json_attrs(ds)
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "decay")]
     first = ds.isel({d: 0 for d in extra})
     sweep = _swept(ds)
@@ -471,9 +467,7 @@ def neuron_points_figure(ds, path: str) -> str:
     """Zhou–Ge neurons as points (`local_convergence` scan with per-neuron outputs): angle to the
     nearest ±w*_j against |ã_i| = |a_i||w_i| for every neuron of every seed, before stage 3 and
     at the end with and without decay, θ_near drawn. Other grid axes at their first value."""
-    import json
-
-    params = json.loads(ds.attrs.get("jaxfeat_config", "{}")).get("params", {})
+    params = json_attrs(ds)
     extra = [d for d in ds["neuron_angle"].dims if d not in ("seed", "decay", "neuron")]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110)
     _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
@@ -698,7 +692,7 @@ def _gf_error_panel(ax, ds, ok, x):
     if x in ("dim", "n", "width"):
         ax.set_xscale("log", base=2)
     ax.set_xlabel({"k": "parity degree k", "dim": "d"}.get(x, x or ""))
-    ax.set_ylabel("test 0-1 error")
+    ax.set_ylabel("test 0-1 error (seed mean ± se)")
     ax.legend(fontsize=7)
 
 
@@ -719,10 +713,13 @@ def _gf_curve_panel(ax, ds, ok, x):
         ax.fill_between(
             steps, m - s, m + s, alpha=0.2, color=plt.cm.viridis(i / max(len(xs) - 1, 1))
         )
+    if "bayes_error" in ds and bool(np.isfinite(ds["bayes_error"].where(ok)).any()):
+        ax.axhline(
+            float(ds["bayes_error"].where(ok).mean()), color="k", ls="--", lw=1, label="Bayes error"
+        )
     ax.set_xlabel("step t ≥ 2 (0 = right after step 1)")
     ax.set_ylabel("network test error")
-    if x:
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7)
 
 
 def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
@@ -775,8 +772,8 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
 def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> str:
     """Algorithm 1's first step in 2-D (the poster picture of Shi, Wei & Liang): samples coloured
     by label; each neuron's weight before (grey) and after the step (coloured by the sign of
-    a_i), both scaled to the data; and the neuron's activation boundary w_i⁽¹⁾·x = b_i after
-    the step, shaded on its active side, w_i⁽¹⁾ = η a_i Ĝ(w_i⁽⁰⁾, b_i)."""
+    a_i), both scaled to the data; and each neuron's activation boundary w_i⁽¹⁾·x = b_i after
+    the step (thin lines), w_i⁽¹⁾ = η a_i Ĝ(w_i⁽⁰⁾, b_i)."""
     X, y = np.asarray(X, float)[:max_points], np.asarray(y, float)[:max_points]
     if X.shape[1] != 2:
         raise ValueError(f"step_one_figure draws 2-D data, got dim {X.shape[1]}")
@@ -785,19 +782,22 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
     b, a = np.asarray(net1.b, float)[mask], np.asarray(net1.a, float)[mask]
     lim = 1.1 * np.max(np.abs(X))
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
-    for ax, W, title in ((axes[0], W0, "before: w_i⁽⁰⁾"), (axes[1], W1, "after one step")):
+    for ax, W, after, title in (
+        (axes[0], W0, False, "before: w_i⁽⁰⁾"),
+        (axes[1], W1, True, "after one step"),
+    ):
         ax.scatter(*X[y > 0].T, s=4, c="tab:blue", alpha=0.35, label="y = +1")
         ax.scatter(*X[y < 0].T, s=4, c="tab:red", alpha=0.35, label="y = −1")
         scale = 0.8 * lim / max(np.max(np.linalg.norm(W, axis=1)), 1e-12)
         for w, ai in zip(W, a):
-            color = "grey" if W is W0 else ("tab:green" if ai > 0 else "tab:purple")
+            color = ("tab:green" if ai > 0 else "tab:purple") if after else "grey"
             ax.annotate("", scale * w, (0, 0), arrowprops=dict(arrowstyle="->", color=color))
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_title(title, fontsize=10)
     t = np.linspace(-lim, lim, 2)
-    for w, bi in zip(W1, b):  # boundary w·x = b: a line, active side shaded lightly
+    for w, bi in zip(W1, b):  # boundary w·x = b
         if abs(w[1]) > abs(w[0]):
             axes[1].plot(t, (bi - w[0] * t) / w[1], color="k", lw=0.5, alpha=0.5)
         else:

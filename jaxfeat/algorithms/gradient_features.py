@@ -30,6 +30,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .. import _checks
 from .._checks import InputError
 from ..data import Distribution, GaussianMixture, SparseParity
+from ..features import in_cone
 from ..kernel_baselines import RIDGES, kernel_ridge, relu_nngp, relu_ntk
 from ..nets import TwoLayer
 from ..objectives import Dataset, Online, get_loss
@@ -81,11 +82,7 @@ def aligned_fraction(
     """The fraction of active neurons whose G_i lies in the γ-cone of some ground-truth direction
     D_j (cos(G_i, D_j) ≥ 1 − γ) with |G_i| ≥ B_G: the p of the gradient feature set S_{p,γ,B_G}
     (MATH §6.1), both signs of b together."""
-    G, D = jnp.asarray(G), jnp.asarray(directions)
-    norms = jnp.sqrt(jnp.sum(G * G, axis=1))
-    Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
-    cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
-    ok = jnp.any(cos >= 1.0 - gamma, axis=1) & (norms >= B_G) & mask
+    ok = jnp.any(in_cone(G, directions, gamma, B_G), axis=1) & mask
     return jnp.sum(ok) / jnp.sum(mask)
 
 
@@ -98,7 +95,8 @@ def bayes_error(dist: Distribution, X: Array, y: Array) -> Array:
     if not isinstance(dist, GaussianMixture):
         return jnp.asarray(jnp.nan, X.dtype)
     d = X.shape[1]
-    sq = jnp.sum((X[:, None, :] - dist.means[None]) ** 2, axis=-1)  # (n, k)
+    M = dist.means
+    sq = jnp.sum(X * X, axis=1)[:, None] - 2.0 * X @ M.T + jnp.sum(M * M, axis=1)[None, :]
     logp = (jnp.log(dist.weights) - d * jnp.log(dist.scales))[None, :] - sq / (
         2 * dist.scales[None, :] ** 2
     )
@@ -282,17 +280,13 @@ def gradient_features(
     baselines, ridge = _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges)
     return {
         "test_error": jnp.stack([hist["test_error"][-1], *baselines]),
-        "train_error": _error(net2, X, y),
+        "train_error": data.evaluate(net2)["error"],
         "bayes_error": bayes_error(dist, X_test, y_test),
         "network_test_error": hist["test_error"],
         **_feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G),
         "baseline_ridge": ridge,
         "diverged": hist["diverged"][-1],
     }
-
-
-def _error(net, X, y):
-    return jnp.mean(jnp.sign(net(X)) != jnp.sign(y)).astype(X.dtype)
 
 
 def _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges):
