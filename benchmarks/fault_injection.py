@@ -60,7 +60,8 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from scan_helpers.toy import GRID, toy
 
-    from jaxfeat import _store, scan
+    from jaxfeat import scan
+    from jaxfeat._scan import store as _store
 
     rng = random.Random(args.seed)
     ref = scan(toy, GRID, 40, chunk_size=1, progress=False)

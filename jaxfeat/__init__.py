@@ -3,11 +3,10 @@
 The public API (DESIGN §3) is re-exported here; see README.md for a tour.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from . import (
     activations as activations,
     algorithms as algorithms,
+    analysis as analysis,
     data as data,
     experiments as experiments,
     features as features,
@@ -16,19 +15,26 @@ from . import (
     kernels as kernels,
     nets as nets,
     objectives as objectives,
+    plotting as plotting,
     population as population,
     ridge as ridge,
     rows as rows,
     spectrum as spectrum,
     theory as theory,
 )
-from ._scan import plan_summary as plan_summary, scan as scan, summarize as summarize
-from ._store import open_scan as open_scan, verify_scan as verify_scan
+from ._scan import (
+    open_scan as open_scan,
+    plan_summary as plan_summary,
+    scan as scan,
+    verify_scan as verify_scan,
+)
+from ._version import __version__ as __version__
 from .activations import Activation as Activation
 from .algorithms import one_step as one_step
 from .algorithms.gradient_features import gradient_features as gradient_features
 from .algorithms.local_convergence import local_convergence as local_convergence
-from .experiment import Experiment as Experiment
+from .analysis import summarize as summarize
+from .experiments import Experiment as Experiment
 from .features import (
     gradient_feature_fractions as gradient_feature_fractions,
     gradient_feature_set as gradient_feature_set,
@@ -57,8 +63,3 @@ from .spectrum import (
     feature_spectrum as feature_spectrum,
 )
 from .training import train as train
-
-try:
-    __version__ = _version("jaxfeat")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+local"

@@ -122,40 +122,16 @@ def _run(args) -> int:
     from . import experiments
 
     exp = experiments.get(args.experiment)
-    if args.preset not in exp.presets:
-        raise InputError(
-            f"unknown preset {args.preset!r} for {exp.name}; known: {', '.join(exp.presets)}"
-        )
-    preset = exp.presets[args.preset]
-    fixed, grid_over = _parse_set(args.set)
-    for k in list(fixed):  # one value for a preset's axis keeps the axis, with that value
-        if k in preset["grid"]:
-            grid_over[k] = [fixed.pop(k)]
-    grid = {**preset["grid"], **grid_over}
-    params = {k: v for k, v in preset.get("set", {}).items() if k not in grid} | fixed
-    seeds = args.seeds if args.seeds is not None else preset["seeds"]
+    grid, params, seeds = _preset_plan(exp, args)
     out = os.path.normpath(args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr"))
     figure = os.path.splitext(out)[0] + ".png"
     if not args.no_plot and not args.dry_run:
         _check_figure_path("--out", figure)
-    if args.x64:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
+    _configure_jax(args)
     from ._scan import plan_summary, scan
 
-    common = dict(
-        out=out,
-        params=params,
-        key=args.seed,
-        chunk_size=args.chunk_size,
-        memory_budget=args.memory_budget,
-        devices=_devices(args.devices),
-    )
+    common = dict(out=out, params=params, seed=args.seed, chunk_size=args.chunk_size)
+    common |= dict(memory_budget=args.memory_budget, devices=_devices(args.devices))
     if args.dry_run:
         print(plan_summary(exp, grid, seeds, **common))
         return 0
@@ -174,8 +150,37 @@ def _run(args) -> int:
         f"{time.perf_counter() - t0:.1f} s; dataset: {out}"
     )
     if not args.no_plot:
-        print(f"figure: {exp.figure(ds, figure)}")
+        from . import plotting
+
+        print(f"figure: {plotting.draw(ds, figure, exp)}")
     return 0
+
+
+def _preset_plan(exp, args) -> tuple[dict, dict, int]:
+    """(grid, fixed parameters, seeds) of `--preset` overridden by `--set` and `--seeds`; one
+    `--set` value for one of the preset's axes keeps the axis, with that value."""
+    if args.preset not in exp.presets:
+        raise InputError(
+            f"unknown preset {args.preset!r} for {exp.name}; known: {', '.join(exp.presets)}"
+        )
+    preset = exp.presets[args.preset]
+    fixed, grid_over = _parse_set(args.set)
+    for k in list(fixed):
+        if k in preset["grid"]:
+            grid_over[k] = [fixed.pop(k)]
+    grid = {**preset["grid"], **grid_over}
+    params = {k: v for k, v in preset.get("set", {}).items() if k not in grid} | fixed
+    seeds = args.seeds if args.seeds is not None else preset["seeds"]
+    return grid, params, seeds
+
+
+def _configure_jax(args) -> None:
+    import jax
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    if args.distributed:
+        jax.distributed.initialize()
 
 
 def _npoints(ds) -> int:
@@ -204,7 +209,7 @@ def _devices(spec):
 
 
 def _open(path, verify=True):
-    from ._store import open_scan
+    from ._scan.store import open_scan
 
     return open_scan(path, verify=verify)
 
@@ -217,15 +222,15 @@ def _plot(args) -> int:
     _check_figure_path("--out", out)
     ds = _open(path)
     name = ds.attrs.get("experiment")
-    plot = experiments.get(name).plot if name in experiments.names() else "generic_scan"
-    print(f"figure: {getattr(plotting, plot)(ds, out)}")
+    exp = experiments.get(name) if name in experiments.names() else None
+    print(f"figure: {plotting.draw(ds, out, exp)}")
     return 0
 
 
 def _info(args) -> int:
     import json
 
-    from ._store import describe_chunk, layout, verify_scan
+    from ._scan.store import layout
 
     path = os.path.normpath(args.path)
     ds = _open(path, verify=args.verify)
@@ -239,20 +244,7 @@ def _info(args) -> int:
     runs = int(ds["finished"].size)
     diverged = int(ds["diverged"].sum())
     if "static_points" in attrs:
-        v = verify_scan(path, full=args.verify)
-        checked = "verified by checksum" if args.verify else "sizes checked (--verify: checksums)"
-        print(
-            f"chunks finished: {len(v.ok) + len(v.unverifiable)}/{total} ({checked}); "
-            f"damaged: {len(v.damaged)}; unfinished: {len(v.unfinished)}"
-        )
-        for (s, c), why in sorted(v.damaged.items()):
-            print(f"  damaged: {describe_chunk(attrs, s, c)}: {why}")
-        for (s, c), who in sorted(v.locked.items()):
-            print(
-                f"  held: {describe_chunk(attrs, s, c)} by {who.get('host')} pid {who.get('pid')}"
-            )
-        codes = ", ".join(f"{k} ({n} chunks)" for k, n in v.codes.items())
-        print(f"computed by code: {codes or '-'}")
+        _chunk_report(path, attrs, total, args.verify)
     print(
         f"runs (grid point × seed): {ds.attrs['seeds_finished']}/{runs} finished; "
         f"diverged: {diverged}"
@@ -266,11 +258,53 @@ def _info(args) -> int:
     return 0
 
 
+def _chunk_report(path, attrs, total, verify) -> None:
+    """Finished, damaged, unfinished and held chunks of the store at `path`, and the code that
+    computed them."""
+    from ._scan.store import describe_chunk, verify_scan
+
+    v = verify_scan(path, full=verify)
+    checked = "verified by checksum" if verify else "sizes checked (--verify: checksums)"
+    print(
+        f"chunks finished: {len(v.ok) + len(v.unverifiable)}/{total} ({checked}); "
+        f"damaged: {len(v.damaged)}; unfinished: {len(v.unfinished)}"
+    )
+    for (s, c), why in sorted(v.damaged.items()):
+        print(f"  damaged: {describe_chunk(attrs, s, c)}: {why}")
+    for (s, c), who in sorted(v.locked.items()):
+        print(f"  held: {describe_chunk(attrs, s, c)} by {who.get('host')} pid {who.get('pid')}")
+    codes = ", ".join(f"{k} ({n} chunks)" for k, n in v.codes.items())
+    print(f"computed by code: {codes or '-'}")
+
+
 def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (InputError, InputTypeError) as e:  # our validation; anything else is a bug
+        print(f"jaxfeat: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `jaxfeat info X | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("jaxfeat: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfeat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="experiments with one-line descriptions and their presets")
     p.set_defaults(fn=_list)
+    _add_run(sub)
+    _add_store_tools(sub)
+    _add_demos(sub)
+    return parser
+
+
+def _add_run(sub) -> None:
     p = sub.add_parser(
         "run", help="run (or resume) an experiment's scan; writes a Zarr store and a figure"
     )
@@ -296,6 +330,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="call jax.distributed.initialize() (several hosts share one store)",
     )
+    _add_run_options(p)
+
+
+def _add_run_options(p) -> None:
+    """`run`'s compute and store options (the plan itself is set by the arguments above)."""
     p.add_argument(
         "--x64",
         action="store_true",
@@ -314,6 +353,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=_run)
+
+
+def _add_store_tools(sub) -> None:
     p = sub.add_parser("plot", help="figure of a finished (or partial) scan")
     p.add_argument("path")
     p.add_argument("--out", help="figure path (.png or .pdf)")
@@ -324,6 +366,9 @@ def main(argv=None) -> int:
         "--verify", action="store_true", help="check every chunk's checksum (default: sizes)"
     )
     p.set_defaults(fn=_info)
+
+
+def _add_demos(sub) -> None:
     p = sub.add_parser("demo", help="print Hermite coefficients; fit and plot a width ensemble")
     p.add_argument("--out", default="out/demo.png", help="figure path (PNG/PDF)")
     p.add_argument("--widths", default="16,64,256", help="comma-separated widths")
@@ -336,19 +381,6 @@ def main(argv=None) -> int:
     p.add_argument("--degree", type=int, default=10)
     p.add_argument("--scale", type=float, default=1.0)
     p.set_defaults(fn=_hermite)
-    args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except (InputError, InputTypeError) as e:  # our validation; anything else is a bug
-        print(f"jaxfeat: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `jaxfeat info X | head`: the reader left; not an error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print("jaxfeat: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -1,17 +1,26 @@
-"""Figures users expect (matplotlib, Agg backend: works without a screen)."""
+"""Figures users expect. Each function draws on a `matplotlib.figure.Figure` of its own and
+saves it: no pyplot state, so importing jaxfeat never changes a notebook's backend, and figures
+render without a screen."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from . import theory
+from .analysis import recovery_probability, summarize
+
+
+def _subplots(*grid, figsize=None, dpi=None, **kw):
+    """`plt.subplots` without pyplot: a fresh `Figure` and its axes."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(*grid, **kw)
 
 
 def ensemble_predictions(result: dict, widths, path: str) -> str:
     """Plot an ensemble's predictions along a line (mean ± sd over seeds, per width) and f*."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = _subplots(figsize=(6, 4), dpi=120)
     t = result["t"]
     ax.plot(t, result["target"], "k--", lw=2, label="target f*(t)")
     for i, w in enumerate(widths):
@@ -27,7 +36,6 @@ def ensemble_predictions(result: dict, widths, path: str) -> str:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -38,11 +46,10 @@ def spike_phase_diagram(ds, path: str) -> str:
     one-value axes; every other grid axis (activation, c, …) gets its own row of panels (at most
     `_MAX_ROWS`; the title says which rows are shown). Only finished seeds that did not diverge
     are used."""
-    from ._scan import summarize
 
     ds = _with_axes(ds, ("alpha", "n"))
     rows, note = _facets(ds, ("alpha", "n"))
-    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 4.2 * len(rows)), dpi=110, squeeze=False)
+    fig, axes = _subplots(len(rows), 3, figsize=(15, 4.2 * len(rows)), dpi=110, squeeze=False)
     for (label, sel), (ax, bx, cx) in zip(rows, axes):
         sub = ds.isel(sel, drop=True)
         _spike_row(fig, ax, bx, cx, sub, summarize(sub), label)
@@ -50,13 +57,10 @@ def spike_phase_diagram(ds, path: str) -> str:
         fig.suptitle(note, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def _spike_row(fig, ax, bx, cx, ds, sm, label):
-    from . import theory
-
     alphas = np.asarray(ds["alpha"].values, float)
     ns = np.asarray(ds["n"].values)
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
@@ -200,10 +204,9 @@ def _error_panel(ax, sm, alphas):
 
 def width_sweep(ds, path: str) -> str:
     """Seed-averaged test error (± standard error) against width, one curve per other axis value."""
-    from ._scan import summarize
 
     sm = summarize(ds)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = _subplots(figsize=(6, 4), dpi=120)
     m, se = sm["test_mse"].sel(stat="mean"), sm["test_mse"].sel(stat="se")
     others = [d for d in m.dims if d != "width"]
     stacked = m.stack(curve=others) if others else m.expand_dims(curve=[0])
@@ -228,7 +231,6 @@ def width_sweep(ds, path: str) -> str:
         ax.legend(fontsize=8, title=", ".join(others))
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -236,12 +238,11 @@ def generic_scan(ds, path: str) -> str:
     """Fallback: each scalar output's seed mean (± se) against the first grid axis, one line per
     value of the second (other axes at their first value, named in the title); a scan of one
     point shows the means as points."""
-    from ._scan import summarize
 
     sm = summarize(ds)
     grid = [d for d in ds["diverged"].dims if d != "seed"]
     names = [v for v in sm.data_vars if v != "n_seeds" and set(sm[v].dims) <= set(grid) | {"stat"}]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), dpi=110)
+    fig, axes = _subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), dpi=110)
     fixed = {d: 0 for d in grid[2:]}
     for ax, v in zip(np.atleast_1d(axes), names):
         m, se = sm[v].sel(stat="mean").isel(fixed), sm[v].sel(stat="se").isel(fixed)
@@ -269,7 +270,6 @@ def generic_scan(ds, path: str) -> str:
     fig.suptitle(f"mean ± se of {_seeds_label(ds)}" + (f"; fixed: {note}" if note else ""))
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -288,39 +288,60 @@ def training_curves(ds, path: str) -> str:
     bad = _over(ds["diverged"].isel(fixed), ("width", "lr", "seed"))
     widths = _labels(ds, "width", curves.shape[0])
     lrs = _labels(ds, "lr", curves.shape[1])
-    steps = np.asarray(ds["step"].values, float)
     # L = aᵀKa − 2aᵀK*a* + a*ᵀK**a* cancels: below ~eps·L(0) a loss is round-off (even < 0)
     floor = 16 * np.finfo(ds["loss"].dtype).eps * np.nanmedian(curves[..., 0])
     curves, final = np.maximum(curves, floor), np.maximum(final, floor)
     with np.errstate(all="ignore"):
         med_final = np.nanmedian(final, axis=2)
     best = int(np.nanargmin(np.where(np.isnan(med_final[-1]), np.inf, med_final[-1])))
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
+    fig, (ax, bx, cx) = _subplots(1, 3, figsize=(16, 4.4), dpi=110)
+    steps = np.asarray(ds["step"].values, float)
+    _curves_panel(ax, steps, curves[:, best], widths, floor, ds["loss"].dtype)
+    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
+    _final_loss_panel(bx, med_final, bad.mean(axis=2), widths, lrs)
+    _loss_against_width_panel(cx, final, widths, lrs, floor, ds["loss"].dtype)
+    if note:
+        fig.suptitle(f"fixed: {note}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _curves_panel(ax, steps, curves, widths, floor, dtype) -> None:
+    """Median and 10–90 % band over seeds of each width's loss curve (`curves`: width, seed,
+    step), with the dtype's round-off floor."""
     for i, w in enumerate(widths):
-        c = curves[i, best]
+        c = curves[i]
         if np.all(np.isnan(c)):
             continue
         lo, mid, hi = np.nanquantile(c, [0.1, 0.5, 0.9], axis=0)
         (line,) = ax.plot(steps, mid, lw=1.5, label=f"width {w}")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
-    ax.axhline(floor, color="k", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
+    ax.axhline(floor, color="k", ls=":", lw=1, label=f"{dtype} round-off")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("population loss E(f − f*)²")
-    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
     ax.legend(fontsize=8)
+
+
+def _final_loss_panel(bx, med_final, diverged, widths, lrs) -> None:
+    """Heat map of the median final loss over width × lr, the diverged fraction in the cells."""
     im = bx.imshow(np.log10(med_final), origin="lower", aspect="auto", cmap="viridis")
-    fig.colorbar(im, ax=bx, label="log10 median final loss")
+    bx.figure.colorbar(im, ax=bx, label="log10 median final loss")
     bx.set_xticks(range(len(lrs)), [str(v) for v in lrs])
     bx.set_yticks(range(len(widths)), [str(v) for v in widths])
-    frac = bad.mean(axis=2)
     for i in range(len(widths)):
         for j in range(len(lrs)):
-            if frac[i, j] > 0:
-                bx.text(j, i, f"{100 * frac[i, j]:.0f}% div.", ha="center", color="w", fontsize=7)
+            if diverged[i, j] > 0:
+                text = f"{100 * diverged[i, j]:.0f}% div."
+                bx.text(j, i, text, ha="center", color="w", fontsize=7)
     bx.set_xlabel("learning rate")
     bx.set_ylabel("width")
     bx.set_title("final loss (diverged seeds excluded)")
+
+
+def _loss_against_width_panel(cx, final, widths, lrs, floor, dtype) -> None:
+    """Final loss (mean ± se over the seeds that did not diverge) against width, per lr."""
     n = np.sum(np.isfinite(final), axis=2)
     with np.errstate(all="ignore"):
         mean = np.nanmean(final, axis=2)
@@ -331,19 +352,13 @@ def training_curves(ds, path: str) -> str:
         if np.all(np.isnan(mean[:, j])):
             continue
         cx.errorbar(x, mean[:, j], se[:, j], marker="o", ms=3, capsize=2, label=f"lr {lr}")
-    cx.axhline(floor, color="k", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
+    cx.axhline(floor, color="k", ls=":", lw=1, label=f"{dtype} round-off")
     cx.set_xscale("log", base=2)
     cx.set_yscale("log")
     cx.set_xlabel("width")
     cx.set_ylabel("final loss, mean ± se")
     cx.set_title("final loss against width")
     cx.legend(fontsize=7)
-    if note:
-        fig.suptitle(f"fixed: {note}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _labels(ds, dim, size):
@@ -371,7 +386,7 @@ def local_convergence_figure(ds, path: str) -> str:
     sweep = _swept(ds)
     points = "neuron_angle" in ds
     rows = 1 + points + bool(sweep)
-    fig = plt.figure(figsize=(16, 4.6 * rows), dpi=110)
+    fig = Figure(figsize=(16, 4.6 * rows), dpi=110)
     grid = fig.add_gridspec(rows, 3)
     _loss_row([fig.add_subplot(grid[0, k]) for k in range(3)], first, params)
     if points:
@@ -383,15 +398,15 @@ def local_convergence_figure(ds, path: str) -> str:
         fig.suptitle(f"rows 1–2 fixed at: {fixed}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def _loss_row(axes, ds, params):
+    """Row 1 of `local_convergence_figure`: stage-3 loss curves, far mass per seed, and the
+    effective weight at each teacher, with decay and the control side by side."""
     ax, bx, cx = axes
     decays = list(ds["decay"].values) if "decay" in ds.dims else [None]
     steps = np.asarray(ds["step"].values, float)
-    spp = params.get("steps_per_phase")
     # the loss is a difference of O(1) terms: below ~eps·L(0) it is round-off (even < 0)
     floor = 16 * np.finfo(ds["loss"].dtype).eps * float(np.nanmedian(ds["loss"].isel(step=0)))
     for i, dec in enumerate(decays):
@@ -404,26 +419,31 @@ def _loss_row(axes, ds, params):
         lo, mid, hi = np.nanquantile(np.maximum(curves, floor), [0.1, 0.5, 0.9], axis=0)
         (line,) = ax.plot(steps, mid, lw=1.5, label=label)
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
-        far = np.asarray(sub["far_mass"].values, float)[ok]
-        rng = np.random.default_rng(0)
-        shown = np.maximum(far, _FAR_FLOOR)  # exact zeros would vanish from the log axis
-        bx.scatter(i + 0.15 * rng.standard_normal(far.size), shown, s=6, color=line.get_color())
-        rec = np.asarray(sub["recovered"].values, float)[ok]
-        se = rec.std(ddof=1) / np.sqrt(rec.size) if rec.size > 1 else 0.0
-        bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=8)
+        _far_mass_points(bx, sub, ok, i, line.get_color())
         near = np.asarray(sub["near_weight"].values, float)[ok]
-        k = near.shape[1]
-        x = np.arange(k) + (i - 0.5 * (len(decays) - 1)) * 0.3
+        x = np.arange(near.shape[1]) + (i - 0.5 * (len(decays) - 1)) * 0.3
+        se = near.std(0, ddof=1) / np.sqrt(len(near)) if len(near) > 1 else None
         cx.errorbar(
-            x,
-            near.mean(0),
-            near.std(0, ddof=1) / np.sqrt(len(near)) if len(near) > 1 else None,
-            fmt="o",
-            ms=4,
-            capsize=3,
-            color=line.get_color(),
-            label=label,
+            x, near.mean(0), se, fmt="o", ms=4, capsize=3, color=line.get_color(), label=label
         )
+    _stage_loss_axes(ax, ds, params, floor)
+    _far_mass_axes(bx, decays)
+    _near_weight_axes(cx, params, near.shape[1])
+
+
+def _far_mass_points(bx, sub, ok, i, color) -> None:
+    """Far mass of each seed (jittered around x = i) and the recovered fraction ± se."""
+    far = np.asarray(sub["far_mass"].values, float)[ok]
+    rng = np.random.default_rng(0)
+    shown = np.maximum(far, _FAR_FLOOR)  # exact zeros would vanish from the log axis
+    bx.scatter(i + 0.15 * rng.standard_normal(far.size), shown, s=6, color=color)
+    rec = np.asarray(sub["recovered"].values, float)[ok]
+    se = rec.std(ddof=1) / np.sqrt(rec.size) if rec.size > 1 else 0.0
+    bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=8)
+
+
+def _stage_loss_axes(ax, ds, params, floor) -> None:
+    """Stage 1 and 2 loss levels, the round-off floor, phase marks and labels of the loss panel."""
     s2 = float(np.nanmedian(ds["loss_stage2"].values))
     s1 = float(np.nanmedian(ds["loss_stage1"].values))
     ax.axhline(
@@ -433,6 +453,7 @@ def _loss_row(axes, ds, params):
         s2, color="k", ls=":", lw=1, label=f"population loss after stage 2 (median {s2:.2g})"
     )
     ax.axhline(floor, color="r", ls=":", lw=1, label=f"{ds['loss'].dtype} round-off")
+    spp = params.get("steps_per_phase")
     if spp:
         for p in range(1, int(params.get("phases", 1))):
             ax.axvline(p * spp, color="gray", lw=0.5)
@@ -443,6 +464,9 @@ def _loss_row(axes, ds, params):
     ax.set_ylabel("training loss on the n samples" if sampled else "population loss")
     ax.set_title(f"stage-3 loss, median and 10–90 % of {_seeds_label(ds)}")
     ax.legend(fontsize=7)
+
+
+def _far_mass_axes(bx, decays) -> None:
     bx.axhline(1e-2, color="k", ls=":", lw=1)
     bx.axhline(_FAR_FLOOR, color="gray", lw=0.5)
     bx.set_yscale("log")
@@ -450,10 +474,13 @@ def _loss_row(axes, ds, params):
     bx.set_xticks(range(len(decays)), ["decay" if d else "control" for d in decays])
     bx.set_ylabel("far mass Σ|ã_i| (neurons far from every teacher)")
     bx.set_title(f"far mass per seed (dotted: 10⁻²; 0 drawn at {_FAR_FLOOR:g})")
+
+
+def _near_weight_axes(cx, params, teachers) -> None:
     a_star = np.asarray(params.get("teacher", []), float)
     if a_star.size:
         cx.scatter(np.arange(a_star.size), a_star, marker="_", s=400, color="k", label="a*")
-    cx.set_xticks(range(near.shape[1]))
+    cx.set_xticks(range(teachers))
     cx.set_xlabel("teacher j")
     cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
     cx.set_title("effective weight at each teacher (mean ± se)")
@@ -469,13 +496,12 @@ def neuron_points_figure(ds, path: str) -> str:
     at the end with and without decay, θ_near drawn. Other grid axes at their first value."""
     params = json_attrs(ds)
     extra = [d for d in ds["neuron_angle"].dims if d not in ("seed", "decay", "neuron")]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110)
+    fig, axes = _subplots(1, 3, figsize=(16, 4.6), dpi=110)
     _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
     if extra:
         fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values[0]}" for d in extra), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -533,13 +559,12 @@ def _swept(ds) -> list:
 def recovery_heatmap(ds, path: str, axes=None) -> str:
     """P(recovered) of a `local_convergence` scan over two grid axes (`axes`, default: width
     across and the next swept axis up; one axis gives a single row), seed standard errors and
-    the numbers in the cells (`experiments.local_convergence.recovery_probability`). Swept axes
+    the numbers in the cells (`jaxfeat.analysis.recovery_probability`). Swept axes
     beyond the two are fixed at their first value and named in the title."""
-    fig, ax = plt.subplots(figsize=(8, 4.6), dpi=110)
+    fig, ax = _subplots(figsize=(8, 4.6), dpi=110)
     _recovery_panel(ax, ds, axes)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -553,9 +578,19 @@ def _heat_axes(ds, axes=None):
     return tuple(axes), fixed
 
 
-def _recovery_panel(ax, ds, axes=None):
-    from .experiments.local_convergence import recovery_probability
+def _cell_numbers(ax, mean, se, fmt: str, *, fontsize, color) -> None:
+    """Write "mean ± se" in each cell of an `imshow` of `mean` (rows = image y), in
+    `color(value)`."""
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            text = f"{mean[i, j]:{fmt}}\n±{se[i, j]:{fmt}}"
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=fontsize, color=color(mean[i, j])
+            )
 
+
+def _recovery_panel(ax, ds, axes=None):
+    """The recovery-probability heat map of a Zhou–Ge scan, P ± se in the cells."""
     axes, fixed = _heat_axes(ds, axes)
     pr = recovery_probability(ds, fixed)
     rest = [d for d in pr["p"].dims if d not in axes]  # size-1 axes (e.g. a one-value n)
@@ -565,19 +600,8 @@ def _recovery_panel(ax, ds, axes=None):
     p = np.atleast_2d(pr["p"].transpose(*order).values)
     se = np.atleast_2d(pr["se"].transpose(*order).values)
     im = ax.imshow(p, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    plt.colorbar(im, ax=ax, label="P(recovered)")
-    for i in range(p.shape[0]):
-        for j in range(p.shape[1]):
-            color = "k" if p[i, j] > 0.6 else "w"
-            ax.text(
-                j,
-                i,
-                f"{p[i, j]:.2f}\n±{se[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color=color,
-            )
+    ax.figure.colorbar(im, ax=ax, label="P(recovered)")
+    _cell_numbers(ax, p, se, ".2f", fontsize=8, color=lambda v: "k" if v > 0.6 else "w")
     ax.set_xticks(range(p.shape[1]), [str(v) for v in ds[x].values])
     ax.set_xlabel(x)
     if y:
@@ -630,7 +654,7 @@ def gradient_features_figure(ds, path: str) -> str:
     ok = _ok(ds)
     x, facet = _gf_axes(ds)
     cols = list(ds[facet].values[:_MAX_ROWS]) if facet else [None]
-    fig, axes = plt.subplots(2, len(cols), figsize=(max(6.4, 4.6 * len(cols)), 8), squeeze=False)
+    fig, axes = _subplots(2, len(cols), figsize=(max(6.4, 4.6 * len(cols)), 8), squeeze=False)
     for j, v in enumerate(cols):
         sub = ds.sel({facet: v}) if facet else ds
         sok = ok.sel({facet: v}) if facet else ok
@@ -643,7 +667,6 @@ def gradient_features_figure(ds, path: str) -> str:
     fig.suptitle(_gf_title(ds), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -707,11 +730,11 @@ def _gf_curve_panel(ax, ds, ok, x):
         ax.plot(
             steps,
             m,
-            color=plt.cm.viridis(i / max(len(xs) - 1, 1)),
+            color=colormaps["viridis"](i / max(len(xs) - 1, 1)),
             label=f"{x} = {v}" if x else None,
         )
         ax.fill_between(
-            steps, m - s, m + s, alpha=0.2, color=plt.cm.viridis(i / max(len(xs) - 1, 1))
+            steps, m - s, m + s, alpha=0.2, color=colormaps["viridis"](i / max(len(xs) - 1, 1))
         )
     if "bayes_error" in ds and bool(np.isfinite(ds["bayes_error"].where(ok)).any()):
         ax.axhline(
@@ -735,7 +758,7 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
     )
     rest = [d for d in net.dims if d not in (*axes, "seed")]
     panels = (("network test error", net, "viridis"), ("network − best baseline", gap, "RdBu_r"))
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axs = _subplots(1, 2, figsize=(10, 4))
     for ax, (title, da, cmap) in zip(axs, panels):
         da = da.isel({d: 0 for d in rest})
         mean, se = _mean_se(da)
@@ -745,17 +768,8 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
         im = ax.imshow(
             M.T, origin="lower", aspect="auto", cmap=cmap, vmin=-lim if lim else None, vmax=lim
         )
-        for i in range(M.shape[0]):
-            for j in range(M.shape[1]):
-                ax.text(
-                    i,
-                    j,
-                    f"{M[i, j]:.3f}\n±{S[i, j]:.3f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="w" if cmap == "viridis" else "k",
-                )
+        color = "w" if cmap == "viridis" else "k"
+        _cell_numbers(ax, M.T, S.T, ".3f", fontsize=7, color=lambda v, c=color: c)
         ax.set_xticks(range(M.shape[0]), ds[axes[0]].values)
         ax.set_yticks(range(M.shape[1]), ds[axes[1]].values)
         ax.set_xlabel(axes[0])
@@ -765,7 +779,6 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
     fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -781,7 +794,7 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
     W0, W1 = np.asarray(net0.W, float)[mask], np.asarray(net1.W, float)[mask]
     b, a = np.asarray(net1.b, float)[mask], np.asarray(net1.a, float)[mask]
     lim = 1.1 * np.max(np.abs(X))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
+    fig, axes = _subplots(1, 2, figsize=(11, 5.2))
     for ax, W, after, title in (
         (axes[0], W0, False, "before: w_i⁽⁰⁾"),
         (axes[1], W1, True, "after one step"),
@@ -812,5 +825,24 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
+
+
+def draw(ds, path: str, experiment=None) -> str:
+    """Draw the figure of the scan `ds` to `path` (PNG/PDF) with `experiment`'s `plot` function
+    (`jaxfeat plot`): `generic_scan` when the experiment has none or is not given.
+
+    **Returns:** `path`.
+    """
+    plot = getattr(experiment, "plot", None)
+    if isinstance(plot, str):  # a name in this module: the spelling before 0.2
+        import warnings
+
+        warnings.warn(
+            f"Experiment(plot={plot!r}) is deprecated: pass the function, "
+            f"plot=jaxfeat.plotting.{plot}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        plot = globals()[plot]
+    return (plot or generic_scan)(ds, path)

@@ -14,9 +14,8 @@ import xarray as xr
 from conftest import compile_log
 from scan_helpers.toy import GRID, toy
 
-from jaxfeat import experiments
+from jaxfeat import experiments, plotting, scan, summarize
 from jaxfeat._checks import InputError
-from jaxfeat._scan import scan, summarize
 from jaxfeat.cli import main
 
 HERE = os.path.dirname(__file__)
@@ -276,14 +275,15 @@ def test_spikes_preset_smoke(tmp_path):
     assert ds["singular_values"].dims == ("alpha", "n", "seed", "k")
     sv = ds["singular_values"].sel(alpha=0.4).values[..., 0]
     assert np.all(sv > ds["singular_values"].sel(alpha=0.0).values[..., 0])  # the step's spike
-    path = experiments.get("spikes").figure(ds, str(tmp_path / "p.png"))
+    path = plotting.draw(ds, str(tmp_path / "p.png"), experiments.get("spikes"))
     assert os.path.getsize(path) > 1000
 
 
 def test_memory_budget_holds_at_the_largest_static_point():
     """The chunk is sized on every static point, not the first: n = 10⁵ needs far more memory
     per seed than n = 16, wherever it sits in the grid."""
-    from jaxfeat._scan import _Plan, _Runner
+    from jaxfeat._scan.plan import Plan as _Plan
+    from jaxfeat._scan.program import Runner as _Runner
 
     def chunk(ns):
         plan = _Plan(toy, {"scale": [1.0], "n": ns}, 64, {}, 0, None)

@@ -16,11 +16,11 @@ import pytest
 import xarray as xr
 from scan_helpers.toy import GRID, toy
 
-from jaxfeat import _store, plotting
+from jaxfeat import plotting, scan, summarize
 from jaxfeat._checks import InputError
-from jaxfeat._scan import scan, summarize
+from jaxfeat._scan import store as _store
 from jaxfeat.cli import main
-from jaxfeat.experiment import Experiment
+from jaxfeat.experiments import Experiment
 
 HERE = os.path.dirname(__file__)
 VARS = ("v", "trace", "u", "count", "diverged")
@@ -353,7 +353,7 @@ def test_info_into_a_closed_pipe_is_quiet(tmp_path):
 
 
 def test_grid_axis_as_an_array_and_byte_budgets():
-    from jaxfeat._scan import _parse_bytes
+    from jaxfeat._scan.program import parse_bytes as _parse_bytes
 
     ds = scan(toy, {"scale": jnp.array([0.5, 1.0]), "n": np.array([32])}, 2, progress=False)
     assert list(ds["scale"].values) == [0.5, 1.0] and list(ds["n"].values) == [32]

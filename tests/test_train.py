@@ -412,8 +412,7 @@ def test_training_scan_step_coordinate_divergence_and_one_compile(tmp_path):
     """A training experiment in the scan engine: trajectories carry a `step` coordinate, the
     width × lr grid is one program, a diverged run is flagged (and masked), and every value is
     the per-seed `jf.train` run."""
-    from jaxfeat import experiments
-    from jaxfeat._scan import scan, summarize
+    from jaxfeat import experiments, plotting, scan, summarize
     from jaxfeat.experiments.teacher_student import run
 
     grid = {"width": [3, 5], "lr": [0.05, 60.0]}
@@ -445,6 +444,6 @@ def test_training_scan_step_coordinate_divergence_and_one_compile(tmp_path):
     assert int(summarize(ds)["n_seeds"].sel(lr=60.0).sum()) == 0
     # the figure, also with a third grid axis (fixed at its first value and named)
     exp = experiments.get("teacher_student")
-    assert os.path.exists(exp.figure(ds, str(tmp_path / "f.png")))
+    assert os.path.exists(plotting.draw(ds, str(tmp_path / "f.png"), exp))
     ds3 = ds.expand_dims(weight_decay=[0.0, 1e-3]).transpose("width", "lr", "weight_decay", ...)
-    assert os.path.exists(exp.figure(ds3, str(tmp_path / "g.png")))
+    assert os.path.exists(plotting.draw(ds3, str(tmp_path / "g.png"), exp))

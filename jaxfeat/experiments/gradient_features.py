@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .. import plotting
 from .._checks import InputError
 from ..algorithms.gradient_features import (
     LEARNERS,
@@ -17,8 +18,8 @@ from ..algorithms.gradient_features import (
     xor_directions,
 )
 from ..data import GaussianMixture, LinearSeparable, SparseParity
-from ..experiment import Experiment
 from ..training import log_steps
+from ._experiment import Experiment, keyword_defaults
 
 
 def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, margin=0.1):
@@ -53,64 +54,20 @@ def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, marg
     raise InputError(f"data must be 'xor', 'parity' or 'linear', got {data!r}")
 
 
-def run(
-    key,
-    *,
-    data="xor",
-    dim=32,
-    mu_norm=3.0,
-    sigma=1.0,
-    k=5,
-    p_A=0.5,
-    margin=0.1,
-    width=128,
-    max_width=None,
-    n=500,
-    n_test=2048,
-    eta1=1.0,
-    decay_a=False,
-    lr=1.0,
-    steps=300,
-    log_every=50,
-    weight_decay=1e-4,
-    trainable="a",
-    train_bias=False,
-    loss="hinge",
-    online=False,
-    w_std=1.0,
-    b_std=0.1,
-    a_std=1.0,
-    gamma=0.1,
-    B_G=0.0,
-):
-    """One seed (module docstring; parameters of `gradient_features` and `make_data`)."""
+_DATA = {"data": "xor", "dim": 32, "mu_norm": 3.0, "sigma": 1.0, "k": 5, "p_A": 0.5, "margin": 0.1}
+# the procedure's own parameters and defaults (log points every 50 steps for the figures)
+_TRAIN = keyword_defaults(gradient_features, skip=("dist", "directions", "ridges")) | {
+    "log_every": 50
+}
+
+
+def run(key, *, data, dim, mu_norm, sigma, k, p_A, margin, **train):
+    """One seed: the distribution and directions of `make_data`, then
+    `gradient_features(key, dist, directions=directions, **train)` (module docstring)."""
     dist, directions = make_data(
         data, dim, mu_norm=mu_norm, sigma=sigma, k=k, p_A=p_A, margin=margin
     )
-    return gradient_features(
-        key,
-        dist,
-        directions=directions,
-        width=width,
-        max_width=max_width,
-        n=n,
-        n_test=n_test,
-        eta1=eta1,
-        decay_a=decay_a,
-        lr=lr,
-        steps=steps,
-        log_every=log_every,
-        weight_decay=weight_decay,
-        trainable=trainable,
-        train_bias=train_bias,
-        loss=loss,
-        online=online,
-        w_std=w_std,
-        b_std=b_std,
-        a_std=a_std,
-        gamma=gamma,
-        B_G=B_G,
-    )
+    return gradient_features(key, dist, directions=directions, **train)
 
 
 _NAN = math.nan
@@ -118,6 +75,7 @@ _NAN = math.nan
 gradient_features_experiment = Experiment(
     name="gradient_features",
     fn=run,
+    defaults=_DATA | _TRAIN,
     description="Shi–Wei–Liang: one gradient-feature step + readout vs random features, NTK, NNGP",
     dynamic=frozenset({"width", "eta1", "lr", "weight_decay"}),
     padded={"width": "max_width"},
@@ -170,5 +128,5 @@ gradient_features_experiment = Experiment(
             "set": {"dim": 64},
         },
     },
-    plot="gradient_features_figure",
+    plot=plotting.gradient_features_figure,
 )

@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import plotting
 from ..data import SingleIndex
-from ..experiment import Experiment
 from ..nets import TwoLayer, fit_readout
+from ._experiment import Experiment
 
 
 def run(
@@ -59,5 +60,5 @@ random_features = Experiment(
             "set": {"n_train": 4000},
         },
     },
-    plot="width_sweep",
+    plot=plotting.width_sweep,
 )

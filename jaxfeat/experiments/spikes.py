@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, plotting
 from .._checks import InputError
 from ..algorithms.one_step import one_step_spikes
 from ..data import SingleIndex
-from ..experiment import Experiment
+from ._experiment import Experiment
 
 
 def run(
@@ -85,5 +85,5 @@ spikes = Experiment(
             "set": {"n_test": 2000},
         },
     },
-    plot="spike_phase_diagram",
+    plot=plotting.spike_phase_diagram,
 )

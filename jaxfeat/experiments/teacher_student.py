@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import plotting
 from ..algorithms.local_convergence import neuron_statistics
-from ..experiment import Experiment
 from ..nets import TwoLayer
 from ..objectives import Population
 from ..training import log_steps, train
+from ._experiment import Experiment
 
 _TEACHER = (1.0, 0.8, 1.2, -0.9)  # a* of MATH §5.3
 
@@ -44,12 +45,9 @@ def run(
     best |cos| between each teacher direction and the student's neurons at the end, and how many
     neurons lie within angle `near` (radians) of ±w*_j (σ≥2 is even, so signs do not matter).
     """
-    d = int(dim)
-    a_star = jnp.asarray(teacher, dtype=jnp.zeros(()).dtype)
-    k = a_star.shape[0]
-    teacher_net = TwoLayer(np.eye(k, d), np.zeros(k), a_star, activation)
+    teacher_net = _teacher(teacher, int(dim), activation)
     net = TwoLayer.init(
-        key, width, d, activation, scheme, max_width=max_width or width, w_std=w_std
+        key, width, int(dim), activation, scheme, max_width=max_width or width, w_std=w_std
     )
     trained, hist = train(
         key,
@@ -63,15 +61,19 @@ def run(
     stats = neuron_statistics(
         trained.W, trained.a, trained.mask, teacher_net.W, teacher_net.a, near
     )
-    return {
-        "loss": hist["loss"],
-        "a_norm": hist["a_norm"],
-        "W_norm": hist["W_norm"],
+    return {k: hist[k] for k in ("loss", "a_norm", "W_norm")} | {
         "final_loss": hist["loss"][-1],
         "best_cosine": jnp.cos(stats["best_angle"]),
         "n_near": stats["n_near"],
         "diverged": hist["diverged"][-1],
     }
+
+
+def _teacher(a_star, dim: int, activation) -> TwoLayer:
+    """f*(x) = Σ_j a*_j σ(e_j·x): orthonormal teacher directions, the first coordinate axes."""
+    a_star = jnp.asarray(a_star, dtype=jnp.zeros(()).dtype)
+    k = a_star.shape[0]
+    return TwoLayer(np.eye(k, dim), np.zeros(k), a_star, activation)
 
 
 teacher_student = Experiment(
@@ -106,5 +108,5 @@ teacher_student = Experiment(
             "set": {"steps": 10_000, "log_every": 100},
         },
     },
-    plot="training_curves",
+    plot=plotting.training_curves,
 )

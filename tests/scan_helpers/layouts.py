@@ -6,7 +6,7 @@ import json
 import jax
 import numpy as np
 
-from jaxfeat._scan import scan
+from jaxfeat import scan
 from scan_helpers.toy import GRID, toy
 
 ref = scan(toy, GRID, 40, chunk_size=64, devices=jax.devices()[:1], progress=False)

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from jaxfeat.experiment import Experiment
+from jaxfeat.experiments import Experiment
 
 
 def run(key, *, scale=1.0, n=64, nan_below=0.0):

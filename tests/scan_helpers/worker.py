@@ -9,7 +9,7 @@ if __name__ == "__main__":
 
         proc, nproc, port = map(int, sys.argv[3:6])
         jax.distributed.initialize(f"localhost:{port}", num_processes=nproc, process_id=proc)
-    from jaxfeat._scan import scan
+    from jaxfeat import scan
     from scan_helpers.toy import GRID, toy
 
     scan(toy, GRID, 40, out=out, chunk_size=chunk, progress=False)

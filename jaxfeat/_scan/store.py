@@ -44,12 +44,13 @@ import warnings
 
 import numpy as np
 
-from ._checks import InputError
+from .._checks import InputError
+from .._version import __version__
 
 DONE = "_done"
 MARKER_VERSION = 2
 # modules that draw or parse but never compute a stored number: editing them keeps stores valid
-_PRESENTATION = {"plotting.py", "cli.py", "_demo.py"}
+_PRESENTATION = {"plotting.py", "cli.py", "_demo.py", "analysis.py"}
 
 
 # --------------------------------------------------------------------------- provenance
@@ -60,7 +61,7 @@ def code_fingerprint(experiment) -> str:
     module except the presentation ones, plus the experiment function's own source when it lives
     outside the package (a user's module or notebook cell)."""
     h = hashlib.sha256()
-    root = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the jaxfeat package
     for dirpath, dirnames, files in os.walk(root):
         dirnames.sort()
         for f in sorted(files):
@@ -396,8 +397,6 @@ class BaseStore:
     def attrs(self) -> dict:
         import jax
 
-        from . import __version__
-
         return {
             "experiment": self.plan.exp.name,
             "description": self.plan.exp.description,
@@ -488,7 +487,6 @@ class ZarrStore(BaseStore):
     def _create(self, runner):
         """Build the whole store under a temporary name, then rename it into place."""
         import zarr
-        from zarr.codecs import Crc32cCodec, ZstdCodec
 
         parent = os.path.dirname(os.path.abspath(self.path))
         base = os.path.basename(os.path.normpath(self.path))
@@ -496,26 +494,7 @@ class ZarrStore(BaseStore):
         tmp = os.path.join(parent, f".{base}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             g = zarr.open_group(tmp, mode="w", zarr_format=3)
-            for name, values in self.coords().items():
-                a = g.create_array(  # strings as zarr's (specified) variable-length UTF-8
-                    name,
-                    shape=values.shape,
-                    dtype=str if values.dtype.kind == "U" else values.dtype,
-                    dimension_names=(name,),
-                )
-                a[:] = values
-            for name, (_, dt) in runner.outputs.items():
-                g.create_array(
-                    name,
-                    shape=self.shape(name),
-                    dtype=dt,
-                    chunks=self.chunk_shape(name),
-                    dimension_names=self.dims(name),
-                    fill_value=np.nan if dt.kind == "f" else 0,
-                    compressors=[ZstdCodec(checksum=True), Crc32cCodec()],
-                    attributes=self.output_attrs(name),
-                )
-            g.attrs.update(self.attrs())
+            self._write_layout(g, runner)
             os.makedirs(os.path.join(tmp, DONE))
             if os.path.isdir(self.path) and not os.listdir(self.path):
                 os.rmdir(self.path)  # an empty directory made for it
@@ -527,6 +506,31 @@ class ZarrStore(BaseStore):
             # another writer created it first: use theirs if it holds this very scan
             check_existing(self.path, self.plan, self.code, self.allow_code_change)
         self._open_existing(runner)
+
+    def _write_layout(self, g, runner) -> None:
+        """Coordinates, one empty checksummed array per output, and the scan's attributes."""
+        from zarr.codecs import Crc32cCodec, ZstdCodec
+
+        for name, values in self.coords().items():
+            a = g.create_array(  # strings as zarr's (specified) variable-length UTF-8
+                name,
+                shape=values.shape,
+                dtype=str if values.dtype.kind == "U" else values.dtype,
+                dimension_names=(name,),
+            )
+            a[:] = values
+        for name, (_, dt) in runner.outputs.items():
+            g.create_array(
+                name,
+                shape=self.shape(name),
+                dtype=dt,
+                chunks=self.chunk_shape(name),
+                dimension_names=self.dims(name),
+                fill_value=np.nan if dt.kind == "f" else 0,
+                compressors=[ZstdCodec(checksum=True), Crc32cCodec()],
+                attributes=self.output_attrs(name),
+            )
+        g.attrs.update(self.attrs())
 
     def chunk_shape(self, name):
         shape = self.shape(name)

@@ -1,0 +1,169 @@
+"""The compiled program of a scan: per static point, one `jit` of vmap over the dynamic points of
+vmap over seeds, sharded on seeds; output shapes traced (and every grid value checked) before
+anything compiles; the chunk size from a memory budget; divergence flags."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _checks
+from .._checks import InputError
+from .plan import Plan
+
+
+class Runner:
+    """One jitted program per static point: vmap over points of vmap over seeds, sharded on
+    seeds."""
+
+    def __init__(self, plan: Plan, chunk_size, memory_budget):
+        self.plan = plan
+        self.n_dev = len(plan.devices)
+        self.mesh = jax.sharding.Mesh(np.asarray(plan.devices), ("seed",))
+        self.points = plan.dynamic_points()
+        self.P = math.prod(plan.dynamic_shape)
+        self.base_key = jax.random.key(plan.key)
+        self._programs = {}
+        self.outputs = self._output_shapes()
+        if chunk_size is None:
+            chunk_size = self._chunk_from_budget(parse_bytes(memory_budget))
+        self.chunk_size = min(_checks.check_positive_int("chunk_size", chunk_size), plan.seeds)
+
+    def batch(self, chunk: int) -> int:
+        return -(-chunk // self.n_dev) * self.n_dev
+
+    def _fn(self, static):
+        fn, check = self.plan.exp.fn, self.plan.exp.check
+        skip = frozenset(self.plan.exp.not_applicable)
+
+        def chunk(base_key, seeds, points):
+            keys = jax.vmap(jax.random.fold_in, (None, 0))(base_key, seeds)
+            per_seed = jax.vmap(lambda p, k: fn(k, **static, **p), (None, 0))
+            out = jax.vmap(per_seed, (0, None), axis_size=self.P)(points, keys)
+            return flag_diverged(dict(out), check, skip)
+
+        return chunk
+
+    def _output_shapes(self) -> dict:
+        """Output shapes and dtypes; tracing the experiment at every grid value (`jax.eval_shape`,
+        nothing compiles) runs its argument checks on each value, so a bad value anywhere in the
+        grid is refused before the scan starts."""
+        fn, shapes = self.plan.exp.fn, None
+        for params in self.plan.points_to_validate():
+            try:
+                got = jax.eval_shape(lambda k, p=params: fn(k, **p), self.base_key)
+            except (InputError, _checks.InputTypeError) as e:
+                where = {a: params[a] for a in self.plan.axes}
+                at = f" at grid point {where}" if where else ""
+                raise type(e)(f"{e}{at}") from None
+            if shapes is None:
+                shapes = got
+        if not isinstance(shapes, Mapping) or not shapes:
+            raise InputError(f"experiment {self.plan.exp.name!r} must return a non-empty dict")
+        outputs = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in shapes.items()}
+        unknown = sorted(set(self.plan.exp.not_applicable) - set(outputs))
+        if unknown:
+            raise InputError(
+                f"experiment {self.plan.exp.name!r} declares not_applicable for "
+                f"{', '.join(unknown)}, which it does not return"
+            )
+        return outputs | {"diverged": ((), np.dtype(bool))}
+
+    def program(self, s: int, batch: int):
+        if (s, batch) not in self._programs:
+            static = self.plan.static_params(s)
+            seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
+            out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
+            rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+            jitted = jax.jit(
+                self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh
+            )
+            args = self._args(0, batch)
+            self._programs[(s, batch)] = jitted.lower(*args).compile()
+        return self._programs[(s, batch)]
+
+    def _args(self, start: int, batch: int):
+        seeds = jnp.arange(start, start + batch, dtype=jnp.int32)
+        points = {a: jnp.asarray(v) for a, v in self.points.items()}
+        return self.base_key, seeds, points
+
+    def run(self, s: int, start: int, count: int) -> dict:
+        """Outputs for seeds [start, start + count) at static point s: {name: (dyn…, count, …)}."""
+        batch = self.batch(count)
+        out = self.program(s, batch)(*self._args(start, batch))
+        shape = self.plan.dynamic_shape
+        res = {}
+        for name, v in jax.device_get(out).items():
+            v = np.asarray(v)[:, :count]
+            want, _ = self.outputs[name]
+            if v.shape[2:] != want:
+                raise InputError(
+                    f"output {name!r} has shape {v.shape[2:]} at static point "
+                    f"{self.plan.static_params(s)}, but {want} at the first point; outputs must "
+                    "keep their shapes across the grid"
+                )
+            res[name] = v.reshape(shape + v.shape[1:])
+        return res
+
+    def _chunk_from_budget(self, budget: int) -> int:
+        """Seeds per chunk so that a chunk's buffers fit `budget` bytes per device at every
+        static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)."""
+        per_seed = 0
+        for s in range(len(self.plan.static_points)):
+            mem = self.program(s, self.n_dev).memory_analysis()  # one seed per device
+            if mem is None:
+                return min(self.plan.seeds, 16 * self.n_dev)
+            used = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
+            per_seed = max(per_seed, used)
+        if not per_seed:
+            return min(self.plan.seeds, 16 * self.n_dev)
+        most = max(1, budget // per_seed) * self.n_dev
+        n_chunks = -(-self.plan.seeds // most)  # as few chunks as fit, then equal sizes:
+        even = -(-self.plan.seeds // n_chunks)  # 32 seeds at most 31 a chunk → 16 + 16
+        return -(-even // self.n_dev) * self.n_dev
+
+
+def flag_diverged(out: dict, check, skip=frozenset()) -> dict:
+    """`diverged` (P, S) = any non-finite value in the checked outputs (default: every floating
+    output not declared `not_applicable`); a diverged seed's floats become NaN."""
+    names = (
+        check
+        if check is not None
+        else [k for k, v in out.items() if _floating(v) and k not in skip]
+    )
+    lead = next(iter(out.values())).shape[:2]
+    own = out.get("diverged")  # a training run reports its own stop (jaxfeat.train)
+    bad = jnp.zeros(lead, bool) if own is None else own.reshape(lead).astype(bool)
+    for name in names:
+        v = out[name]
+        if _floating(v):
+            bad = bad | ~jnp.all(jnp.isfinite(v.reshape(lead + (-1,))), axis=-1)
+    masked = {
+        k: jnp.where(bad.reshape(lead + (1,) * (v.ndim - 2)), jnp.nan, v) if _floating(v) else v
+        for k, v in out.items()
+    }
+    return masked | {"diverged": bad}
+
+
+def _floating(v) -> bool:
+    return jnp.issubdtype(v.dtype, jnp.floating)
+
+
+def parse_bytes(x) -> int:
+    """Bytes from a number (or a digit string, as the CLI passes it) or '2GiB', '500MB', …"""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0:
+        return int(x)
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 1e3, "mb": 1e6, "gb": 1e9, "b": 1}
+    s = str(x).strip().lower()
+    for u, f in list(units.items()) + [("", 1)]:
+        if s.endswith(u):
+            with contextlib.suppress(ValueError):
+                v = float(s[: len(s) - len(u)]) * f
+                if math.isfinite(v) and v >= 1:
+                    return int(v)
+    raise InputError(f"memory_budget must be a positive number of bytes or like '2GiB', got {x!r}")
