@@ -8,6 +8,7 @@ only the logged points (the PureJaxRL/gymnax layering, DESIGN §6.5).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
@@ -164,8 +165,8 @@ def _check_metrics(metrics, net) -> None:
 
 @eqx.filter_jit
 def _train(key, net, objective, optimizer, decay, static):
+    """`train` after its checks: one trace for a network's shapes, config and leaf choice."""
     cfg = dict(static)
-    steps, log_every = cfg["steps"], cfg["log_every"]
     bind_key, step_key = jax.random.split(key)
     objective = objective.bind(bind_key)
     params, frozen = eqx.partition(net, _filter_spec(net, cfg["trainable"]))
@@ -174,61 +175,83 @@ def _train(key, net, objective, optimizer, decay, static):
         optimizer,
     )
 
-    def step(carry, _):
-        params, prev, opt_state, t, diverged = carry
-        loss_fn = lambda p: objective.step_loss(  # noqa: E731
-            eqx.combine(p, frozen), jax.random.fold_in(step_key, t)
-        )
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, new_state = tx.update(grads, opt_state, params)
-        new = _keep_padding(optax.apply_updates(params, updates), params, net.mask)
-        loss_ok, new_ok = jnp.isfinite(loss), _all_finite(new)
-        # Last state with a finite loss: `params` if its loss is finite, else `prev`.
-        last_good = _select(loss_ok, params, prev)
-        stop = diverged | ~loss_ok | ~new_ok
-        nxt = _select(diverged, params, _select(stop, last_good, new))
-        nxt_prev = _select(stop, prev, params)
-        nxt_state = _select(stop, opt_state, new_state)
-        return (nxt, nxt_prev, nxt_state, t + 1, stop), None
+    def loss_at(p, t):  # step t's loss: its sampling key is fold_in(step_key, t)
+        return objective.step_loss(eqx.combine(p, frozen), jax.random.fold_in(step_key, t))
 
-    def log(carry):
-        params, _, _, t, diverged = carry
-        trained = eqx.combine(params, frozen)
-        out = {"step": t, **objective.evaluate(trained)}
-        out["penalty"] = _penalty(trained, decay, t)
-        a = jnp.where(trained.mask, trained.a, 0.0)
-        out["a_norm"] = jnp.sqrt(jnp.sum(a**2))
-        out["W_norm"] = jnp.sqrt(jnp.sum(jnp.where(trained.mask[:, None], trained.W, 0.0) ** 2))
-        out["diverged"] = diverged
-        if cfg["metrics"] is not None:
-            out |= dict(cfg["metrics"](trained))
-        return out
+    step = functools.partial(_step, loss_at=loss_at, tx=tx, mask=net.mask)
+    record = functools.partial(
+        _record, objective=objective, frozen=frozen, decay=decay, metrics=cfg["metrics"]
+    )
+    log = functools.partial(_checked_log, record)
+    carry = (params, params, tx.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    carry, history = _scan_logged(step, log, carry, cfg["steps"], cfg["log_every"])
+    return eqx.combine(carry[0], frozen), history
 
-    def checked_log(carry):
-        """Log a state; one whose logged loss is not finite is rolled back to the previous
-        state (whose step loss was finite) and the run is marked diverged."""
-        out = log(carry)
-        params, prev, opt_state, t, diverged = carry
-        bad = ~jnp.isfinite(out["loss"]) & ~diverged
-        rolled = (prev, prev, opt_state, t, jnp.ones((), bool))
-        carry = _select(bad, rolled, carry)
-        return carry, _select(bad, log(rolled), out)
+
+# The loop's carry: (params, prev, opt_state, t, diverged); `prev` is the state before `params`.
+
+
+def _step(carry, _, *, loss_at, tx, mask):
+    """One optimizer step. A step whose loss or new parameters are not finite stops the run at
+    its last state with a finite loss (and keeps it, and the optimizer state, from then on)."""
+    params, prev, opt_state, t, diverged = carry
+    loss, grads = jax.value_and_grad(lambda p: loss_at(p, t))(params)
+    updates, new_state = tx.update(grads, opt_state, params)
+    new = _keep_padding(optax.apply_updates(params, updates), params, mask)
+    loss_ok, new_ok = jnp.isfinite(loss), _all_finite(new)
+    # Last state with a finite loss: `params` if its loss is finite, else `prev`.
+    last_good = _select(loss_ok, params, prev)
+    stop = diverged | ~loss_ok | ~new_ok
+    nxt = _select(diverged, params, _select(stop, last_good, new))
+    nxt_prev = _select(stop, prev, params)
+    nxt_state = _select(stop, opt_state, new_state)
+    return (nxt, nxt_prev, nxt_state, t + 1, stop), None
+
+
+def _record(carry, *, objective, frozen, decay, metrics) -> dict[str, Array]:
+    """The history at one log point: step, the objective's metrics, penalty, norms, diverged
+    and the user's metrics."""
+    params, _, _, t, diverged = carry
+    trained = eqx.combine(params, frozen)
+    out = {"step": t, **objective.evaluate(trained)}
+    out["penalty"] = _penalty(trained, decay, t)
+    a = jnp.where(trained.mask, trained.a, 0.0)
+    out["a_norm"] = jnp.sqrt(jnp.sum(a**2))
+    out["W_norm"] = jnp.sqrt(jnp.sum(jnp.where(trained.mask[:, None], trained.W, 0.0) ** 2))
+    out["diverged"] = diverged
+    if metrics is not None:
+        out |= dict(metrics(trained))
+    return out
+
+
+def _checked_log(record, carry):
+    """Log a state; one whose logged loss is not finite is rolled back to the previous state
+    (whose step loss was finite) and the run is marked diverged."""
+    out = record(carry)
+    params, prev, opt_state, t, diverged = carry
+    bad = ~jnp.isfinite(out["loss"]) & ~diverged
+    rolled = (prev, prev, opt_state, t, jnp.ones((), bool))
+    carry = _select(bad, rolled, carry)
+    return carry, _select(bad, record(rolled), out)
+
+
+def _scan_logged(step, log, carry, steps: int, log_every: int):
+    """`steps` steps as a scan over log points around a scan of `log_every` steps (and the
+    `steps mod log_every` left over), logging at 0, log_every, …, steps."""
 
     def block(carry, _):
         carry, _ = jax.lax.scan(step, carry, None, length=log_every)
-        return checked_log(carry)
+        return log(carry)
 
-    carry = (params, params, tx.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    carry, first = checked_log(carry)
+    carry, first = log(carry)
     n_blocks, rest = divmod(steps, log_every)
     carry, history = jax.lax.scan(block, carry, None, length=n_blocks)
     parts = [_lead(first), history]
     if rest:
         carry, _ = jax.lax.scan(step, carry, None, length=rest)
-        carry, last = checked_log(carry)
+        carry, last = log(carry)
         parts.append(_lead(last))
-    history = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
-    return eqx.combine(carry[0], frozen), history
+    return carry, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
 
 
 def _filter_spec(net: TwoLayer, trainable: tuple[str, ...]):

@@ -19,6 +19,7 @@ at that init (`jaxfeat.kernel_baselines`), and the Bayes error where it is known
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import jax
@@ -40,6 +41,7 @@ from ..training import train
 __all__ = [
     "gradient_features",
     "step_one",
+    "later_steps",
     "aligned_fraction",
     "bayes_error",
     "LEARNERS",
@@ -108,6 +110,7 @@ def bayes_error(dist: Distribution, X: Array, y: Array) -> Array:
 
 def has_exact_gradient(dist: Distribution) -> bool:
     """Whether `jaxfeat.population_gradient` is exact (and affordable) for `dist`."""
+    # TODO(#14): use population's predicate
     if isinstance(dist, SparseParity):
         return dist.dim <= _PARITY_EXACT_MAX_DIM
     return isinstance(dist, GaussianMixture)
@@ -136,34 +139,71 @@ def check_config(
 ) -> None:
     """Every argument in Python before anything is traced; errors name the argument. Dynamic
     grid values (`width`, `eta1`, `lr`, `weight_decay`) are checked when concrete."""
+    _check_dist(dist)
+    _check_widths(width, max_width)
+    _check_schedule(n, n_test, steps, log_every)
+    _check_rates(eta1, lr, weight_decay)
+    _check_training(trainable, loss)
+    _check_init(w_std, b_std, a_std)
+    _check_feature_set(dist, directions, gamma, B_G)
+
+
+_CHECKED = tuple(inspect.signature(check_config).parameters)  # what gradient_features passes
+
+
+def _check_dist(dist) -> None:
     if not isinstance(dist, Distribution):
         raise _checks.InputTypeError(
             f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}"
         )
+
+
+def _check_widths(width, max_width) -> None:
+    """Even widths: the symmetric init pairs (w, b, a) with (w, b, −a)."""
     if _concrete(width):
         w = _checks.check_positive_int("width", width)
         if w % 2:
             raise InputError(f"width must be even for the symmetric init (pairs ±a), got {w}")
     if max_width is not None and _checks.check_positive_int("max_width", max_width) % 2:
         raise InputError(f"max_width must be even for the symmetric init, got {max_width}")
+
+
+def _check_schedule(n, n_test, steps, log_every) -> None:
+    """Positive sample sizes, step count and log interval."""
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("n_test", n_test)
     _checks.check_positive_int("steps", steps)
     if log_every is not None:
         _checks.check_positive_int("log_every", log_every)
+
+
+def _check_rates(eta1, lr, weight_decay) -> None:
+    """Step sizes > 0 and weight decay ≥ 0, each when concrete."""
     for name, v in (("eta1", eta1), ("lr", lr)):
         if _concrete(v) and _checks.check_nonneg_float(name, v) == 0:
             raise InputError(f"{name} must be > 0, got {v!r}")
     if _concrete(weight_decay):
         _checks.check_nonneg_float("weight_decay", weight_decay)
+
+
+def _check_training(trainable, loss) -> None:
+    """The leaves of steps t ≥ 2 and a margin loss (ℓ'(0) < 0 makes step 1's features)."""
     if trainable not in ("a", "all"):
         raise InputError(f"trainable must be 'a' (the paper's t ≥ 2) or 'all', got {trainable!r}")
     if not get_loss(loss).margin:
         raise InputError(f"loss must be a margin loss ('hinge' or 'logistic'), got {loss!r}")
+
+
+def _check_init(w_std, b_std, a_std) -> None:
+    """Init scales ≥ 0, and w, a not identically zero (then G = 0)."""
     for name, v in (("w_std", w_std), ("b_std", b_std), ("a_std", a_std)):
         _checks.check_nonneg_float(name, v)
     if a_std == 0 or w_std == 0:
         raise InputError("w_std and a_std must be > 0 (a zero init has no gradient feature)")
+
+
+def _check_feature_set(dist, directions, gamma, B_G) -> None:
+    """The gradient feature set S_{p,γ,B_G}: non-zero directions D_j in R^dim, γ in [0, 2]."""
     r, d = _checks.check_ndim("directions", directions, 2, "(r, dim)")
     if d != dist.dim or r == 0 or not np.all(np.linalg.norm(np.asarray(directions), axis=1) > 0):
         raise InputError(
@@ -227,33 +267,28 @@ def gradient_features(
     (mean |Ĝ − G| over neurons, NaN without exact G), `baseline_ridge` (ρ chosen, per kernel
     method), `diverged`.
     """
-    check_config(
-        dist,
-        width=width,
-        max_width=max_width,
-        n=n,
-        n_test=n_test,
-        eta1=eta1,
-        lr=lr,
-        steps=steps,
-        log_every=log_every,
-        weight_decay=weight_decay,
-        trainable=trainable,
-        loss=loss,
-        w_std=w_std,
-        b_std=b_std,
-        a_std=a_std,
-        directions=directions,
-        gamma=gamma,
-        B_G=B_G,
-    )
+    args = locals()  # the arguments by name (nothing else is bound yet)
+    check_config(**{k: args[k] for k in _CHECKED})
     k_data, k_test, k_init, k_step1, k_train = jax.random.split(key, 5)
     X, y = dist.sample(k_data, n)
-    X_test, y_test = dist.sample(k_test, n_test)
-    net0 = TwoLayer.init(
-        k_init,
+    data = Dataset(X, y, loss=loss, test=dist.sample(k_test, n_test))
+    net0 = _symmetric_init(k_init, dist.dim, width, max_width, w_std, b_std, a_std)
+    net1 = step_one(k_step1, net0, data, eta1, decay_a=decay_a)
+    objective = Online(dist, n, loss, n_test=n_test) if online else data
+    leaves = ("a",) if trainable == "a" else ("W", "b", "a") if train_bias else ("W", "a")
+    net2, hist = later_steps(k_train, net1, objective, lr, steps, log_every, leaves, weight_decay)
+    baselines = _baselines(net0, X, y, *data.test, w_std, b_std, a_std, ridges)
+    features = _feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G)
+    return _outputs(dist, data, net2, hist, baselines, features)
+
+
+def _symmetric_init(key, dim, width, max_width, w_std, b_std, a_std) -> TwoLayer:
+    """Pairs (w, b, a), (w, b, −a) with w ~ N(0, w_std² I/d), b ~ N(0, b_std²), a ~ N(0, a_std²),
+    so g ≡ 0 at init; padded to `max_width` (default `width`)."""
+    return TwoLayer.init(
+        key,
         width,
-        dist.dim,
+        dim,
         "relu",
         "symmetric",
         max_width=max_width or width,
@@ -261,15 +296,18 @@ def gradient_features(
         b_std=b_std,
         a_std=a_std,
     )
-    data = Dataset(X, y, loss=loss, test=(X_test, y_test))
-    net1 = step_one(k_step1, net0, data, eta1, decay_a=decay_a)
 
-    later = ("W", "b", "a") if train_bias else ("W", "a")
-    leaves = ("a",) if trainable == "a" else later
-    objective = Online(dist, n, loss, n_test=n_test) if online else data
-    net2, hist = train(
-        k_train,
-        net1,
+
+def later_steps(
+    key: PRNGKeyArray, net: TwoLayer, objective, lr, steps: int, log_every, leaves, weight_decay
+) -> tuple[TwoLayer, dict[str, Array]]:
+    """Algorithm 1's steps t = 2, …, T: SGD(`lr`) with weight decay on `leaves` (("a",): the
+    paper's online convex optimisation on the readout), through `jaxfeat.train`.
+
+    **Returns:** `train`'s `(net, history)`."""
+    return train(
+        key,
+        net,
         objective,
         optax.sgd(lr),
         steps=steps,
@@ -277,13 +315,17 @@ def gradient_features(
         trainable=leaves,
         weight_decay=weight_decay,
     )
-    baselines, ridge = _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges)
+
+
+def _outputs(dist, data: Dataset, net, hist, baselines, features) -> dict[str, Array]:
+    """The flat dict `gradient_features` returns (its docstring lists the keys)."""
+    errors, ridge = baselines
     return {
-        "test_error": jnp.stack([hist["test_error"][-1], *baselines]),
-        "train_error": data.evaluate(net2)["error"],
-        "bayes_error": bayes_error(dist, X_test, y_test),
+        "test_error": jnp.stack([hist["test_error"][-1], *errors]),
+        "train_error": data.evaluate(net)["error"],
+        "bayes_error": bayes_error(dist, *data.test),
         "network_test_error": hist["test_error"],
-        **_feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G),
+        **features,
         "baseline_ridge": ridge,
         "diverged": hist["diverged"][-1],
     }

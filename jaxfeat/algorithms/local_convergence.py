@@ -11,12 +11,14 @@ homogeneous neuron), x ~ N(0, I_d), loss E(f − f*)² (no ½):
    (`decay=False`: the control, no decay), optionally after rebalancing |a_i| = |w_i|.
 
 `local_convergence(key, ...)` runs one seed and returns a flat dict of small arrays (the scan
-engine's unit); `teacher_directions` and `neuron_statistics` are the pieces.
+engine's unit) by chaining `stage_one`, `stage_two` and `stage_three`; `teacher_directions`
+and `neuron_statistics` are the other pieces.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 
 import jax
@@ -38,6 +40,7 @@ __all__ = [
     "neuron_points",
     "stage_one",
     "stage_two",
+    "stage_three",
 ]
 
 _ACT = "sigma_ge2"
@@ -218,6 +221,69 @@ def _rebalance(net: TwoLayer) -> TwoLayer:
     return TwoLayer(net.W / s[:, None], net.b, net.a * s, net.activation, net.scale, net.mask)
 
 
+def stage_three(
+    key: PRNGKeyArray,
+    net: TwoLayer,
+    objective,
+    lr,
+    decay,
+    lambda0,
+    phases: int,
+    steps_per_phase: int,
+    log_every: int | None = None,
+) -> tuple[TwoLayer, dict[str, Array]]:
+    """Gradient descent (SGD(`lr`)) on (a, W) for L + (λ(t)/2)(|a|² + |W|²) with λ(t) =
+    λ₀ 2^{−p} in phase p = 0, …, phases − 1 (`decay` true) or λ = 0 (the control), through
+    `jaxfeat.train`; the history is logged every `log_every` steps (default: each phase).
+
+    **Returns:** `train`'s `(net, history)`."""
+    lam = jnp.where(jnp.asarray(decay, bool), jnp.asarray(lambda0, net.W.dtype), 0.0)
+    schedule = optax.piecewise_constant_schedule(
+        lam, {p * steps_per_phase: 0.5 for p in range(1, phases)}
+    )
+    return train(
+        key,
+        net,
+        objective,
+        optax.sgd(lr),
+        steps=phases * steps_per_phase,
+        log_every=log_every or steps_per_phase,
+        trainable=("W", "a"),
+        weight_decay=schedule,
+    )
+
+
+def _outputs(key, teacher, a_star, nets, hist, near, min_angle, per_neuron) -> dict[str, Array]:
+    """The flat dict `local_convergence` returns (its docstring lists the keys)."""
+    net1, net2, net3 = nets
+    W_star, pop = teacher.W, Population(teacher)
+    frac, frac_min = _subspace_fraction(net1.W, W_star, net1.mask)
+    before = neuron_statistics(net2.W, net2.a, net2.mask, W_star, a_star, near)
+    after = neuron_statistics(net3.W, net3.a, net3.mask, W_star, a_star, near)
+    return {
+        "stage1_subspace_fraction": frac,
+        "stage1_subspace_fraction_min": frac_min,
+        "loss_stage1": pop.step_loss(net1, key),
+        "loss_stage2": pop.step_loss(net2, key),
+        "final_loss": pop.step_loss(net3, key),
+        "loss": hist["loss"],
+        "far_mass_stage2": before["far_mass"],
+        **after,
+        "teacher_ok": _teacher_ok(W_star, min_angle),
+        "diverged": hist["diverged"][-1],
+        **(_points(net2, net3, W_star) if per_neuron else {}),
+    }
+
+
+def _points(net2: TwoLayer, net3: TwoLayer, W_star) -> dict[str, Array]:
+    """`neuron_points` before stage 3 (suffix `_stage2`) and at the end."""
+    points = {}
+    for suffix, net in (("_stage2", net2), ("", net3)):
+        pts = neuron_points(net.W, net.a, net.mask, W_star)
+        points |= {f"neuron_{k}{suffix}": v for k, v in pts.items()}
+    return points
+
+
 def check_config(
     teacher,
     *,
@@ -241,7 +307,20 @@ def check_config(
     the dynamic ones (`width`, `eta1`, `ridge`, `lr`, `decay`, `lambda0`) only when concrete.
     Returns a* as a float array."""
     a_star = _check_teacher(teacher)
-    m = a_star.size
+    _check_directions(a_star.size, dim, min_angle)
+    _check_widths(a_star.size, width, max_width)
+    _check_near(near)
+    _check_rates(init_scale, eta1, lr, ridge, lambda0, decay)
+    _check_schedule(n, phases, steps_per_phase, log_every)
+    return a_star
+
+
+_CHECKED = tuple(inspect.signature(check_config).parameters)  # what local_convergence passes
+
+
+def _check_directions(m: int, dim, min_angle) -> None:
+    """`dim` and the teacher directions: orthonormal ones need dim ≥ m; `min_angle` in (0, π/2]
+    and feasible for the rejection sampler."""
     _checks.check_positive_int("dim", dim)
     if min_angle is None and m > dim:
         raise InputError(
@@ -254,14 +333,25 @@ def check_config(
         if m > 1 and dim == 1:
             raise InputError("min_angle: two directions in dim 1 are always parallel")
         sampler_tries(m, dim, v)
+
+
+def _check_widths(m: int, width, max_width) -> None:
+    """At least one student neuron per teacher (`width` when concrete, and `max_width`)."""
     if _concrete(width):
         w = _checks.check_positive_int("width", width)
         if w < m:
             raise InputError(f"width must be >= the number of teachers ({m}), got {w}")
     if max_width is not None and _checks.check_positive_int("max_width", max_width) < m:
         raise InputError(f"max_width must be >= the number of teachers ({m})")
+
+
+def _check_near(near) -> None:
     if not (isinstance(near, (int, float)) and 0 < near < math.pi / 2):
         raise InputError(f"near must be an angle θ_near in (0, π/2) radians, got {near!r}")
+
+
+def _check_rates(init_scale, eta1, lr, ridge, lambda0, decay) -> None:
+    """Init scale and step sizes > 0, ridge and λ₀ ≥ 0, decay a switch (each when concrete)."""
     for name, v in (("init_scale", init_scale), ("eta1", eta1), ("lr", lr)):
         if _concrete(v) and _checks.check_nonneg_float(name, v) == 0:
             raise InputError(f"{name} must be > 0, got {v!r}")
@@ -270,13 +360,16 @@ def check_config(
             _checks.check_nonneg_float(name, v)  # λ₂ = 0 is plain least squares
     if _concrete(decay) and decay not in (0, 1):
         raise InputError(f"decay must be 1/True (λ₀2^(−p)) or 0/False (the control), got {decay!r}")
+
+
+def _check_schedule(n, phases, steps_per_phase, log_every) -> None:
+    """Positive counts: samples `n` (None: the population loss), phases, steps, log interval."""
     if n is not None:
         _checks.check_positive_int("n", n)
     _checks.check_positive_int("phases", phases)
     _checks.check_positive_int("steps_per_phase", steps_per_phase)
     if log_every is not None:
         _checks.check_positive_int("log_every", log_every)
-    return a_star
 
 
 def _concrete(x) -> bool:
@@ -338,76 +431,36 @@ def local_convergence(
     `neuron_angle`, `neuron_weight` (angle to the nearest ±w*_j and |ã_i|, NaN for padding) at
     the end and `neuron_angle_stage2`, `neuron_weight_stage2` before stage 3.
     """
-    a_star = check_config(
-        teacher,
-        dim=dim,
-        min_angle=min_angle,
-        width=width,
-        max_width=max_width,
-        init_scale=init_scale,
-        eta1=eta1,
-        ridge=ridge,
-        lr=lr,
-        decay=decay,
-        lambda0=lambda0,
-        phases=phases,
-        steps_per_phase=steps_per_phase,
-        log_every=log_every,
-        near=near,
-        n=n,
-    )
-    steps = phases * steps_per_phase
-    log_every = log_every or steps_per_phase
+    args = locals()  # the keyword arguments by name (nothing else is bound yet)
+    a_star = check_config(**{k: args[k] for k in _CHECKED})
     k_teacher, k_init, k_data, k_train = jax.random.split(key, 4)
-    W_star = teacher_directions(k_teacher, len(a_star), dim, min_angle)
-    dtype = W_star.dtype
-    teacher_net = TwoLayer(W_star, jnp.zeros(len(a_star)), jnp.asarray(a_star, dtype), _ACT)
-    net = TwoLayer.init(
+    teacher_net = _teacher_network(k_teacher, a_star, dim, min_angle)
+    net0 = TwoLayer.init(
         k_init, width, dim, _ACT, "small", max_width=max_width or width, w_std=init_scale
     )
-    samples = None if n is None else _teacher_samples(k_data, teacher_net, n)
-    objective = Population(teacher_net) if n is None else Dataset(*samples)
-
-    net1 = stage_one(k_train, net, objective, eta1)
-    frac, frac_min = _subspace_fraction(net1.W, W_star, net1.mask)
+    objective, samples = _objective(k_data, teacher_net, n)
+    net1 = stage_one(k_train, net0, objective, eta1)
     net2 = stage_two(net1, teacher_net, ridge, samples)
-    before = neuron_statistics(net2.W, net2.a, net2.mask, W_star, a_star, near)
-    # Stage 3: GD with λ halved every phase (or no decay: the control)
     start = _rebalance(net2) if rebalance else net2
-    lam = jnp.where(jnp.asarray(decay, bool), jnp.asarray(lambda0, dtype), 0.0)
-    schedule = optax.piecewise_constant_schedule(
-        lam, {p * steps_per_phase: 0.5 for p in range(1, phases)}
+    net3, hist = stage_three(
+        k_train, start, objective, lr, decay, lambda0, phases, steps_per_phase, log_every
     )
-    net3, hist = train(
-        k_train,
-        start,
-        objective,
-        optax.sgd(lr),
-        steps=steps,
-        log_every=log_every,
-        trainable=("W", "a"),
-        weight_decay=schedule,
-    )
-    after = neuron_statistics(net3.W, net3.a, net3.mask, W_star, a_star, near)
-    pop = Population(teacher_net)
-    points = {}
-    if per_neuron:
-        for suffix, nt in (("_stage2", net2), ("", net3)):
-            pts = neuron_points(nt.W, nt.a, nt.mask, W_star)
-            points |= {f"neuron_{k}{suffix}": v for k, v in pts.items()}
-    return {
-        "stage1_subspace_fraction": frac,
-        "stage1_subspace_fraction_min": frac_min,
-        "loss_stage1": pop.step_loss(net1, key),
-        "loss_stage2": pop.step_loss(net2, key),
-        "final_loss": pop.step_loss(net3, key),
-        "loss": hist["loss"],
-        "far_mass_stage2": before["far_mass"],
-        **after,
-        "teacher_ok": _teacher_ok(W_star, min_angle),
-        "diverged": hist["diverged"][-1],
-        **points,
-    }
+    nets = (net1, net2, net3)
+    return _outputs(key, teacher_net, a_star, nets, hist, near, min_angle, per_neuron)
+
+
+def _teacher_network(key, a_star: np.ndarray, dim: int, min_angle) -> TwoLayer:
+    """f* = Σ_j a*_j σ≥2(w*_j·x) on directions from `teacher_directions`, no biases."""
+    W_star = teacher_directions(key, len(a_star), dim, min_angle)
+    return TwoLayer(W_star, jnp.zeros(len(a_star)), jnp.asarray(a_star, W_star.dtype), _ACT)
+
+
+def _objective(key, teacher: TwoLayer, n: int | None):
+    """The exact population loss (`n=None`, no samples) or n teacher-labelled samples."""
+    if n is None:
+        return Population(teacher), None
+    samples = _teacher_samples(key, teacher, n)
+    return Dataset(*samples), samples
 
 
 def _teacher_samples(key, teacher: TwoLayer, n: int):
