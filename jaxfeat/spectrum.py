@@ -26,7 +26,6 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from . import _checks, activations as _act
 from ._checks import InputError
 from ._quadrature import hermite_polynomials
-from .nets import TwoLayer
 from .rows import Rows, as_rows, fold_rows, map_rows, materialize
 
 __all__ = [
@@ -63,8 +62,7 @@ class LazyFeatures(eqx.Module):
 
     def tile_features(self, X, valid):
         """σ(X_t Wᵀ) for one row tile, padding rows set to 0."""
-        zeros = jnp.zeros(self.W.shape[0], self.W.dtype)
-        F = TwoLayer(self.W, zeros, zeros, self.activation).features(X.astype(self.W.dtype))
+        F = self.activation.layer(X.astype(self.W.dtype), self.W)
         return jnp.where(valid[:, None], F, 0.0)
 
     def fold(self, fn, init):
