@@ -33,7 +33,7 @@ def hermite_polynomials(x, degree: int):
 
     **Returns:** array of shape `x.shape + (degree + 1,)`, of `x`'s array type.
     """
-    degree = _check_degree(degree)
+    degree = check_degree(degree)
     xp = jnp if isinstance(x, jax.Array) else np
     x = xp.asarray(x)
     polys = [xp.ones_like(x)]
@@ -44,12 +44,26 @@ def hermite_polynomials(x, degree: int):
     return xp.stack(polys, axis=-1)
 
 
-def _check_degree(degree) -> int:
+def check_degree(degree) -> int:
+    """A Hermite degree K: a non-negative Python int (errors name `degree`)."""
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
         raise InputTypeError(f"degree must be a non-negative Python int, got {degree!r}")
     if degree < 0:
         raise InputError(f"degree must be >= 0, got {degree}")
     return int(degree)
+
+
+def check_scale(scale) -> float:
+    """A weight norm s = |w| for the coefficients c_k(s): a finite real number >= 0."""
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise InputTypeError(
+            f"scale must be a real number (the weight norm |w|), got {scale!r}"
+        ) from None
+    if not (s >= 0.0) or math.isinf(s):
+        raise InputError(f"scale must be a finite number >= 0 (the weight norm |w|), got {scale!r}")
+    return s
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,18 +90,38 @@ def legendre_panel_rule(
     every panel (kinks only at breakpoints) is integrated to ~1e-14.
     """
     cuts = sorted({-_CUTOFF, _CUTOFF, *(b for b in breakpoints if abs(b) < _CUTOFF)})
-    t, v = np.polynomial.legendre.leggauss(_NODES_PER_PANEL)
     xs, ws = [], []
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         n_panels = max(1, math.ceil((hi - lo) / panel_width))
-        edges = np.linspace(lo, hi, n_panels + 1)
-        half = np.diff(edges)[:, None] / 2
-        mid = (edges[:-1] + edges[1:])[:, None] / 2
-        xs.append((mid + half * t).ravel())
-        ws.append((half * v).ravel())
+        x, w = gauss_legendre_panels(np.linspace(lo, hi, n_panels + 1), _NODES_PER_PANEL)
+        xs.append(x.ravel())
+        ws.append(w.ravel())
     x = np.concatenate(xs)
     w = np.concatenate(ws) * np.exp(-(x**2) / 2) / math.sqrt(2.0 * math.pi)
     return x, w
+
+
+@functools.lru_cache(maxsize=16)
+def _legendre_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(nodes)
+
+
+def gauss_legendre_panels(edges, nodes: int):
+    """Composite Gauss–Legendre rule: `nodes` points on each panel between consecutive `edges`.
+
+    **Arguments:**
+    - `edges`: NumPy or JAX array (..., panels + 1), increasing along the last axis; leading
+      axes batch independent rules (e.g. one interval per neuron, inside `jit`).
+    - `nodes`: points per panel (a Python int).
+
+    **Returns:** `(x, w)` of shape (..., panels, nodes) with ∫ g over [edges[0], edges[-1]]
+    ≈ Σ w g(x) (the plain Lebesgue measure: multiply `w` by a density to integrate against it).
+    """
+    t, v = _legendre_nodes(nodes)
+    shape = (1,) * np.ndim(edges) + (nodes,)  # explicit ranks (no implicit rank promotion)
+    half = (edges[..., 1:] - edges[..., :-1]) / 2
+    mid = (edges[..., 1:] + edges[..., :-1]) / 2
+    return mid[..., None] + half[..., None] * t.reshape(shape), half[..., None] * v.reshape(shape)
 
 
 def project(values: np.ndarray, nodes: np.ndarray, weights: np.ndarray, degree: int) -> np.ndarray:

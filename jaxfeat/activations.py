@@ -28,12 +28,13 @@ import scipy.special as sps
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import InputError, InputTypeError
-from ._quadrature import _check_degree, choose_rule, hermite_polynomials, project
+from ._quadrature import check_degree, check_scale, choose_rule, hermite_polynomials, project
 
 __all__ = [
     "Activation",
     "get",
     "names",
+    "weight_norms",
     "hermite",
     "polynomial",
     "relu",
@@ -279,13 +280,32 @@ class Activation:
     def _removed_part(self, pre, norm):
         if not self.removed:
             return 0.0
-        c0, c1 = _base_coefficients_at_one(self.base, self.params)
+        c0, c1 = self.centring_coefficients()
         part = 0.0
         if 0 in self.removed:
             part = part + c0 * (norm if self.homogeneous else 1.0)
         if 1 in self.removed:
             part = part + c1 * pre
         return part
+
+    def centring_coefficients(self) -> tuple[float, float]:
+        """(c_0, c_1): the order-0 and order-1 Hermite coefficients of the base function at
+        |w| = 1, which a centred activation subtracts (c_0 per unit |w| for a homogeneous base,
+        c_1 per unit pre-activation; see the module docstring). Cached per base."""
+        return _base_coefficients_at_one(self.base, self.params)
+
+    def layer(
+        self,
+        x: Float[ArrayLike, "*batch dim"],
+        W: Float[Array, "width dim"],
+        b: Float[Array, " width"] | None = None,
+    ) -> Float[Array, "*batch width"]:
+        """The neurons σ(w_i·x − b_i) of a layer with weights `W` and biases `b` (zero if None):
+        the hidden-layer features of a two-layer network. A centred homogeneous activation is
+        taken at each neuron's own norm `weight_norms(W)` (module docstring)."""
+        norm = weight_norms(W) if self.removed and self.homogeneous else 1.0
+        pre = x @ W.T
+        return self.neuron(pre if b is None else pre - jnp.broadcast_to(b, pre.shape), norm)
 
     def hermite_coefficients(self, degree: int, scale: float = 1.0, method: str = "auto"):
         """c_k(s) = E[n_s(z) h_k(z)], k = 0..degree, where n_s is the neuron at |w| = s.
@@ -294,8 +314,8 @@ class Activation:
         MATH §1.1 has one, else quadrature), `"closed_form"`, `"gauss_hermite"` or `"legendre"`.
         Float64 NumPy; accurate to ~1e-13 for degree ≤ 20 (tested).
         """
-        degree = _check_degree(degree)
-        s = _check_scale(scale)
+        degree = check_degree(degree)
+        s = check_scale(scale)
         if method not in ("auto", "closed_form", "gauss_hermite", "legendre"):
             raise InputError(
                 "method must be 'auto', 'closed_form', 'gauss_hermite' or 'legendre', "
@@ -307,7 +327,7 @@ class Activation:
             x, w = _nodes(spec, self.params, degree, s, method)
             return project(self.numpy(s * x, norm=s), x, w, degree)
         c = _raw_coefficients(self.base, self.params, degree, s, method).copy()
-        c0, c1 = _base_coefficients_at_one(self.base, self.params) if self.removed else (0, 0)
+        c0, c1 = self.centring_coefficients() if self.removed else (0, 0)
         if 0 in self.removed:
             c[0] -= c0 * (s if self.homogeneous else 1.0)
         if 1 in self.removed and degree >= 1:
@@ -330,16 +350,10 @@ class Activation:
         )
 
 
-def _check_scale(scale) -> float:
-    try:
-        s = float(scale)
-    except (TypeError, ValueError):
-        raise InputTypeError(
-            f"scale must be a real number (the weight norm |w|), got {scale!r}"
-        ) from None
-    if not (s >= 0.0) or math.isinf(s):
-        raise InputError(f"scale must be a finite number >= 0 (the weight norm |w|), got {scale!r}")
-    return s
+def weight_norms(W: Float[Array, "*batch width dim"]) -> Float[Array, "*batch width"]:
+    """|w_i| = √(|w_i|² + tiny), smoothed at w = 0 (tiny: the dtype's smallest normal number) so
+    that its gradient stays finite (MATH §2.2)."""
+    return jnp.sqrt(jnp.sum(W**2, axis=-1) + jnp.finfo(W.dtype).tiny)
 
 
 def polynomial(coefficients, name: str | None = None) -> Activation:
@@ -352,7 +366,7 @@ def polynomial(coefficients, name: str | None = None) -> Activation:
 
 def hermite(k: int) -> Activation:
     """σ = h_k = He_k/√(k!), the normalised Hermite polynomial (so c_j = δ_jk); named `he{k}`."""
-    k = _check_degree(k)
+    k = check_degree(k)
     return polynomial([0.0] * k + [1.0], name=f"he{k}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -17,13 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from . import _checks
+from . import _checks, _exact_gradient as _G
 from ._checks import InputError, InputTypeError
 from ._quadrature import hermite_polynomials
-from .nets import TwoLayer
 
 __all__ = [
     "Distribution",
+    "Network",
     "SingleIndex",
     "MultiIndex",
     "Teacher",
@@ -34,7 +35,11 @@ __all__ = [
 
 
 class Distribution(eqx.Module):
-    """A joint law of (x, y). Subclasses implement `_sample`; `sample` validates first."""
+    """A joint law of (x, y), abstract (equinox's abstract/final pattern: the concrete laws
+    below are final). A law implements `dim`, `_sample` (`sample` validates first) and owns its
+    exact population gradient: `why_no_exact_gradient` says whether it has one, in Python and
+    without array work, and `exact_gradient` computes it. Numeric parameters (`noise`, `flip`,
+    `margin`) are array fields, so a sweep over them under `jit`/`vmap` compiles once."""
 
     @property
     @abc.abstractmethod
@@ -44,6 +49,19 @@ class Distribution(eqx.Module):
     @abc.abstractmethod
     def _sample(self, key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
         """Draw n pairs; arguments already validated."""
+
+    @abc.abstractmethod
+    def why_no_exact_gradient(self) -> str | None:
+        """None when `exact_gradient` is exact for this law, else the reason it is not (the
+        message `jaxfeat.population_gradient` raises). Python only: cheap, no tracing."""
+
+    @abc.abstractmethod
+    def exact_gradient(
+        self, W: Float[Array, "m dim"], b: Float[Array, " m"]
+    ) -> Float[Array, "m dim"]:
+        """G(w_i, b_i) = E[y x 1{w_i·x > b_i}] exactly (MATH §3), for checked arrays; raises
+        `InputError` (`why_no_exact_gradient`) when the law has no exact G. Callers check the
+        arguments first: use `jaxfeat.population_gradient`."""
 
     def sample(self, key: PRNGKeyArray, n: int) -> tuple[Float[Array, "n dim"], Float[Array, " n"]]:
         """Draw `n` i.i.d. pairs: X of shape (n, dim) and y of shape (n,)."""
@@ -73,11 +91,32 @@ def _flip_labels(key, y, flip):
     return jnp.where(jax.random.bernoulli(key, flip, y.shape), -y, y)
 
 
-def _check_flip(flip) -> float:
-    flip = _checks.check_nonneg_float("flip", flip)
-    if flip > 0.5:
-        raise InputError(f"flip must be a probability in [0, 0.5], got {flip}")
-    return flip
+def _scalar(name: str, x, upper: float | None = None) -> Array:
+    """A numeric parameter >= 0 (and <= `upper`) as a 0-d array of the default float dtype, so
+    it is a pytree leaf (no recompile when it changes). Tracers are checked for shape only."""
+    if not _checks.is_concrete(x):
+        _checks.check_shape(name, x, (), "()")
+        return jnp.asarray(x, dtype=jnp.zeros(()).dtype)
+    v = _checks.check_nonneg_float(name, x)
+    if upper is not None and v > upper:
+        raise InputError(f"{name} must be a probability in [0, {upper}], got {v}")
+    return jnp.asarray(v, dtype=jnp.zeros(()).dtype)
+
+
+def _check_flip(flip) -> Array:
+    return _scalar("flip", flip, upper=0.5)
+
+
+def _no_exact_gradient(dist: Distribution) -> str:
+    return (
+        f"dist: no exact population gradient for {type(dist).__name__}; supported: "
+        "GaussianMixture, SingleIndex, MultiIndex (hermite), SparseParity "
+        f"(dim <= {_G.PARITY_ENUMERATION_MAX_DIM}); use monte_carlo_gradient"
+    )
+
+
+def _raise_no_exact_gradient(dist: Distribution):
+    raise InputError(dist.why_no_exact_gradient())
 
 
 _NAMED_LINKS = {"relu": jax.nn.relu, "sign": jnp.sign}
@@ -105,13 +144,13 @@ class SingleIndex(Distribution):
 
     beta: Float[Array, " dim"]
     hermite: Float[Array, " degree"] | None
-    noise: float = eqx.field(static=True)
+    noise: Float[Array, ""]
     target: Callable | str | None = eqx.field(static=True)
 
     def __init__(
         self, beta, hermite=None, noise: float = 0.0, *, target: Callable | str | None = None
     ):
-        self.noise = _checks.check_nonneg_float("noise", noise)
+        self.noise = _scalar("noise", noise)
         self.beta = _unit_vector("beta", beta)
         self.hermite = _check_target(hermite, target)
         self.target = target
@@ -132,6 +171,24 @@ class SingleIndex(Distribution):
         y = self.link(X @ self.beta) + self.noise * jax.random.normal(ke, (n,))
         return X, y
 
+    def why_no_exact_gradient(self):
+        if self.hermite is None and self.target not in ("relu", "sign"):
+            return (
+                "dist: SingleIndex with a callable target has no exact G; give it by "
+                "hermite= coefficients, target='relu' or 'sign', or use "
+                "monte_carlo_gradient"
+            )
+        return None
+
+    def exact_gradient(self, W, b):
+        """Hermite targets: the addition formula (MATH §3.2); relu/sign: a closed inner
+        expectation and a 1-D Gauss–Legendre integral (≈1e-13)."""
+        if self.hermite is not None:
+            return _G.index_gradient(self.beta, self.hermite, W, b)
+        if self.target in ("relu", "sign"):
+            return _G.quadrature_index_gradient(self.target, self.beta, W, b)
+        _raise_no_exact_gradient(self)
+
 
 class MultiIndex(Distribution):
     """x ~ N(0, I_d), y = g(Bx) + noise·ε with B of shape (k, d).
@@ -142,11 +199,11 @@ class MultiIndex(Distribution):
 
     B: Float[Array, "k dim"]
     hermite: Float[Array, "k degree"] | None
-    noise: float = eqx.field(static=True)
+    noise: Float[Array, ""]
     target: Callable | None = eqx.field(static=True)
 
     def __init__(self, B, hermite=None, noise: float = 0.0, *, target: Callable | None = None):
-        self.noise = _checks.check_nonneg_float("noise", noise)
+        self.noise = _scalar("noise", noise)
         k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
         if k == 0 or d == 0:
             raise InputError(f"B must have shape (k, dim) with k, dim >= 1, got {(k, d)}")
@@ -182,27 +239,56 @@ class MultiIndex(Distribution):
         X = jax.random.normal(kx, (n, self.dim))
         return X, self.link(X @ self.B.T) + self.noise * jax.random.normal(ke, (n,))
 
+    def why_no_exact_gradient(self):
+        return None if self.hermite is not None else _no_exact_gradient(self)
+
+    def exact_gradient(self, W, b):
+        """Additive Hermite targets: a sum of single-index G (MATH §3.2); B concrete."""
+        if self.hermite is None:
+            _raise_no_exact_gradient(self)
+        return _G.multi_index_gradient(self.B, self.hermite, W, b)
+
+
+@runtime_checkable
+class Network(Protocol):
+    """What a `Teacher` needs of its network: first-layer weights `W` (width, dim), which fix
+    the input dimension and dtype, and f(X) of a batch (n, dim) -> (n,). `jaxfeat.TwoLayer` is
+    one; the protocol keeps `data` below `nets` in the import graph."""
+
+    W: Array
+
+    def __call__(self, x: Array) -> Array: ...
+
 
 class Teacher(Distribution):
-    """x ~ N(0, I_d), y = teacher(x) + noise·ε for a `TwoLayer` teacher network."""
+    """x ~ N(0, I_d), y = teacher(x) + noise·ε for a teacher network (a `jaxfeat.TwoLayer`)."""
 
-    net: TwoLayer
-    noise: float = eqx.field(static=True)
+    net: Network
+    noise: Float[Array, ""]
 
-    def __init__(self, net: TwoLayer, noise: float = 0.0):
-        if not isinstance(net, TwoLayer) or net.W.ndim != 2:
-            raise InputTypeError("net must be a single (not ensembled) jaxfeat.TwoLayer")
+    def __init__(self, net: Network, noise: float = 0.0):
+        if not isinstance(net, Network) or len(_checks.shape_of("net.W", net.W)) != 2:
+            raise InputTypeError(
+                "net must be a single (not ensembled) network such as jaxfeat.TwoLayer"
+            )
         self.net = net
-        self.noise = _checks.check_nonneg_float("noise", noise)
+        self.noise = _scalar("noise", noise)
 
     @property
     def dim(self) -> int:
-        return self.net.dim
+        return self.net.W.shape[1]
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
-        X = jax.random.normal(kx, (n, self.dim), self.net.W.dtype)
-        return X, self.net(X) + self.noise * jax.random.normal(ke, (n,), self.net.W.dtype)
+        dt = self.net.W.dtype
+        X = jax.random.normal(kx, (n, self.dim), dt)
+        return X, self.net(X) + self.noise.astype(dt) * jax.random.normal(ke, (n,), dt)
+
+    def why_no_exact_gradient(self):
+        return _no_exact_gradient(self)
+
+    def exact_gradient(self, W, b):
+        _raise_no_exact_gradient(self)
 
 
 class GaussianMixture(Distribution):
@@ -259,6 +345,13 @@ class GaussianMixture(Distribution):
         xi = jax.random.normal(kx, (n, self.dim))
         return self.means[comp] + self.scales[comp][:, None] * xi, self.labels[comp]
 
+    def why_no_exact_gradient(self):
+        return None
+
+    def exact_gradient(self, W, b):
+        """Closed form with Φ̄ and φ (MATH §3.1)."""
+        return _G.mixture_gradient(self.means, self.scales, self.labels, self.weights, W, b)
+
 
 class SparseParity(Distribution):
     """x on {±1}^dim, y = Π_{i∈support} x_i (label flipped with probability `flip`).
@@ -272,7 +365,7 @@ class SparseParity(Distribution):
     n_dim: int = eqx.field(static=True)
     structured_weight: float = eqx.field(static=True)
     patterns: Float[Array, "p k"]
-    flip: float = eqx.field(static=True)
+    flip: Float[Array, ""]
 
     def __init__(
         self, dim: int, support, *, structured_weight: float = 0.0, patterns=None, flip: float = 0.0
@@ -308,6 +401,24 @@ class SparseParity(Distribution):
         y = jnp.prod(X[:, jnp.asarray(self.support)], axis=1)
         return X, _flip_labels(kf, y, self.flip)
 
+    def why_no_exact_gradient(self):
+        if self.dim > _G.PARITY_ENUMERATION_MAX_DIM:
+            return (
+                f"dist: exact parity enumeration needs dim <= "
+                f"{_G.PARITY_ENUMERATION_MAX_DIM}, got {self.dim}; use "
+                "monte_carlo_gradient"
+            )
+        return None
+
+    def exact_gradient(self, W, b):
+        """Exact enumeration of {±1}^dim in chunks (memory O(chunk·m)), conditioning on the
+        patterns for the structured mixture; dim <= PARITY_ENUMERATION_MAX_DIM."""
+        if self.why_no_exact_gradient() is not None:
+            _raise_no_exact_gradient(self)
+        return _G.parity_gradient(
+            self.dim, self.support, self.patterns, self.structured_weight, self.flip, W, b
+        )
+
 
 class LinearSeparable(Distribution):
     """Gaussian inputs conditioned on |ŵ*·x| ≥ margin, labelled y = sign(ŵ*·x).
@@ -317,11 +428,11 @@ class LinearSeparable(Distribution):
     """
 
     w_star: Float[Array, " dim"]
-    margin: float = eqx.field(static=True)
-    flip: float = eqx.field(static=True)
+    margin: Float[Array, ""]
+    flip: Float[Array, ""]
 
     def __init__(self, w_star, margin: float, *, flip: float = 0.0):
-        self.margin = _checks.check_nonneg_float("margin", margin)
+        self.margin = _scalar("margin", margin)
         self.flip = _check_flip(flip)
         self.w_star = _unit_vector("w_star", w_star)
 
@@ -337,6 +448,12 @@ class LinearSeparable(Distribution):
         lo = jax.scipy.special.ndtr(jnp.asarray(self.margin, G.dtype))
         u = jax.random.uniform(ku, (n,), G.dtype)
         z = jax.scipy.special.ndtri(lo + u * (1.0 - lo))
-        z = jnp.maximum(z, self.margin)  # guards the margin against round-off near lo = 1
+        z = jnp.maximum(z, self.margin.astype(G.dtype))  # guards round-off near lo = 1
         sign = jax.random.rademacher(ks, (n,), G.dtype)
         return G + (sign * z)[:, None] * w, _flip_labels(kf, sign, self.flip)
+
+    def why_no_exact_gradient(self):
+        return _no_exact_gradient(self)
+
+    def exact_gradient(self, W, b):
+        _raise_no_exact_gradient(self)

@@ -14,7 +14,8 @@ import numpy as np
 from . import activations as _act
 from ._checks import InputError, InputTypeError
 from ._quadrature import (
-    _check_degree,
+    check_degree,
+    check_scale,
     choose_rule,
     hermite_polynomials as hermite_polynomials,
     project,
@@ -48,7 +49,7 @@ def hermite_coefficients(
 
     **Returns:** NumPy float64 array of shape `(degree + 1,)`; accurate to ~1e-13 for degree ≤ 20.
     """
-    degree = _check_degree(degree)
+    degree = check_degree(degree)
     if isinstance(fn, (str, _act.Activation)):
         if kinks:
             raise InputError("kinks: only for plain callables; named activations know theirs")
@@ -57,7 +58,7 @@ def hermite_coefficients(
         raise InputTypeError(
             f"fn must be an activation name, an Activation or a callable, got {fn!r}"
         )
-    s = _act._check_scale(scale)
+    s = check_scale(scale)
     if method == "closed_form":
         raise InputError("method='closed_form' needs a named activation, not a plain callable")
     if method not in ("auto", "gauss_hermite", "legendre"):

@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 
 from . import _arcsine, activations as _act
 from ._checks import InputError
-from ._quadrature import gauss_hermite_rule, hermite_polynomials
+from ._quadrature import gauss_hermite_rule, gauss_legendre_panels, hermite_polynomials
 
 __all__ = [
     "has_closed_form",
@@ -158,7 +158,7 @@ def _homogeneous_coefficients(act, s, b, degree):
     if act.base == "abs":  # |u| = 2 relu(u) − u, u = s z − b
         c, m2 = 2.0 * c - _linear_terms(s, b, D), s**2 + b**2
     low_base = c[..., :2]
-    c0, c1 = _act._base_coefficients_at_one(act.base, act.params)
+    c0, c1 = act.centring_coefficients()
     if 0 in act.removed:  # − c_0 |w|
         c = c.at[..., 0].add(-c0 * s)
     if 1 in act.removed:  # − c_1 u = − c_1 (s z − b)
@@ -183,11 +183,8 @@ def _project(act, s, b, z, weights, degree):
 def _quadrature_coefficients(act, s, b, degree, n_panels=48, nodes_per_panel=20):
     """Gauss–Legendre in u = z − τ_c on [−24, 24], split at u = 0, so the kink at z = b/s sits on
     a panel edge (τ_c = clip(b/s, ±8): a kink beyond |z| = 8 has weight < 1e-14)."""
-    t, v = np.polynomial.legendre.leggauss(nodes_per_panel)
-    edges = np.linspace(-24.0, 24.0, n_panels + 1)
-    half = np.diff(edges)[:, None] / 2
-    u = jnp.asarray(((edges[:-1] + edges[1:])[:, None] / 2 + half * t).ravel(), s.dtype)
-    wu = jnp.asarray((half * v).ravel(), s.dtype)
+    u, wu = gauss_legendre_panels(np.linspace(-24.0, 24.0, n_panels + 1), nodes_per_panel)
+    u, wu = jnp.asarray(u.ravel(), s.dtype), jnp.asarray(wu.ravel(), s.dtype)
     z = jnp.clip(b / s, -8.0, 8.0)[..., None] + u[None, :]
     weights = wu[None, :] * jnp.exp(-0.5 * z**2) / math.sqrt(_TWO_PI)
     return _project(act, s, b, z, weights, degree)

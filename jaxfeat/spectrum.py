@@ -1,7 +1,8 @@
 """Top singular values of feature matrices and the spikes among them (MATH §4.3).
 
-`feature_spectrum` and `count_spikes` take either an array F (ñ, N) or a `LazyFeatures`
-F = σ(X̃Wᵀ) that is never formed, and run one of two paths:
+`feature_spectrum` and `count_spikes` take a `FeatureSource` (an array F (ñ, N), which
+`as_features` wraps as `DenseFeatures`, or a `LazyFeatures`
+F = σ(X̃Wᵀ) that is never formed) and run one of two paths:
 
 - **dense** (default for arrays): the column-centred Gram matrix F_cᵀF_c (N×N) or F_cF_cᵀ
   (ñ×ñ), whichever is smaller, and one `eigh`;
@@ -17,6 +18,10 @@ in lockstep, so that every streamed pass over X̃ serves both.
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Callable
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -26,11 +31,13 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from . import _checks, activations as _act
 from ._checks import InputError
 from ._quadrature import hermite_polynomials
-from .nets import TwoLayer
 from .rows import Rows, as_rows, fold_rows, map_rows, materialize
 
 __all__ = [
+    "FeatureSource",
+    "DenseFeatures",
     "LazyFeatures",
+    "as_features",
     "feature_spectrum",
     "hermite_features",
     "count_spikes",
@@ -38,7 +45,110 @@ __all__ = [
 ]
 
 
-class LazyFeatures(eqx.Module):
+class FeatureSource(eqx.Module):
+    """A feature matrix F (ñ, N), abstract: what the spectrum kernels ask of it.
+
+    Two final implementations: `DenseFeatures` (an array in memory) and `LazyFeatures` (σ(X̃Wᵀ),
+    never formed; every method streams row tiles). The public functions accept an array too
+    (`as_features` wraps it). Each method is one pass over F.
+    """
+
+    default_method: ClassVar[str]  # the `method="auto"` path: "dense" or "krylov"
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int]:
+        """(ñ, N)."""
+
+    @property
+    @abc.abstractmethod
+    def dtype(self):
+        """The dtype of F's entries."""
+
+    @abc.abstractmethod
+    def materialize(self) -> Float[Array, "n N"]:
+        """F itself (the reference for tests, and the dense path)."""
+
+    @abc.abstractmethod
+    def column_mean(self) -> Float[Array, " N"]:
+        """μ = Fᵀ1/ñ."""
+
+    @abc.abstractmethod
+    def centred_gram(self, mu: Float[Array, " N"]) -> Callable[[Array], Array]:
+        """V ↦ F_cᵀF_c V with F_c = F − 1μᵀ."""
+
+    @abc.abstractmethod
+    def left_vectors(self, mu, V: Float[Array, "N k"], s: Float[Array, " k"]) -> Array:
+        """U = F_c V / s (columns with s = 0 left undivided), shape (ñ, k)."""
+
+    @abc.abstractmethod
+    def hermite_input(self, H, direction, degree) -> tuple[Array | None, Array | None, int]:
+        """Check and convert what `count_spikes` needs to build the Hermite features: `H`
+        (ñ, J) for a dense F, a `direction` (d,) and `degree` for a lazy one."""
+
+    @abc.abstractmethod
+    def hermite_stats(self, H, direction, degree) -> tuple[Array, Array, Array]:
+        """Column means μ, HᵀF_c and HᵀH."""
+
+    @abc.abstractmethod
+    def densify(self, H, direction, degree) -> tuple[DenseFeatures, Array]:
+        """F as `DenseFeatures` and the Hermite features H (ñ, degree) for the dense path."""
+
+
+class DenseFeatures(FeatureSource):
+    """A feature matrix held in memory, F (ñ, N)."""
+
+    F: Float[Array, "n N"]
+    default_method: ClassVar[str] = "dense"
+
+    def __init__(self, F: ArrayLike):
+        _checks.check_ndim("F", F, 2, "(n, N)")
+        self.F = jnp.asarray(F)
+
+    @property
+    def shape(self):
+        return self.F.shape
+
+    @property
+    def dtype(self):
+        return self.F.dtype
+
+    def materialize(self):
+        return self.F
+
+    def column_mean(self):
+        return jnp.mean(self.F, axis=0)
+
+    def centred_gram(self, mu):
+        Fc = self.F - mu[None, :]
+        return lambda V: Fc.T @ (Fc @ V)
+
+    def left_vectors(self, mu, V, s):
+        return (self.F - mu[None, :]) @ V / jnp.where(s > 0, s, 1.0)[None, :]
+
+    def hermite_input(self, H, direction, degree):
+        if H is None or direction is not None:
+            raise InputError(
+                "for an array F give H = hermite_features(X̃, ζ̂, degree) (n, J); direction= "
+                "needs LazyFeatures"
+            )
+        _checks.check_ndim("H", H, 2, "(n, J)")
+        n = self.shape[0]
+        if np.shape(H)[0] != n:
+            raise InputError(
+                f"H must have shape (n, J) with n = {n} rows like F, got {np.shape(H)}"
+            )
+        return jnp.asarray(H), None, degree
+
+    def hermite_stats(self, H, direction, degree):
+        mu = jnp.mean(self.F, axis=0)
+        return mu, H.T @ (self.F - mu[None, :]), H.T @ H
+
+    def densify(self, H, direction, degree):
+        return self, H
+
+
+class LazyFeatures(FeatureSource):
     """The feature matrix F = σ(X̃Wᵀ) (ñ, N) of a bias-free layer, held as its ingredients.
 
     `X` is an array (ñ, d) or a `jaxfeat.rows.Rows` (e.g. `SampledRows`, which draws X̃ tile
@@ -48,6 +158,7 @@ class LazyFeatures(eqx.Module):
     rows: Rows
     W: Float[Array, "N d"]
     activation: _act.Activation = eqx.field(static=True)
+    default_method: ClassVar[str] = "krylov"
 
     def __init__(self, X, W: ArrayLike, activation, *, tile: int = 2048):
         d = X.dim if isinstance(X, Rows) else _checks.check_ndim("X", X, 2, "(n, d)")[1]
@@ -61,10 +172,13 @@ class LazyFeatures(eqx.Module):
     def shape(self) -> tuple[int, int]:
         return (self.rows.n, self.W.shape[0])
 
+    @property
+    def dtype(self):
+        return self.W.dtype
+
     def tile_features(self, X, valid):
         """σ(X_t Wᵀ) for one row tile, padding rows set to 0."""
-        zeros = jnp.zeros(self.W.shape[0], self.W.dtype)
-        F = TwoLayer(self.W, zeros, zeros, self.activation).features(X.astype(self.W.dtype))
+        F = self.activation.layer(X.astype(self.W.dtype), self.W)
         return jnp.where(valid[:, None], F, 0.0)
 
     def fold(self, fn, init):
@@ -72,14 +186,64 @@ class LazyFeatures(eqx.Module):
         return fold_rows(self.rows, lambda X, y, v: fn(self.tile_features(X, v), X, v), init)
 
     def materialize(self) -> Float[Array, "n N"]:
-        """F itself (the reference for tests, and the dense path)."""
         return map_rows(self.rows, lambda X, y, v: self.tile_features(X, v))
 
+    def column_mean(self):
+        total = self.fold(lambda Ft, X, v: jnp.sum(Ft, 0), jnp.zeros(self.shape[1], self.dtype))
+        return total / self.shape[0]
 
-def _shape(F) -> tuple[int, int]:
-    if isinstance(F, LazyFeatures):
-        return F.shape
-    return _checks.check_ndim("F", F, 2, "(n, N)")
+    def centred_gram(self, mu):
+        """FᵀFV − ñμ(μᵀV): one streamed pass per application."""
+        n = self.shape[0]
+
+        def apply(V):
+            FtFV = self.fold(lambda Ft, X, v: Ft.T @ (Ft @ V), jnp.zeros_like(V))
+            return FtFV - n * mu[:, None] * (mu @ V)[None, :]
+
+        return apply
+
+    def left_vectors(self, mu, V, s):
+        safe = jnp.where(s > 0, s, 1.0)[None, :]
+        return map_rows(
+            self.rows, lambda X, y, v: (self.tile_features(X, v) - mu[None, :]) @ V / safe
+        )
+
+    def hermite_input(self, H, direction, degree):
+        if H is not None or direction is None:
+            raise InputError(
+                "for LazyFeatures give direction= (He_1..He_degree(X̃û) are built tile by tile), "
+                "not H"
+            )
+        d = self.rows.dim
+        _checks.check_shape("direction", direction, (d,), f"(d,) = ({d},)")
+        return (
+            None,
+            jnp.asarray(direction, self.dtype),
+            _checks.check_positive_int("degree", degree),
+        )
+
+    def hermite_stats(self, H, direction, degree):
+        """One streamed pass, with H = He_1..He_degree(X̃ û) built tile by tile."""
+        u = direction / jnp.linalg.norm(direction)
+        N, dt = self.shape[1], self.dtype
+
+        def stats(Ft, X, v):
+            Ht = jnp.where(v[:, None], hermite_polynomials(X.astype(dt) @ u, degree)[:, 1:], 0.0)
+            return Ht.T @ Ft, Ht.T @ Ht, jnp.sum(Ft, 0), jnp.sum(Ht, 0)
+
+        init = (jnp.zeros((degree, N), dt), jnp.zeros((degree, degree), dt))
+        HtF, HtH, Fsum, Hsum = self.fold(stats, init + (jnp.zeros(N, dt), jnp.zeros(degree, dt)))
+        mu = Fsum / self.shape[0]
+        return mu, HtF - Hsum[:, None] * mu[None, :], HtH
+
+    def densify(self, H, direction, degree):
+        H = hermite_features(materialize(self.rows)[0].astype(self.dtype), direction, degree)
+        return DenseFeatures(self.materialize()), H
+
+
+def as_features(F: ArrayLike | FeatureSource) -> FeatureSource:
+    """`F` itself when it is a `FeatureSource`, else `DenseFeatures(F)` (an array (ñ, N))."""
+    return F if isinstance(F, FeatureSource) else DenseFeatures(F)
 
 
 def _check_k(k, n, N):
@@ -89,46 +253,17 @@ def _check_k(k, n, N):
     return k
 
 
-def _check_method(method, F, key, iters):
+def _check_method(method, F: FeatureSource, key, iters):
     if method not in ("auto", "dense", "krylov"):
         raise InputError(f"method must be 'auto', 'dense' or 'krylov', got {method!r}")
     if method == "auto":
-        method = "krylov" if isinstance(F, LazyFeatures) else "dense"
+        method = F.default_method
     if method == "krylov":
         if key is None:
             raise InputError("key is required for method='krylov' (the random start block)")
         _checks.check_key(key)
         _checks.check_positive_int("iters", iters)
     return method
-
-
-def _column_mean(F):
-    if isinstance(F, LazyFeatures):
-        total = F.fold(lambda Ft, X, v: jnp.sum(Ft, 0), jnp.zeros(F.shape[1], F.W.dtype))
-        return total / F.shape[0]
-    return jnp.mean(F, axis=0)
-
-
-def _gram_apply(F, mu):
-    """V ↦ F_cᵀF_c V with F_c = F − 1μᵀ; for `LazyFeatures` FᵀFV − ñμ(μᵀV), one streamed pass."""
-    if isinstance(F, LazyFeatures):
-        n = F.shape[0]
-
-        def apply(V):
-            FtFV = F.fold(lambda Ft, X, v: Ft.T @ (Ft @ V), jnp.zeros_like(V))
-            return FtFV - n * mu[:, None] * (mu @ V)[None, :]
-
-        return apply
-    Fc = F - mu[None, :]
-    return lambda V: Fc.T @ (Fc @ V)
-
-
-def _left_vectors(F, mu, V, s):
-    """U = F_c V / s (one streamed pass for `LazyFeatures`; U is (ñ, k))."""
-    safe = jnp.where(s > 0, s, 1.0)[None, :]
-    if isinstance(F, LazyFeatures):
-        return map_rows(F.rows, lambda X, y, v: (F.tile_features(X, v) - mu[None, :]) @ V / safe)
-    return (F - mu[None, :]) @ V / safe
 
 
 def _block_krylov(apply, N, key, dtype, *, problems, block, iters):
@@ -170,7 +305,7 @@ def _dense_spectrum(F, k, center):
 
 
 def feature_spectrum(
-    F: ArrayLike | LazyFeatures,
+    F: ArrayLike | FeatureSource,
     k: int,
     *,
     center: bool = True,
@@ -190,23 +325,21 @@ def feature_spectrum(
     pass and O(ñk) memory. The separated outliers converge in a few Krylov iterations; raise
     `iters` when values inside the bulk must converge too. `vmap` it over a batch.
     """
-    n, N = _shape(F)
+    F = as_features(F)
+    n, N = F.shape
     k = _check_k(k, n, N)
     method = _check_method(method, F, key, iters)
-    if not isinstance(F, LazyFeatures):
-        F = jnp.asarray(F)
     if method == "dense":
-        s, U, V = _dense_spectrum(F.materialize() if isinstance(F, LazyFeatures) else F, k, center)
+        s, U, V = _dense_spectrum(F.materialize(), k, center)
         return s, (U if left else None), V
-    dtype = F.W.dtype if isinstance(F, LazyFeatures) else F.dtype
-    mu = _column_mean(F) if center else jnp.zeros(N, dtype)
-    apply = _gram_apply(F, mu)
+    mu = F.column_mean() if center else jnp.zeros(N, F.dtype)
+    apply = F.centred_gram(mu)
     block = min(block or k + 10, N)
     evals, vecs = _block_krylov(
-        lambda Vs: apply(Vs[0])[None], N, key, dtype, problems=1, block=block, iters=iters
+        lambda Vs: apply(Vs[0])[None], N, key, F.dtype, problems=1, block=block, iters=iters
     )
     s, V = jnp.sqrt(jnp.maximum(evals[0, :k], 0.0)), vecs[0, :, :k]
-    return s, (_left_vectors(F, mu, V, s) if left else None), V
+    return s, (F.left_vectors(mu, V, s) if left else None), V
 
 
 def hermite_features(X: ArrayLike, direction: ArrayLike, degree: int = 8) -> Array:
@@ -241,48 +374,8 @@ def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) ->
     }
 
 
-def _hermite_stats(F, H, direction, degree):
-    """Column means μ, HᵀF_c and HᵀH; for `LazyFeatures` accumulated in one streamed pass with
-    H = He_1..He_degree(X̃ û) built tile by tile."""
-    if not isinstance(F, LazyFeatures):
-        mu = jnp.mean(F, axis=0)
-        return mu, H.T @ (F - mu[None, :]), H.T @ H
-    u = direction / jnp.linalg.norm(direction)
-    N, dt = F.shape[1], F.W.dtype
-
-    def stats(Ft, X, v):
-        Ht = jnp.where(v[:, None], hermite_polynomials(X.astype(dt) @ u, degree)[:, 1:], 0.0)
-        return Ht.T @ Ft, Ht.T @ Ht, jnp.sum(Ft, 0), jnp.sum(Ht, 0)
-
-    init = (jnp.zeros((degree, N), dt), jnp.zeros((degree, degree), dt))
-    HtF, HtH, Fsum, Hsum = F.fold(stats, init + (jnp.zeros(N, dt), jnp.zeros(degree, dt)))
-    mu = Fsum / F.shape[0]
-    return mu, HtF - Hsum[:, None] * mu[None, :], HtH
-
-
-def _check_hermite_input(F, H, direction, degree):
-    n = _shape(F)[0]
-    if isinstance(F, LazyFeatures):
-        if H is not None or direction is None:
-            raise InputError(
-                "for LazyFeatures give direction= (He_1..He_degree(X̃û) are built tile by tile), "
-                "not H"
-            )
-        _checks.check_shape("direction", direction, (F.rows.dim,), f"(d,) = ({F.rows.dim},)")
-        return None, jnp.asarray(direction, F.W.dtype), _checks.check_positive_int("degree", degree)
-    if H is None or direction is not None:
-        raise InputError(
-            "for an array F give H = hermite_features(X̃, ζ̂, degree) (n, J); direction= needs "
-            "LazyFeatures"
-        )
-    _checks.check_ndim("H", H, 2, "(n, J)")
-    if np.shape(H)[0] != n:
-        raise InputError(f"H must have shape (n, J) with n = {n} rows like F, got {np.shape(H)}")
-    return jnp.asarray(H), None, degree
-
-
 def count_spikes(
-    F: ArrayLike | LazyFeatures,
+    F: ArrayLike | FeatureSource,
     H: ArrayLike | None = None,
     *,
     direction: ArrayLike | None = None,
@@ -301,27 +394,37 @@ def count_spikes(
     the top of the deflated operator F_cᵀF_c − BᵀB (B = L⁻¹HᵀF_c, HᵀH = LLᵀ) share every
     pass. Returns the dict of `spike_statistics` for the top `k` singular values.
     """
-    n, N = _shape(F)
-    H, direction, degree = _check_hermite_input(F, H, direction, degree)
+    F = as_features(F)
+    n, N = F.shape
+    H, direction, degree = F.hermite_input(H, direction, degree)
     k = _check_k(k, n, N)
     margin = _checks.check_nonneg_float("margin", margin)
     method = _check_method(method, F, key, iters)
-    if isinstance(F, LazyFeatures) and method == "dense":
-        H = hermite_features(materialize(F.rows)[0].astype(F.W.dtype), direction, degree)
-        F = F.materialize()
-    if not isinstance(F, LazyFeatures):
-        F = jnp.asarray(F)
-    mu, HtFc, HtH = _hermite_stats(F, H, direction, degree)
-    B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
     if method == "dense":
-        Fc = F - mu[None, :]
-        gram = Fc.T @ Fc
-        s, V = _top(*jnp.linalg.eigh(gram), k)
-        top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
-        return spike_statistics(s, V, HtFc, HtH, jnp.sqrt(jnp.maximum(top, 0.0)), margin=margin)
-    gram = _gram_apply(F, mu)
+        F, H = F.densify(H, direction, degree)
+    mu, HtFc, HtH = F.hermite_stats(H, direction, degree)
+    B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
+    spikes = _dense_spikes if method == "dense" else _krylov_spikes
+    s, V, edge = spikes(F, mu, B, k=k, key=key, iters=iters)
+    return spike_statistics(s, V, HtFc, HtH, edge, margin=margin)
 
-    def apply(Vs):  # problem 0: F_cᵀF_c; problem 1: the deflated operator; one pass for both
+
+def _dense_spikes(F: DenseFeatures, mu, B, *, k, key, iters):
+    """Top-k of F_cᵀF_c and the deflated edge, by two `eigh`s of N×N matrices."""
+    Fc = F.F - mu[None, :]
+    gram = Fc.T @ Fc
+    s, V = _top(*jnp.linalg.eigh(gram), k)
+    top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
+    return s, V, jnp.sqrt(jnp.maximum(top, 0.0))
+
+
+def _krylov_spikes(F: FeatureSource, mu, B, *, k, key, iters):
+    """Top-k of F_cᵀF_c and the top of the deflated operator F_cᵀF_c − BᵀB, iterated in
+    lockstep so that every pass over F serves both (problem 0 and problem 1)."""
+    N = F.shape[1]
+    gram = F.centred_gram(mu)
+
+    def apply(Vs):
         b = Vs.shape[2]
         G = gram(jnp.concatenate([Vs[0], Vs[1]], axis=1))
         return jnp.stack([G[:, :b], G[:, b:] - B.T @ (B @ Vs[1])])
@@ -329,5 +432,4 @@ def count_spikes(
     block = min(k + 10, N)
     evals, vecs = _block_krylov(apply, N, key, B.dtype, problems=2, block=block, iters=iters)
     s = jnp.sqrt(jnp.maximum(evals[0, :k], 0.0))
-    edge = jnp.sqrt(jnp.maximum(evals[1, 0], 0.0))
-    return spike_statistics(s, vecs[0, :, :k], HtFc, HtH, edge, margin=margin)
+    return s, vecs[0, :, :k], jnp.sqrt(jnp.maximum(evals[1, 0], 0.0))
