@@ -25,9 +25,9 @@ from . import (
 from ._scan import plan_summary as plan_summary, scan as scan, summarize as summarize
 from ._store import open_scan as open_scan, verify_scan as verify_scan
 from .activations import Activation as Activation
-from .algorithms import one_step as one_step
 from .algorithms.gradient_features import gradient_features as gradient_features
 from .algorithms.local_convergence import local_convergence as local_convergence
+from .algorithms.one_gradient_step import one_step as one_step
 from .experiment import Experiment as Experiment
 from .features import (
     gradient_feature_fractions as gradient_feature_fractions,
