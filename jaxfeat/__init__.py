@@ -30,9 +30,9 @@ from ._scan import (
 )
 from ._version import __version__ as __version__
 from .activations import Activation as Activation
-from .algorithms import one_step as one_step
 from .algorithms.gradient_features import gradient_features as gradient_features
 from .algorithms.local_convergence import local_convergence as local_convergence
+from .algorithms.one_gradient_step import one_step as one_step
 from .analysis import summarize as summarize
 from .experiments import Experiment as Experiment
 from .features import (

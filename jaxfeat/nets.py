@@ -1,8 +1,9 @@
 """Two-layer networks f(x) = s · Σ_i m_i a_i σ(w_i·x − b_i) as pure-functional Equinox modules.
 
-`s` is an output scale (1, 1/√m, ...), `m_i ∈ {0, 1}` a width mask: an ensemble over several widths
-pads every network to the largest width and masks the extra neurons, so a width sweep has one
-static shape and compiles once (DESIGN §4).
+`s` is an output scale (1, 1/√m or 1/m for width m: `output_scale="1"`, `"1/sqrt(width)"`,
+`"1/width"`), `m_i ∈ {0, 1}` a width mask: an ensemble over several widths pads every network
+to the largest width and masks the extra neurons, so a width sweep has one static shape and
+compiles once (DESIGN §4).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from . import _checks, activations as _act
+from . import _checks, _vocabulary, activations as _act
 from ._checks import InputError, InputTypeError
 
 __all__ = ["TwoLayer", "init_ensemble", "apply_ensemble", "fit_readout", "SCHEMES"]
 
 SCHEMES = ("gaussian", "sphere", "symmetric", "small")
-_OUTPUT_SCALES = ("1", "1/sqrt(m)", "1/m")
+_OUTPUT_SCALES = _vocabulary.OUTPUT_SCALES  # "1", "1/sqrt(width)", "1/width"
 
 
 class TwoLayer(eqx.Module):
@@ -133,8 +134,9 @@ class TwoLayer(eqx.Module):
           a_{i+m/2} = −a_i, w_{i+m/2} = w_i, b_{i+m/2} = b_i, so f ≡ 0 at init. Width must be even.
         - `"small"` (Zhou–Ge): Gaussian rows at scale w_std = 0.01, a_i = ±a_std with random signs.
 
-        `a_std` defaults to 1/√width. `output_scale` is a number or `"1"`, `"1/sqrt(m)"`, `"1/m"`
-        (m the true width). `width` may be a traced integer (vmapping over widths) when
+        `a_std` defaults to 1/√width. `output_scale` is a number or `"1"`, `"1/sqrt(width)"`,
+        `"1/width"` (of the true width; the 0.1 spellings `"1/sqrt(m)"`, `"1/m"` still work
+        and warn). `width` may be a traced integer (vmapping over widths) when
         `max_width` is given: arrays are padded to `max_width` and the extra neurons masked.
         """
         _checks.check_key(key)
@@ -142,8 +144,7 @@ class TwoLayer(eqx.Module):
         dim = _checks.check_positive_int("dim", dim)
         if scheme not in SCHEMES:
             raise InputError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-        if isinstance(output_scale, str) and output_scale not in _OUTPUT_SCALES:
-            raise InputError(f"output_scale must be a number or one of {_OUTPUT_SCALES}")
+        output_scale = _vocabulary.output_scale("TwoLayer.init", output_scale)
         if not isinstance(output_scale, str):
             _checks.check_nonneg_float("output_scale", output_scale)
         for name, v in (("w_std", w_std), ("a_std", a_std), ("b_std", b_std)):
@@ -197,9 +198,9 @@ def _resolve_widths(width, max_width, scheme) -> int:
 
 
 def _output_scale(output_scale, width, dtype):
-    if output_scale == "1/sqrt(m)":
+    if output_scale == "1/sqrt(width)":
         return (1.0 / jnp.sqrt(jnp.asarray(width, dtype))).astype(dtype)
-    if output_scale == "1/m":
+    if output_scale == "1/width":
         return (1.0 / jnp.asarray(width, dtype)).astype(dtype)
     return jnp.asarray(1.0 if output_scale == "1" else output_scale, dtype)
 
@@ -214,11 +215,7 @@ def _draw(key, width, dim, max_width, scheme, w_std, b_std, a_std, dtype):
         half = width // 2
         src = jnp.where(idx < half, idx, idx - half)
         sign = jnp.where(idx < half, 1.0, -1.0).astype(dtype)
-    Z = jax.random.normal(kw, (max_width, dim), dtype)
-    if scheme == "sphere":
-        W = w_std * Z / jnp.linalg.norm(Z, axis=-1, keepdims=True)
-    else:
-        W = (w_std / math.sqrt(dim)) * Z
+    W = _rows(jax.random.normal(kw, (max_width, dim), dtype), scheme, w_std)
     b = b_std * jax.random.normal(kb, (max_width,), dtype)
     a_std = 1.0 / jnp.sqrt(width.astype(dtype)) if a_std is None else a_std
     if scheme == "small":
@@ -226,6 +223,32 @@ def _draw(key, width, dim, max_width, scheme, w_std, b_std, a_std, dtype):
     else:
         a = a_std * jax.random.normal(ka, (max_width,), dtype)
     return W[src], b[src], jnp.where(mask, sign * a[src], 0.0).astype(dtype), mask
+
+
+def _rows(Z, scheme, w_std=None):
+    """First-layer rows from a standard normal draw Z (rows, dim): on the sphere of radius
+    `w_std` for `"sphere"`, else N(0, w_std² I/dim). `w_std=None` means unit rows computed as
+    Z/|Z| or Z/√dim, the arithmetic `one_step` has always used (its draws stay bit-identical;
+    (1/√d)·Z and Z/√d differ in the last bit)."""
+    if scheme == "sphere":
+        return (Z if w_std is None else w_std * Z) / jnp.linalg.norm(Z, axis=-1, keepdims=True)
+    return Z / np.sqrt(Z.shape[-1]) if w_std is None else (w_std / math.sqrt(Z.shape[-1])) * Z
+
+
+def unit_rows(key: PRNGKeyArray, width: int, dim: int, scheme: str, dtype, tile=None) -> Array:
+    """`width` first-layer rows, uniform on the unit sphere (`"sphere"`) or N(0, I/dim)
+    (`"gaussian"`): W₀ of `jaxfeat.one_step`. With `tile`, drawn `tile` rows at a time (block
+    b from fold_in(key, b)): one (width, dim) normal draw needs ~5 (width, dim) buffers of RNG
+    temporaries, more than the whole streamed step."""
+    if tile is None:
+        return _rows(jax.random.normal(key, (width, dim), dtype), scheme)
+    rows = min(tile, width)
+
+    def put(b, W):  # the last block's start is clamped to width − rows: it overwrites a few rows
+        Z = jax.random.normal(jax.random.fold_in(key, b), (rows, dim), dtype)
+        return jax.lax.dynamic_update_slice(W, _rows(Z, scheme), (b * rows, 0))
+
+    return jax.lax.fori_loop(0, -(-width // rows), put, jnp.zeros((width, dim), dtype))
 
 
 def init_ensemble(
@@ -254,6 +277,8 @@ def init_ensemble(
     for w in widths_list:
         _resolve_widths(w, max(widths_list), scheme)
     seeds = _checks.check_positive_int("seeds", seeds)
+    if "output_scale" in kwargs:  # canonical spelling before the jitted construction (warns once)
+        kwargs["output_scale"] = _vocabulary.output_scale("init_ensemble", kwargs["output_scale"])
     TwoLayer.init(
         key, widths_list[0], dim, activation, scheme, max_width=max(widths_list), **kwargs
     )  # validates every remaining argument eagerly (cheap, no compile)

@@ -78,7 +78,7 @@ def _spike_row(fig, ax, bx, cx, ds, sm, label):
         ax.text(
             j,
             len(ns) - 0.75,
-            f"ℓ={theory.spike_count(float(a))}",
+            f"ℓ={theory.predicted_spike_count(float(a))}",
             ha="center",
             color="w",
             fontsize=8,

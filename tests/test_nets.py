@@ -66,7 +66,7 @@ def test_init_scheme_statistics(getkey):
 
 
 def test_output_scales(getkey):
-    for spec, expected in [("1", 1.0), ("1/sqrt(m)", 1 / 8), ("1/m", 1 / 64), (0.3, 0.3)]:
+    for spec, expected in [("1", 1.0), ("1/sqrt(width)", 1 / 8), ("1/width", 1 / 64), (0.3, 0.3)]:
         assert float(
             jf.TwoLayer.init(getkey(), 64, 3, "relu", output_scale=spec).scale
         ) == pytest.approx(expected)
@@ -95,7 +95,7 @@ def test_width_sweep_compiles_once(getkey):
         nets = jax.vmap(
             lambda w: jax.vmap(
                 lambda k: jf.TwoLayer.init(
-                    k, w, d, "relu", "symmetric", max_width=64, output_scale="1/sqrt(m)"
+                    k, w, d, "relu", "symmetric", max_width=64, output_scale="1/sqrt(width)"
                 )
             )(jax.random.split(key, seeds))
         )(widths)

@@ -12,7 +12,7 @@ from jaxfeat import theory
 from jaxfeat.algorithms import one_step_spikes
 
 
-def test_spike_count_is_exact_at_every_boundary():
+def test_predicted_spike_count_is_exact_at_every_boundary():
     assert [theory.spike_threshold(k) for k in range(1, 7)] == [
         Fraction(0),
         Fraction(1, 4),
@@ -23,20 +23,24 @@ def test_spike_count_is_exact_at_every_boundary():
     ]
     for k in range(1, 30):
         t = theory.spike_threshold(k)
-        assert theory.spike_count(t) == k - 1 and theory.on_boundary(t)
-        assert theory.spike_count(t + Fraction(1, 10**9)) == k
+        assert theory.predicted_spike_count(t) == k - 1 and theory.on_boundary(t)
+        assert theory.predicted_spike_count(t + Fraction(1, 10**9)) == k
         assert theory.spike_exponent(t, k) == 0
-    assert (theory.spike_count(0.39), theory.spike_count(0.4), theory.spike_count(0.41)) == (
+    assert (
+        theory.predicted_spike_count(0.39),
+        theory.predicted_spike_count(0.4),
+        theory.predicted_spike_count(0.41),
+    ) == (
         4,
         4,
         5,
     )
     assert theory.on_boundary(0.4) and not theory.on_boundary(0.39)
-    assert [theory.spike_count(a) for a in (0.0, 0.1, 0.2, 0.3)] == [0, 1, 1, 2]
+    assert [theory.predicted_spike_count(a) for a in (0.0, 0.1, 0.2, 0.3)] == [0, 1, 1, 2]
     with pytest.raises(ValueError, match="alpha"):
-        theory.spike_count(0.5)
+        theory.predicted_spike_count(0.5)
     with pytest.raises(ValueError, match="alpha"):
-        theory.spike_count(-0.1)
+        theory.predicted_spike_count(-0.1)
 
 
 def test_spike_strength_scaling_exponent():
@@ -44,7 +48,7 @@ def test_spike_strength_scaling_exponent():
     mu = jf.activations.elu.mean_derivatives(4)
     for alpha in (0.25, 0.4):
         r = [
-            theory.spike_strengths(mu, eta=n**alpha, zeta_norm=1.0, n_tilde=n, N=n // 4)
+            theory.spike_strengths(mu, eta=n**alpha, zeta_norm=1.0, n_tilde=n, width=n // 4)
             for n in (1000, 16000)
         ]
         for k in range(1, 5):
@@ -56,15 +60,15 @@ def dist_for(d):
     return jf.data.SingleIndex(np.eye(d)[0], [0, 1.0, 0.5 * np.sqrt(2)], noise=0.1)
 
 
-@pytest.mark.parametrize("scale", ["1", "1/sqrt(N)"])
+@pytest.mark.parametrize("scale", ["1", "1/sqrt(width)", "1/width"])
 def test_update_is_a_gradient_step_of_the_stated_loss(getkey, scale):
     d, n, N, alpha, c = 12, 50, 9, 0.3, 2.0
     key = getkey()
     res = jf.one_step(
-        key, dist_for(d), n=n, N=N, activation="relu", alpha=alpha, c=c, output_scale=scale
+        key, dist_for(d), n=n, width=N, activation="relu", alpha=alpha, c=c, output_scale=scale
     )
     X, y = dist_for(d).sample(jax.random.split(key, 3)[0], n)  # the step's own data
-    s = 1.0 if scale == "1" else 1 / np.sqrt(N)
+    s = {"1": 1.0, "1/sqrt(width)": 1 / np.sqrt(N), "1/width": 1 / N}[scale]
     loss = lambda W: jnp.sum((y - s * jax.nn.relu(X @ W.T) @ res.a) ** 2) / (2 * n)  # noqa
     eta = c * n**alpha
     np.testing.assert_allclose(res.W1, res.W0 - (eta / s) * jax.grad(loss)(res.W0), atol=1e-12)
@@ -80,14 +84,14 @@ def test_one_step_vmaps_over_seeds_alpha_c_without_recompiling(getkey):
     from conftest import compile_log
 
     dist = dist_for(8)
-    f = jax.jit(jax.vmap(lambda k, a, c: jf.one_step(k, dist, n=40, N=6, alpha=a, c=c).W1))
+    f = jax.jit(jax.vmap(lambda k, a, c: jf.one_step(k, dist, n=40, width=6, alpha=a, c=c).W1))
     keys = jax.random.split(getkey(), 3)
     out = f(keys, jnp.array([0.0, 0.2, 0.4]), jnp.array([1.0, 2.0, 4.0]))
     assert out.shape == (3, 6, 8)
     with compile_log() as msgs:
         f(keys, jnp.array([0.1, 0.3, 0.35]), jnp.array([0.5, 1.0, 1.0]))
     assert not msgs
-    single = jf.one_step(keys[1], dist, n=40, N=6, alpha=0.2, c=2.0).W1
+    single = jf.one_step(keys[1], dist, n=40, width=6, alpha=0.2, c=2.0).W1
     np.testing.assert_allclose(out[1], single, atol=1e-12)
 
 
@@ -145,12 +149,12 @@ def test_spike_counts_reproduce_math_4_4(act, alphas, counts):
             dist,
             n=4000,
             n_tilde=4000,
-            N=1000,
+            width=1000,
             n_test=500,
             activation=act,
             alpha=a,
             c=1.0,
-            output_scale="1/sqrt(N)",
+            output_scale="1/sqrt(width)",
         )
     )
     keys = jax.random.split(jax.random.key(0), 2)
@@ -166,10 +170,10 @@ def test_spike_counts_reproduce_math_4_4(act, alphas, counts):
 
 
 BAD = [
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, N=4, alpha=0.5), "alpha"),
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, N=4, alpha=-0.1), "alpha"),
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=0, N=4), "n must be positive"),
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, N=-2), "N must be positive"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, alpha=0.5), "alpha"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, alpha=-0.1), "alpha"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=0, width=4), "n must be positive"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=-2), "width must be positive"),
     (lambda: jf.feature_spectrum(np.ones((5, 3)), 4), "k must be <= min"),
     (lambda: jf.ridge_path(np.ones((5, 3)), np.ones(5), np.array([0.1, 0.0])), "lambdas"),
     (lambda: jf.ridge_path(np.ones((5, 3)), np.ones(4), np.array([0.1])), "y must have shape"),

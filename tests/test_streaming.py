@@ -125,7 +125,7 @@ def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, act, remove_low_
 @pytest.mark.parametrize("block", [5, 12, 40])
 def test_gradient_is_added_in_column_blocks_exactly_once(getkey, block):
     """DᵀX in blocks of 5 columns of d = 12: the last block's start is clamped and overlaps."""
-    from jaxfeat.algorithms.one_step import _add_DtX
+    from jaxfeat.algorithms.one_gradient_step import _add_DtX
 
     G, D, X = (jax.random.normal(getkey(), s) for s in ((9, 12), (30, 9), (30, 12)))
     np.testing.assert_allclose(_add_DtX(G, D, X, block), G + D.T @ X, rtol=1e-13, atol=1e-13)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import plotting
+from .. import _vocabulary, plotting
 from ..data import SingleIndex
 from ..nets import TwoLayer, fit_readout
 from ._experiment import Experiment
@@ -24,18 +24,23 @@ def run(
     n_train=2000,
     n_test=2000,
     activation="relu",
-    init="sphere",
+    scheme="sphere",
     b_std=1.0,
     ridge=1e-3,
     target=(0.0, 1.0, 0.7071067811865476),
     noise=0.1,
+    init=None,
 ):
-    """One seed: draw a width-`width` network (padded to `max_width`), fit its readout by ridge on
-    `n_train` samples, return the excess test MSE (test MSE − noise²) and the train MSE."""
+    """One seed: draw a width-`width` network with init `scheme` (padded to `max_width`), fit its
+    readout by ridge on `n_train` samples, return the excess test MSE (test MSE − noise²) and the
+    train MSE. `init` is the deprecated 0.1 name of `scheme` (`--set init=…` warns)."""
+    if init is not None:
+        _vocabulary.deprecated("random_features", "init=", "scheme=", stacklevel=3)
+        scheme = init
     k_net, k_train, k_test = jax.random.split(key, 3)
     dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
     net = TwoLayer.init(
-        k_net, width, dim, activation, init, max_width=max_width or width, b_std=b_std
+        k_net, width, dim, activation, scheme, max_width=max_width or width, b_std=b_std
     )
     X, y = dist.sample(k_train, n_train)
     Xt, yt = dist.sample(k_test, n_test)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks, plotting
+from .. import _checks, _vocabulary, plotting
 from .._checks import InputError
-from ..algorithms.one_step import one_step_spikes
+from ..algorithms.one_gradient_step import one_step_spikes
 from ..data import SingleIndex
 from ._experiment import Experiment
 
@@ -20,24 +20,28 @@ def run(
     n=800,
     n_tilde=None,
     dim=None,
-    N=None,
+    width=None,
     ratio=0.25,
     activation="relu",
     target=(0.0, 1.0, 0.7071067811865476),
     noise=0.1,
-    output_scale="1/sqrt(N)",
+    output_scale="1/sqrt(width)",
     n_test=1000,
     k=10,
     degree=8,
     margin=1.02,
+    N=None,
 ):
-    """One seed: y = Σ_k target[k] h_k(β·x) + noise·ε with β = e₁; d = N = ratio·n unless given;
-    ñ = n unless given. Returns `one_step_spikes`' statistics (MATH §4.3)."""
+    """One seed: y = Σ_k target[k] h_k(β·x) + noise·ε with β = e₁; `dim` = `width` = ratio·n
+    unless given (d and Moniri et al.'s N); ñ = n unless given. Returns `one_step_spikes`'
+    statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width` (stores written by 0.1
+    hold `N`; `--set N=…` still works and warns)."""
     n = _checks.check_positive_int("n", n)
     if not 0 < _checks.check_nonneg_float("ratio", ratio):
         raise InputError(f"ratio must be > 0, got {ratio}")
     dim = max(1, round(ratio * n)) if dim is None else _checks.check_positive_int("dim", dim)
-    N = dim if N is None else _checks.check_positive_int("N", N)
+    name, width = _vocabulary.renamed("spikes", "width", width, "N", N)
+    width = dim if width is None else _checks.check_positive_int(name, width)
     if not isinstance(target, (list, tuple)) or not all(
         isinstance(t, (int, float)) and not isinstance(t, bool) for t in target
     ):
@@ -50,7 +54,7 @@ def run(
         dist,
         n=n,
         n_tilde=n if n_tilde is None else n_tilde,
-        N=N,
+        width=width,
         n_test=n_test,
         activation=activation,
         alpha=alpha,

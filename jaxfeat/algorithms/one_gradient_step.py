@@ -1,8 +1,11 @@
 """Moniri, Lee, Hassani, Dobriban (2023): one large gradient step on W, then ridge on the features.
 
+`one_step` takes the step; `one_step_spikes` is the whole per-seed experiment (step, spikes of
+the updated features, ridge readout). N below is Moniri et al.'s width (`width=` in signatures).
+
 MATH §4.1 (the [R] normalisations are parameters): x ~ N(0, I_d), y = f*(β·x) + ε; W₀ rows
 uniform on the sphere (or Gaussian, Ba et al. 2022), a ~ N(0, I/N) fixed;
-f_W(x) = scale · aᵀσ(Wx) with scale 1 (default, the convention of MATH §10) or 1/√N;
+f_W(x) = scale · aᵀσ(Wx) with scale 1 (default, the convention of MATH §10), 1/√N or 1/N;
 L(W) = |y − f_W(X)|²/(2n); one step W₁ = W₀ − (η/scale) ∇_W L(W₀) with η = c·n^α, which for
 scale = 1/√N is MATH §4.1's W₀ − η√N ∇L and for either scale equals
 W₀ + (η/n) diag(a)[σ'(W₀Xᵀ) ⊙ 1rᵀ] X with r = y − f_{W₀}(X).
@@ -16,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .. import _checks, activations as _act
+from .. import _checks, _vocabulary, activations as _act
 from .._checks import InputError
 from ..data import Distribution, SingleIndex
-from ..nets import TwoLayer
+from ..nets import TwoLayer, unit_rows
 from ..ridge import ridge_path
 from ..rows import ArrayRows, SampledRows, fold_rows
 from ..spectrum import LazyFeatures, count_spikes, hermite_features
@@ -28,14 +31,39 @@ __all__ = ["OneStepResult", "one_step", "one_step_spikes"]
 
 
 class OneStepResult(eqx.Module):
-    """W₀, W₁ (N, d); a (N,); ζ = Xᵀr/n (d,), whose direction ζ̂ carries the spikes; η; scale."""
+    """W₀, W₁ (width, dim); a (width,); ζ = Xᵀr/n (dim,), whose direction ζ̂ carries the spikes;
+    η; scale."""
 
-    W0: Float[Array, "N d"]
-    W1: Float[Array, "N d"]
-    a: Float[Array, " N"]
-    zeta: Float[Array, " d"]
+    W0: Float[Array, "width dim"]
+    W1: Float[Array, "width dim"]
+    a: Float[Array, " width"]
+    zeta: Float[Array, " dim"]
     eta: Float[Array, ""]
     scale: Float[Array, ""]
+
+
+_SCALES = {  # output scale of a width-N network (the arithmetic of 0.1, so draws are unchanged)
+    "1": lambda N: 1.0,
+    "1/sqrt(width)": lambda N: 1.0 / np.sqrt(N),
+    "1/width": lambda N: 1.0 / N,
+}
+
+
+def _check_width(where, width, N):
+    """`width` (or its deprecated name `N`) as a positive int; the error names the one given."""
+    name, width = _vocabulary.renamed(where, "width", width, "N", N, stacklevel=5)
+    if width is None:
+        raise InputError(f"{where}: width= (the number of neurons) is required")
+    return _checks.check_positive_int(name, width)
+
+
+def _check_scheme(where, scheme, init):
+    """`scheme` (or its deprecated name `init`), one of "sphere" (default) and "gaussian"."""
+    name, scheme = _vocabulary.renamed(where, "scheme", scheme, "init", init, stacklevel=5)
+    scheme = "sphere" if scheme is None else scheme
+    if scheme not in ("sphere", "gaussian"):
+        raise InputError(f"{name} must be 'sphere' or 'gaussian', got {scheme!r}")
+    return scheme
 
 
 def _check_alpha(alpha):
@@ -63,41 +91,46 @@ def one_step(
     dist: Distribution,
     *,
     n: int,
-    N: int,
+    width: int | None = None,
     activation="shifted_relu",
     alpha=0.3,
     c=1.0,
     eta=None,
-    init: str = "sphere",
+    scheme: str | None = None,
     output_scale: str = "1",
     remove_low_order: bool = False,
     tile: int | None = None,
+    N: int | None = None,
+    init: str | None = None,
 ) -> OneStepResult:
     """One gradient step of the first layer on n fresh samples of `dist` (one seed).
 
-    **Arguments:** `n` step samples, `N` width (static ints); `alpha`, `c` (η = c·n^α) or `eta`
-    directly, all dynamic scalars, so the function vmaps over them without recompiling;
-    `init` `"sphere"` | `"gaussian"` for W₀; `output_scale` `"1"` | `"1/sqrt(N)"`;
+    **Arguments:** `n` step samples, `width` (Moniri et al.'s N) neurons (static ints); `alpha`,
+    `c` (η = c·n^α) or `eta` directly, all dynamic scalars, so the function vmaps over them
+    without recompiling; `scheme` `"sphere"` (default) | `"gaussian"` for W₀ (rows uniform on the
+    unit sphere or N(0, I/dim), `jaxfeat.nets.unit_rows`); `output_scale` `"1"` |
+    `"1/sqrt(width)"` | `"1/width"`;
     `remove_low_order` subtracts the labels' estimated He₀ and He₁ parts (mean and the least-
     squares linear part Xζ_lin, ζ_lin = Xᵀ(y − ȳ)/n) before the step (Dandi et al. 2023);
     `tile` streams the step: the n samples are drawn `tile` rows at a time
     (`jaxfeat.rows.SampledRows`) and ∇L and ζ are accumulated over the tiles, so memory is
     O(N·d + tile·(N + d)) whatever n is (the samples then differ from `tile=None`'s draw).
+    `N=` and `init=` are the deprecated 0.1 names of `width=` and `scheme=`.
+
+    **Returns:** a `OneStepResult`.
     """
     _checks.check_key(key)
     if not isinstance(dist, Distribution):
         raise InputError(f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}")
     n = _checks.check_positive_int("n", n)
-    N = _checks.check_positive_int("N", N)
+    N = _check_width("one_step", width, N)
+    scheme = _check_scheme("one_step", scheme, init)
+    output_scale = _vocabulary.output_scale("one_step", output_scale)
     act = _act.get(activation)
     _check_alpha(alpha)
     _check_positive_scalar("c", c)
     if eta is not None:
         _check_positive_scalar("eta", eta)
-    if init not in ("sphere", "gaussian"):
-        raise InputError(f"init must be 'sphere' or 'gaussian', got {init!r}")
-    if output_scale not in ("1", "1/sqrt(N)"):
-        raise InputError(f"output_scale must be '1' or '1/sqrt(N)', got {output_scale!r}")
     tile = None if tile is None else _checks.check_positive_int("tile", tile)
     k_data, k_w, k_a = jax.random.split(key, 3)
     d = dist.dim
@@ -106,9 +139,9 @@ def one_step(
     else:
         rows = SampledRows(dist, n, key=k_data, tile=tile)
     dtype = jnp.zeros(()).dtype
-    W0 = _initial_weights(k_w, N, d, init, dtype, tile)
+    W0 = unit_rows(k_w, N, d, scheme, dtype, tile)
     a = jax.random.normal(k_a, (N,), dtype) / np.sqrt(N)
-    scale = jnp.asarray(1.0 if output_scale == "1" else 1.0 / np.sqrt(N), dtype)
+    scale = jnp.asarray(_SCALES[output_scale](N), dtype)
     eta = c * jnp.asarray(n, dtype) ** alpha if eta is None else jnp.asarray(eta, dtype)
     adjust = _low_order_remover(rows) if remove_low_order else (lambda X, y: y)
     # centred homogeneous neurons (sigma_ge2) depend on |w_i| too: ∂L/∂w_i gets ∂L/∂|w_i|·w_i/|w_i|
@@ -167,27 +200,6 @@ def _add_DtX(G, D, X, block):
     return jax.lax.fori_loop(0, -(-d // block), add, G)
 
 
-def _initial_weights(key, N, d, init, dtype, tile):
-    """Rows uniform on the sphere or N(0, I/d). With `tile`, drawn `tile` rows at a time
-    (block b from fold_in(key, b)): one (N, d) normal draw needs ~5 (N, d) buffers of RNG
-    temporaries, more than the whole streamed step."""
-
-    def draw(k, rows):
-        Z = jax.random.normal(k, (rows, d), dtype)
-        return Z / jnp.linalg.norm(Z, axis=1, keepdims=True) if init == "sphere" else Z / np.sqrt(d)
-
-    if tile is None:
-        return draw(key, N)
-    rows = min(tile, N)
-
-    def put(b, W):  # the last block's start is clamped to N − rows: it overwrites a few rows
-        return jax.lax.dynamic_update_slice(
-            W, draw(jax.random.fold_in(key, b), rows), (b * rows, 0)
-        )
-
-    return jax.lax.fori_loop(0, -(-N // rows), put, jnp.zeros((N, d), dtype))
-
-
 def _low_order_remover(rows):
     """y ↦ y − ȳ − Xζ_lin with ζ_lin = Xᵀ(y − ȳ)/n: the labels' estimated He₀ and He₁ parts,
     from one pass over the rows (Σy, Xᵀy, Σx)."""
@@ -211,7 +223,7 @@ def one_step_spikes(
     *,
     n: int,
     n_tilde: int,
-    N: int,
+    width: int | None = None,
     n_test: int = 2000,
     activation="shifted_relu",
     alpha=0.3,
@@ -222,6 +234,7 @@ def one_step_spikes(
     lambdas=None,
     tile: int | None = None,
     iters: int = 8,
+    N: int | None = None,
     **step_kwargs,
 ) -> dict[str, Array]:
     """The whole per-seed experiment: step, fresh (X̃, ỹ) of size ñ for features and ridge, spike
@@ -233,7 +246,11 @@ def one_step_spikes(
     by tile and never stored, and the spike statistics come from the matrix-free Krylov path
     (`iters` blocks) on `LazyFeatures`, so memory is O(N·d + tile·(N + d)) whatever n and ñ
     are. The ridge readout and the F₀ edge (which need F or another Krylov run) are left out.
+
+    `width` is the number of neurons (`N=` its deprecated name); `step_kwargs` (`scheme`,
+    `output_scale`, `eta`, `remove_low_order`) go to `one_step`.
     """
+    N = _check_width("one_step_spikes", width, N)
     act = _act.get(activation)
     n = _checks.check_positive_int("n", n)
     n_tilde = _checks.check_positive_int("n_tilde", n_tilde)
@@ -243,7 +260,7 @@ def one_step_spikes(
         raise InputError(f"margin must be >= 1 (outliers lie above margin × edge), got {margin}")
     k_step, k_feat, k_test = jax.random.split(key, 3)
     res = one_step(
-        k_step, dist, n=n, N=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
+        k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
     )
     info = {
         "eta": res.eta,
