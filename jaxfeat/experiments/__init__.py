@@ -12,14 +12,14 @@ from ._experiment import (
 )
 from .gradient_features import gradient_features_experiment as gradient_features_experiment
 from .local_convergence import local_convergence_experiment as local_convergence_experiment
-from .random_features import random_features as random_features
-from .spikes import spikes as spikes
-from .teacher_student import teacher_student as teacher_student
+from .random_features import random_features_experiment as random_features_experiment
+from .spikes import spikes_experiment as spikes_experiment
+from .teacher_student import teacher_student_experiment as teacher_student_experiment
 
 for _e in (
-    spikes,
-    random_features,
-    teacher_student,
+    spikes_experiment,
+    random_features_experiment,
+    teacher_student_experiment,
     local_convergence_experiment,
     gradient_features_experiment,
 ):

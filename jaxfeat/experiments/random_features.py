@@ -51,7 +51,7 @@ def run(
     }
 
 
-random_features = Experiment(
+random_features_experiment = Experiment(
     name="random_features",
     fn=run,
     description="width sweep: random-features ridge test error vs width (padded, one compile)",

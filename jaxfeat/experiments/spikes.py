@@ -66,7 +66,7 @@ def run(
     )
 
 
-spikes = Experiment(
+spikes_experiment = Experiment(
     name="spikes",
     fn=run,
     description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",

@@ -76,7 +76,7 @@ def _teacher(a_star, dim: int, activation) -> TwoLayer:
     return TwoLayer(np.eye(k, dim), np.zeros(k), a_star, activation)
 
 
-teacher_student = Experiment(
+teacher_student_experiment = Experiment(
     name="teacher_student",
     fn=run,
     description="SGD on the exact population loss: loss curves over width × learning rate",
