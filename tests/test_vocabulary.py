@@ -168,22 +168,7 @@ def _packages():
     )
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="jaxfeat.experiments.<name> is the Experiment object, shadowing its "
-                "module (issue 14 item 2, the experiment(s) restructure); remove this mark then",
-            ),
-        )
-        if p == "jaxfeat.experiments"
-        else p
-        for p in _packages()
-    ],
-)
+@pytest.mark.parametrize("package", _packages())
 def test_no_module_is_shadowed_by_an_attribute_of_the_same_name(package):
     """For every submodule `package.name`, `package.name` is that module (DESIGN §8)."""
     pkg = importlib.import_module(package)
@@ -191,7 +176,9 @@ def test_no_module_is_shadowed_by_an_attribute_of_the_same_name(package):
     for info in pkgutil.iter_modules(pkg.__path__):
         full = f"{package}.{info.name}"
         before = getattr(pkg, info.name, None)  # importing a module rebinds the name: look first
-        module = importlib.import_module(full)
+        with warnings.catch_warnings():  # deprecated modules (kept for one release) warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module(full)
         for value in (before, getattr(pkg, info.name)):
             if value is not None and value is not module:
                 shadowed.append(f"{full} is {type(value).__name__}")
