@@ -15,4 +15,6 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -n 2
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/pip install -q ruff && $(VENV)/bin/ruff check jaxfeat tests benchmarks
+	$(VENV)/bin/pip install -q -e ".[lint]"
+	$(VENV)/bin/ruff check jaxfeat tests benchmarks
+	$(VENV)/bin/ruff format --check jaxfeat tests benchmarks

@@ -4,7 +4,6 @@ jaxtyping + beartype runtime shape checks are switched on for `jaxfeat` through
 `--jaxtyping-packages` in pyproject.toml, under pytest only.
 """
 
-import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -30,31 +29,48 @@ def getkey():
     return _getkey
 
 
-class _CompileLog(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.messages = []
+# JAX records this event once per XLA (backend) compilation, with the program's name; counting
+# events does not depend on the wording of JAX's log lines. If JAX renames the event, the positive
+# control in `compile_log` fails loudly instead of every "nothing compiled" check passing.
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_control_passed = False
 
-    def emit(self, record):
-        msg = record.getMessage()
-        if "Compiling" in msg or "compiling" in msg:
-            self.messages.append(msg)
+
+@contextmanager
+def _compiles():
+    names = []
+
+    def listen(event, duration, **kwargs):
+        if event == _COMPILE_EVENT:
+            names.append(str(kwargs.get("fun_name", "?")))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def _positive_control():
+    """A fresh function must be seen compiling once, or the compile counter is blind."""
+    global _control_passed
+    if not _control_passed:
+        with _compiles() as names:
+            jax.jit(lambda x: x + 1)(0.0).block_until_ready()  # a new lambda: never cached
+        assert names, f"no {_COMPILE_EVENT!r} event seen for a fresh jit: JAX renamed it?"
+        _control_passed = True
 
 
 @contextmanager
 def compile_log():
-    """Collect XLA compilation log lines emitted inside the block (jax.log_compiles)."""
-    handler = _CompileLog()
-    logger = logging.getLogger("jax")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        with jax.log_compiles(True):
-            yield handler.messages
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    """Collect the names of the XLA programs compiled inside the block (e.g. `jit(_ensemble)`).
+
+    Counts JAX's backend-compile monitoring event, after a positive control (a fresh `jax.jit`
+    must register one compile) so that an empty list means "nothing compiled", not "blind".
+    """
+    _positive_control()
+    with _compiles() as names:
+        yield names
 
 
 @pytest.fixture

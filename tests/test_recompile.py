@@ -1,0 +1,186 @@
+"""Nothing recompiles: every public entry point, called a second time with new values of the
+same shapes, compiles nothing (DESIGN §6.7).
+
+Each check has a positive control: the first call, on shapes no other test uses, must be seen
+compiling, so that a blind compile counter (say, JAX renamed its monitoring event) fails here
+instead of every "nothing compiled" passing.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import compile_log
+
+import jaxfeat as jf
+
+# odd sizes that no other test uses: the first call must compile (the positive control)
+D, N_ROWS, WIDTH = 11, 37, 13
+
+
+def _spikes():
+    return getattr(jf, "one_step_spikes", None) or jf.algorithms.one_step_spikes
+
+
+def first_compiles_second_does_not(first, second):
+    with compile_log() as before:
+        jax.block_until_ready(first())
+    assert before, "control: the first call compiled nothing (or the compile counter is blind)"
+    with compile_log() as after:
+        jax.block_until_ready(second())
+    assert not after, f"the second call (new values, same shapes) compiled: {after}"
+
+
+def single_index(key, d=D):
+    beta = jax.random.normal(key, (d,))
+    return jf.data.SingleIndex(beta, [0.0, 1.0, 0.5], noise=0.1)
+
+
+def test_compile_log_sees_a_compile():
+    with compile_log() as names:
+        jax.jit(lambda x: x * 2)(1.0)  # a new function object is never in the cache
+    assert names
+
+
+# Found by these tests: called eagerly, these rebuild a `lax.scan` body closure on every call,
+# and XLA compiles the scan again (`jit(scan)`) for new values of the same shapes. Under
+# `jax.jit` (as the scan engine calls them) they compile once. Fix: hoist the scan bodies or
+# jit the entry points; then these marks go.
+EAGER_SCAN_RECOMPILES = pytest.mark.xfail(
+    reason="eager call recompiles lax.scan (a fresh body closure per call)", strict=False
+)
+
+
+@pytest.mark.parametrize(
+    "path, mode",
+    [
+        pytest.param("dense", "eager", marks=EAGER_SCAN_RECOMPILES),
+        pytest.param("krylov", "eager", marks=EAGER_SCAN_RECOMPILES),
+        ("dense", "jit"),
+        ("krylov", "jit"),
+    ],
+)
+def test_one_step_spikes(path, mode):
+    size = {"n": N_ROWS, "n_tilde": 41, "N": WIDTH, "n_test": 29, "k": 3, "degree": 4}
+    if path == "krylov":
+        size.update(N=WIDTH + 2, tile=16, iters=2)  # the matrix-free path on LazyFeatures
+
+    def run(key, dist, alpha, c):
+        return _spikes()(key, dist, alpha=alpha, c=c, **size)
+
+    run = jax.jit(run) if mode == "jit" else run
+
+    def call(seed, alpha, c):
+        key = jax.random.key(seed)
+        return run(key, single_index(jax.random.fold_in(key, 1)), alpha, c)
+
+    first_compiles_second_does_not(lambda: call(0, 0.2, 1.0), lambda: call(1, 0.35, 2.0))
+
+
+def test_ridge_path():
+    def call(seed):
+        k = jax.random.split(jax.random.key(seed), 4)
+        F, y = jax.random.normal(k[0], (43, 17)), jax.random.normal(k[1], (43,))
+        Ft, yt = jax.random.normal(k[2], (19, 17)), jax.random.normal(k[3], (19,))
+        lambdas = jnp.logspace(-3, 0, 5) * (1 + seed)
+        return jf.ridge_path(F, y, lambdas, Ft, yt)
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+DISTRIBUTIONS = {
+    "single_index": lambda k: single_index(k, 7),
+    "multi_index": lambda k: jf.data.MultiIndex(
+        jnp.linalg.qr(jax.random.normal(k, (7, 2)))[0].T, [[0.0, 1.0], [0.5, 0.0]], noise=0.1
+    ),
+    "teacher": lambda k: jf.data.Teacher(jf.TwoLayer.init(k, 3, 7, "relu"), noise=0.1),
+    "xor": lambda k: jf.data.GaussianMixture.xor(7),
+    "parity": lambda k: jf.data.SparseParity(7, (0, 2, 5)),
+    "linear": lambda k: jf.data.LinearSeparable(jax.random.normal(k, (7,)), 0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+def test_sample(name):
+    """dist.sample, eagerly and under jit with the distribution as an argument: new keys and
+    new array values (same shapes) compile nothing."""
+    make, n = DISTRIBUTIONS[name], 53
+
+    def call(seed):
+        key = jax.random.key(seed)
+        return make(jax.random.fold_in(key, 1)).sample(key, n)
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+    jitted = jax.jit(lambda dist, key: dist.sample(key, n + 2))
+
+    def jit_call(seed):
+        key = jax.random.key(seed)
+        return jitted(make(jax.random.fold_in(key, 1)), key)
+
+    first_compiles_second_does_not(lambda: jit_call(0), lambda: jit_call(1))
+
+
+@pytest.mark.xfail(reason="issue #14 item 3: noise/margin/flip are static fields today")
+def test_sample_under_jit_with_new_numeric_parameters():
+    jitted = jax.jit(lambda dist, key: dist.sample(key, 59))
+    first_compiles_second_does_not(
+        lambda: jitted(jf.data.LinearSeparable(np.ones(7), 0.1, flip=0.05), jax.random.key(0)),
+        lambda: jitted(jf.data.LinearSeparable(np.ones(7), 0.2, flip=0.1), jax.random.key(1)),
+    )
+
+
+@pytest.mark.parametrize(
+    "activation, method",
+    [("relu", "closed_form"), pytest.param("tanh", "hermite", marks=EAGER_SCAN_RECOMPILES)],
+)
+def test_population_loss(activation, method):
+    def call(seed):
+        ks, kt = jax.random.split(jax.random.key(seed))
+        student = jf.TwoLayer.init(ks, 6, D, activation, b_std=0.0)
+        teacher = jf.TwoLayer.init(kt, 2, D, activation, b_std=0.0)
+        return jf.population_loss(student, teacher, method=method, degree=9)
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+@pytest.mark.parametrize("kind", ["single_index", "mixture"])
+def test_population_gradient(kind):
+    def call(seed):
+        kd, kw, kb = jax.random.split(jax.random.key(seed), 3)
+        dist = single_index(kd) if kind == "single_index" else jf.data.GaussianMixture.xor(D)
+        W, b = jax.random.normal(kw, (WIDTH, D)), 0.1 * jax.random.normal(kb, (WIDTH,))
+        return jf.population_gradient(dist, W, b)
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_train():
+    """A second run with a new key, new initial weights and a new teacher (same shapes and the
+    same optimizer object) compiles nothing."""
+    optimizer = optax.sgd(0.05)
+
+    def call(seed):
+        kn, kt, key = jax.random.split(jax.random.key(seed), 3)
+        teacher = jf.TwoLayer.init(kt, 2, D, "sigma_ge2", "gaussian")
+        net = jf.TwoLayer.init(kn, 5, D, "sigma_ge2", "gaussian")
+        objective = jf.objectives.Population(teacher)
+        return jf.train(key, net, objective, optimizer, steps=7, log_every=7)
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_train_learning_rate_sweep_under_jit():
+    """The way to sweep a learning rate: jit over a traced lr (a new optax.sgd(lr) object per
+    eager call is a new static argument)."""
+
+    @jax.jit
+    def run(key, lr):
+        net = jf.TwoLayer.init(key, 5, D, "sigma_ge2", "gaussian")
+        teacher = jf.TwoLayer.init(jax.random.fold_in(key, 1), 3, D, "sigma_ge2", "gaussian")
+        objective = jf.objectives.Population(teacher)
+        return jf.train(key, net, objective, optax.sgd(lr), steps=7, log_every=7)[1]["loss"]
+
+    first_compiles_second_does_not(
+        lambda: run(jax.random.key(0), 0.05), lambda: run(jax.random.key(1), 0.2)
+    )
