@@ -26,7 +26,7 @@ LAMBDAS = np.logspace(-7, 0, 15)
 def jax_program(n, N, n_test, batch):
     def one(key_alpha):
         key, alpha = key_alpha
-        out = spikes_run(key, alpha=alpha, n=n, dim=N, N=N, n_test=n_test)
+        out = spikes_run(key, alpha=alpha, n=n, dim=N, width=N, n_test=n_test)
         return out["n_outliers"], out["test_mse_w1"]
 
     @jax.jit

@@ -58,7 +58,9 @@ def main():
 
     n, d = args.n, args.dim
     dist = jf.data.SingleIndex(np.eye(1, d)[0], [0, 1.0, 0.5 * np.sqrt(2)], noise=0.1)
-    kw = dict(n=n, N=d, activation=args.activation, output_scale="1/sqrt(N)", tile=args.tile)
+    kw = dict(
+        n=n, width=d, activation=args.activation, output_scale="1/sqrt(width)", tile=args.tile
+    )
 
     @jax.jit
     def seed(key, alpha):

@@ -36,6 +36,44 @@ def ridge_path(
     eigenvalues of the (centred) Gram matrix divided by n, ascending: the squared singular values
     of F/√n) and, with a test set, `test_mse` (L,) and `best` (index of the smallest test error).
     """
+    _check_ridge_args(F, y, lambdas, F_test, y_test)
+    F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
+    N = F.shape[1]
+    fm = jnp.mean(F, axis=0) if intercept else jnp.zeros(N, F.dtype)
+    ym = jnp.mean(y) if intercept else jnp.zeros((), F.dtype)
+    Fc, yc = F - fm[None, :], y - ym
+    e, coef = _ridge_coefficients(Fc, yc, lam)
+    b0 = ym - coef @ fm
+    out = {
+        "coef": coef,
+        "intercept": b0,
+        "gram_eigenvalues": e,
+        "train_mse": jnp.mean((F @ coef.T + b0[None, :] - y[:, None]) ** 2, axis=0),
+    }
+    if F_test is not None:
+        pred = jnp.asarray(F_test) @ coef.T + b0[None, :]
+        out["test_mse"] = jnp.mean((pred - jnp.asarray(y_test)[:, None]) ** 2, axis=0)
+        out["best"] = jnp.argmin(out["test_mse"])
+    return out
+
+
+def _ridge_coefficients(Fc, yc, lam):
+    """(eigenvalues of the Gram matrix / n, coefficients (L, N)) of min |Fc·a − yc|²/n + λ|a|²
+    for every λ, from one eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n."""
+    n, N = Fc.shape
+    if N <= n:
+        e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
+        proj = V.T @ (Fc.T @ yc) / n  # (N,)
+        return e, (V[None, :, :] * (proj[None, :] / (e[None, :] + lam[:, None]))[:, None, :]).sum(
+            -1
+        )
+    e, U = jnp.linalg.eigh(Fc @ Fc.T / n)  # a = Fcᵀ (FcFcᵀ/n + λ)⁻¹ y/n
+    proj = U.T @ yc / n
+    alpha = (proj[None, :] / (e[None, :] + lam[:, None])) @ U.T  # (L, n)
+    return e, alpha @ Fc
+
+
+def _check_ridge_args(F, y, lambdas, F_test, y_test) -> None:
     n, N = _checks.check_ndim("F", F, 2, "(n, N)")
     _checks.check_shape("y", y, (n,), "(n,)")
     L = _checks.check_ndim("lambdas", lambdas, 1, "(L,)")[0]
@@ -49,28 +87,3 @@ def ridge_path(
         nt = _checks.check_ndim("F_test", F_test, 2, f"(n_test, {N})")[0]
         _checks.check_shape("F_test", F_test, (nt, N), "(n_test, N)")
         _checks.check_shape("y_test", y_test, (nt,), "(n_test,)")
-    F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
-    fm = jnp.mean(F, axis=0) if intercept else jnp.zeros(N, F.dtype)
-    ym = jnp.mean(y) if intercept else jnp.zeros((), F.dtype)
-    Fc, yc = F - fm[None, :], y - ym
-    if N <= n:
-        e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
-        proj = V.T @ (Fc.T @ yc) / n  # (N,)
-        coef = (V[None, :, :] * (proj[None, :] / (e[None, :] + lam[:, None]))[:, None, :]).sum(-1)
-    else:
-        e, U = jnp.linalg.eigh(Fc @ Fc.T / n)  # a = Fcᵀ (FcFcᵀ/n + λ)⁻¹ y/n
-        proj = U.T @ yc / n
-        alpha = (proj[None, :] / (e[None, :] + lam[:, None])) @ U.T  # (L, n)
-        coef = alpha @ Fc
-    b0 = ym - coef @ fm
-    out = {
-        "coef": coef,
-        "intercept": b0,
-        "gram_eigenvalues": e,
-        "train_mse": jnp.mean((F @ coef.T + b0[None, :] - y[:, None]) ** 2, axis=0),
-    }
-    if F_test is not None:
-        pred = jnp.asarray(F_test) @ coef.T + b0[None, :]
-        out["test_mse"] = jnp.mean((pred - jnp.asarray(y_test)[:, None]) ** 2, axis=0)
-        out["best"] = jnp.argmin(out["test_mse"])
-    return out

@@ -370,7 +370,7 @@ def test_one_step_refuses_a_step_size_that_is_not_positive(c):
 
     dist = data.SingleIndex(np.eye(1, 4)[0], [0.0, 1.0])
     with pytest.raises(InputError, match="c must be finite and > 0"):
-        one_step(jax.random.key(0), dist, n=8, N=4, c=c)
+        one_step(jax.random.key(0), dist, n=8, width=4, c=c)
 
 
 def test_recovery_probability_counts_only_finished_seeds():

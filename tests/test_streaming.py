@@ -106,7 +106,7 @@ def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, act, remove_low_
     d, n, N, alpha, c = 12, 50, 9, 0.3, 2.0  # n = 50: the last row tile is padded
     key, dist = getkey(), dist_for(d)
     res = jf.one_step(
-        key, dist, n=n, N=N, activation=act, alpha=alpha, c=c, output_scale="1/sqrt(N)",
+        key, dist, n=n, width=N, activation=act, alpha=alpha, c=c, output_scale="1/sqrt(width)",
         remove_low_order=remove_low_order, tile=tile,
     )  # fmt: skip
     X, y = materialize(SampledRows(dist, n, key=jax.random.split(key, 3)[0], tile=tile))
@@ -133,7 +133,7 @@ def test_gradient_is_added_in_column_blocks_exactly_once(getkey, block):
 
 def test_step_options_gaussian_init_and_direct_eta(getkey):
     key, dist = getkey(), dist_for(400)
-    res = jf.one_step(key, dist, n=30, N=300, init="gaussian", eta=0.7)
+    res = jf.one_step(key, dist, n=30, width=300, scheme="gaussian", eta=0.7)
     assert float(res.eta) == pytest.approx(0.7)
     # Ba et al.: rows N(0, I/d), so |w|² ≈ 1 ± √(2/d) and not exactly 1
     norms2 = np.sum(np.asarray(res.W0) ** 2, axis=1)
@@ -145,12 +145,14 @@ def test_scale_path_equals_dense_statistics_on_the_same_rows(getkey):
     """`one_step_spikes(tile=…)` streams everything; on its own rows, materialised, the dense
     `count_spikes` gives the same statistics (Krylov space: 5 blocks of k + 10 = 14 = all 70)."""
     dist, key = dist_for(80), getkey()
-    kw = dict(n=600, n_tilde=500, N=70, activation="relu", alpha=0.4, output_scale="1/sqrt(N)")
+    kw = dict(
+        n=600, n_tilde=500, width=70, activation="relu", alpha=0.4, output_scale="1/sqrt(width)"
+    )
     out = one_step_spikes(key, dist, tile=128, k=4, iters=5, **kw)
     assert "test_mse_w1" not in out and "f0_edge" not in out
     k_step, k_feat, _ = jax.random.split(key, 3)
     step = jf.one_step(
-        k_step, dist, n=600, N=70, activation="relu", alpha=0.4, output_scale="1/sqrt(N)",
+        k_step, dist, n=600, width=70, activation="relu", alpha=0.4, output_scale="1/sqrt(width)",
         tile=128,
     )  # fmt: skip
     Xt, _ = materialize(SampledRows(dist, 500, key=jax.random.split(k_feat)[0], tile=128))
@@ -167,7 +169,7 @@ def test_scale_path_vmaps_and_jits(getkey):
     f = jax.jit(
         jax.vmap(
             lambda k, a: one_step_spikes(
-                k, dist, n=300, n_tilde=300, N=40, alpha=a, tile=64, k=3, iters=3
+                k, dist, n=300, n_tilde=300, width=40, alpha=a, tile=64, k=3, iters=3
             )["singular_values"]
         )
     )
@@ -195,7 +197,7 @@ BAD = [
     ),
     (lambda: SampledRows(dist_for(3), 0, key=jax.random.key(0)), "n must be positive"),
     (lambda: ArrayRows(np.ones((5, 3)), np.ones(4)), "y must have shape"),
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, N=4, tile=0), "tile must be"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, tile=0), "tile must be"),
 ]
 
 

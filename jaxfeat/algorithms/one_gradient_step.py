@@ -13,6 +13,8 @@ W₀ + (η/n) diag(a)[σ'(W₀Xᵀ) ⊙ 1rᵀ] X with r = y − f_{W₀}(X).
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -119,25 +121,16 @@ def one_step(
 
     **Returns:** a `OneStepResult`.
     """
-    _checks.check_key(key)
-    if not isinstance(dist, Distribution):
-        raise InputError(f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}")
+    _check_step_args(key, dist, alpha, c, eta)
     n = _checks.check_positive_int("n", n)
     N = _check_width("one_step", width, N)
     scheme = _check_scheme("one_step", scheme, init)
     output_scale = _vocabulary.output_scale("one_step", output_scale)
     act = _act.get(activation)
-    _check_alpha(alpha)
-    _check_positive_scalar("c", c)
-    if eta is not None:
-        _check_positive_scalar("eta", eta)
     tile = None if tile is None else _checks.check_positive_int("tile", tile)
     k_data, k_w, k_a = jax.random.split(key, 3)
     d = dist.dim
-    if tile is None:
-        rows = ArrayRows(*dist.sample(k_data, n), tile=n)
-    else:
-        rows = SampledRows(dist, n, key=k_data, tile=tile)
+    rows = _step_rows(k_data, dist, n, tile)
     dtype = jnp.zeros(()).dtype
     W0 = unit_rows(k_w, N, d, scheme, dtype, tile)
     a = jax.random.normal(k_a, (N,), dtype) / np.sqrt(N)
@@ -146,20 +139,39 @@ def one_step(
     adjust = _low_order_remover(rows) if remove_low_order else (lambda X, y: y)
     # centred homogeneous neurons (sigma_ge2) depend on |w_i| too: ∂L/∂w_i gets ∂L/∂|w_i|·w_i/|w_i|
     norms = TwoLayer(W0, jnp.zeros(N, dtype), a, act).norms() if act.removed else jnp.ones(N, dtype)
-
-    def tile_terms(X, y, valid):
-        """This tile's D = ∂L/∂(XW₀ᵀ) (tile, N), ∂L/∂|w| (N,) and its part of ζ = Xᵀr/n."""
-
-        def tile_loss(pre, norm):
-            r = jnp.where(valid, adjust(X, y) - scale * (act.neuron(pre, norm) @ a), 0.0)
-            return jnp.sum(r**2) / (2 * n), r
-
-        (D, g_norm), r = jax.grad(tile_loss, (0, 1), has_aux=True)(X @ W0.T, norms)
-        return D, g_norm, X.T @ r / n
-
+    tile_terms = functools.partial(_tile_terms, W0, a, norms, act, scale, adjust, n)
     block = d if tile is None else min(d, max(tile, 1024))  # columns of DᵀX added at a time
     W1, zeta = _gradient_step(rows, W0, norms, tile_terms, eta / scale, act.removed, block)
     return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale)
+
+
+def _step_rows(key, dist, n, tile):
+    """The step's n samples: drawn at once, or (`tile`) tile by tile and never stored."""
+    if tile is None:
+        return ArrayRows(*dist.sample(key, n), tile=n)
+    return SampledRows(dist, n, key=key, tile=tile)
+
+
+def _tile_terms(W0, a, norms, act, scale, adjust, n, X, y, valid):
+    """One tile's D = ∂L/∂(XW₀ᵀ) (tile, N), ∂L/∂|w| (N,) and its part of ζ = Xᵀr/n, for the
+    squared loss L = Σ r²/(2n), r = y − scale·σ(XW₀ᵀ)a over the tile's valid rows."""
+
+    def tile_loss(pre, norm):
+        r = jnp.where(valid, adjust(X, y) - scale * (act.neuron(pre, norm) @ a), 0.0)
+        return jnp.sum(r**2) / (2 * n), r
+
+    (D, g_norm), r = jax.grad(tile_loss, (0, 1), has_aux=True)(X @ W0.T, norms)
+    return D, g_norm, X.T @ r / n
+
+
+def _check_step_args(key, dist, alpha, c, eta) -> None:
+    _checks.check_key(key)
+    if not isinstance(dist, Distribution):
+        raise InputError(f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}")
+    _check_alpha(alpha)
+    _check_positive_scalar("c", c)
+    if eta is not None:
+        _check_positive_scalar("eta", eta)
 
 
 def _gradient_step(rows, W0, norms, tile_terms, step, has_norm_term, block):
@@ -245,7 +257,8 @@ def one_step_spikes(
     With `tile`, the scale path: the step is streamed (`one_step(tile=…)`), X̃ is drawn tile
     by tile and never stored, and the spike statistics come from the matrix-free Krylov path
     (`iters` blocks) on `LazyFeatures`, so memory is O(N·d + tile·(N + d)) whatever n and ñ
-    are. The ridge readout and the F₀ edge (which need F or another Krylov run) are left out.
+    are. The ridge readout and the F₀ edge (which need F or another Krylov run) are NaN there
+    (`NOT_ON_THE_STREAMED_PATH`): both paths return the same keys.
 
     `width` is the number of neurons (`N=` its deprecated name); `step_kwargs` (`scheme`,
     `output_scale`, `eta`, `remove_low_order`) go to `one_step`.
@@ -254,10 +267,7 @@ def one_step_spikes(
     act = _act.get(activation)
     n = _checks.check_positive_int("n", n)
     n_tilde = _checks.check_positive_int("n_tilde", n_tilde)
-    degree = _checks.check_positive_int("degree", degree)
-    k = _checks.check_positive_int("k", k)
-    if not 1.0 <= _checks.check_nonneg_float("margin", margin):
-        raise InputError(f"margin must be >= 1 (outliers lie above margin × edge), got {margin}")
+    spikes = _check_spike_args(degree, k, margin)
     k_step, k_feat, k_test = jax.random.split(key, 3)
     res = one_step(
         k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
@@ -268,24 +278,50 @@ def one_step_spikes(
         "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
     }
     if tile is not None:
-        k_rows, k_spec = jax.random.split(k_feat)
-        F1 = LazyFeatures(SampledRows(dist, n_tilde, key=k_rows, tile=tile), res.W1, act)
-        stats = count_spikes(
-            F1, direction=res.zeta, degree=degree, k=k, margin=margin, key=k_spec, iters=iters
-        )
-        return {**stats, **info}
+        return _streamed_spikes(k_feat, dist, res, act, n_tilde, tile, iters, spikes) | info
+    n_test = _checks.check_positive_int("n_test", n_test)
+    return _dense_spikes(k_feat, k_test, dist, res, act, n_tilde, n_test, lambdas, spikes) | info
+
+
+def _check_spike_args(degree, k, margin) -> dict:
+    """`count_spikes`' arguments, checked."""
+    degree = _checks.check_positive_int("degree", degree)
+    k = _checks.check_positive_int("k", k)
+    if not 1.0 <= _checks.check_nonneg_float("margin", margin):
+        raise InputError(f"margin must be >= 1 (outliers lie above margin × edge), got {margin}")
+    return dict(degree=degree, k=k, margin=margin)
+
+
+# outputs the matrix-free path (`tile=`) has no value for: NaN there, on purpose. An experiment
+# that runs that path declares them `not_applicable`, so NaN keeps meaning "diverged" (DESIGN §8)
+NOT_ON_THE_STREAMED_PATH = ("f0_edge", "test_mse_w1", "test_mse_w0")
+
+
+def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[str, Array]:
+    """Spike statistics of F₁ on ñ rows drawn tile by tile (Krylov, `iters` blocks)."""
+    k_rows, k_spec = jax.random.split(key)
+    F1 = LazyFeatures(SampledRows(dist, n_tilde, key=k_rows, tile=tile), res.W1, act)
+    stats = count_spikes(F1, direction=res.zeta, key=k_spec, iters=iters, **spikes)
+    nan = jnp.full((), jnp.nan, res.W1.dtype)
+    return stats | dict.fromkeys(NOT_ON_THE_STREAMED_PATH, nan)
+
+
+def _dense_spikes(k_feat, k_test, dist, res, act, n_tilde, n_test, lambdas, spikes):
+    """Spike statistics of the dense F₁, the F₀ edge, and the ridge test errors of W₀ and W₁
+    features over `lambdas` (default 10⁻⁷..1) on `n_test` fresh points."""
     Xt, yt = dist.sample(k_feat, n_tilde)
-    Xs, ys = dist.sample(k_test, _checks.check_positive_int("n_test", n_test))
-    zeros = jnp.zeros(N, Xt.dtype)
+    Xs, ys = dist.sample(k_test, n_test)
+    zeros = jnp.zeros(res.W1.shape[0], Xt.dtype)
     feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
     F1, F0 = feats(res.W1, Xt), feats(res.W0, Xt)
-    stats = count_spikes(F1, hermite_features(Xt, res.zeta, degree), k=k, margin=margin)
+    degree = spikes["degree"]
+    stats = count_spikes(
+        F1, hermite_features(Xt, res.zeta, degree), k=spikes["k"], margin=spikes["margin"]
+    )
     lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
     r1 = ridge_path(F1, yt, lambdas, feats(res.W1, Xs), ys)
     r0 = ridge_path(F0, yt, lambdas, feats(res.W0, Xs), ys)
-    return {
-        **stats,
-        **info,
+    return stats | {
         # top singular value of F₀c, from the ridge fit's eigendecomposition of F₀cᵀF₀c/ñ
         "f0_edge": jnp.sqrt(n_tilde * jnp.maximum(r0["gram_eigenvalues"][-1], 0.0)),
         "test_mse_w1": jnp.min(r1["test_mse"]),

@@ -42,28 +42,21 @@ def run(
     dim = max(1, round(ratio * n)) if dim is None else _checks.check_positive_int("dim", dim)
     name, width = _vocabulary.renamed("spikes", "width", width, "N", N)
     width = dim if width is None else _checks.check_positive_int(name, width)
+    dist = SingleIndex(np.eye(1, dim)[0], _check_target(target), noise=noise)
+    n_tilde = n if n_tilde is None else n_tilde
+    step = dict(n=n, width=width, activation=activation, alpha=alpha, c=c)
+    spikes = dict(n_tilde=n_tilde, n_test=n_test, k=k, degree=degree, margin=margin)
+    return one_step_spikes(key, dist, **step, **spikes, output_scale=output_scale)
+
+
+def _check_target(target) -> list:
     if not isinstance(target, (list, tuple)) or not all(
         isinstance(t, (int, float)) and not isinstance(t, bool) for t in target
     ):
         raise InputError(
             f"target must be a list of Hermite coefficients of f* (numbers), got {target!r}"
         )
-    dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
-    return one_step_spikes(
-        key,
-        dist,
-        n=n,
-        n_tilde=n if n_tilde is None else n_tilde,
-        width=width,
-        n_test=n_test,
-        activation=activation,
-        alpha=alpha,
-        c=c,
-        k=k,
-        degree=degree,
-        margin=margin,
-        output_scale=output_scale,
-    )
+    return list(target)
 
 
 spikes_experiment = Experiment(
