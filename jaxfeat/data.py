@@ -119,6 +119,8 @@ def _raise_no_exact_gradient(dist: Distribution):
     raise InputError(dist.why_no_exact_gradient())
 
 
+Scalar = float | Float[Array, ""]  # a numeric parameter: a number, or a 0-d (maybe traced) array
+
 _NAMED_LINKS = {"relu": jax.nn.relu, "sign": jnp.sign}
 
 
@@ -148,7 +150,7 @@ class SingleIndex(Distribution):
     target: Callable | str | None = eqx.field(static=True)
 
     def __init__(
-        self, beta, hermite=None, noise: float = 0.0, *, target: Callable | str | None = None
+        self, beta, hermite=None, noise: Scalar = 0.0, *, target: Callable | str | None = None
     ):
         self.noise = _scalar("noise", noise)
         self.beta = _unit_vector("beta", beta)
@@ -202,7 +204,7 @@ class MultiIndex(Distribution):
     noise: Float[Array, ""]
     target: Callable | None = eqx.field(static=True)
 
-    def __init__(self, B, hermite=None, noise: float = 0.0, *, target: Callable | None = None):
+    def __init__(self, B, hermite=None, noise: Scalar = 0.0, *, target: Callable | None = None):
         self.noise = _scalar("noise", noise)
         k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
         if k == 0 or d == 0:
@@ -266,7 +268,7 @@ class Teacher(Distribution):
     net: Network
     noise: Float[Array, ""]
 
-    def __init__(self, net: Network, noise: float = 0.0):
+    def __init__(self, net: Network, noise: Scalar = 0.0):
         if not isinstance(net, Network) or len(_checks.shape_of("net.W", net.W)) != 2:
             raise InputTypeError(
                 "net must be a single (not ensembled) network such as jaxfeat.TwoLayer"
@@ -368,7 +370,13 @@ class SparseParity(Distribution):
     flip: Float[Array, ""]
 
     def __init__(
-        self, dim: int, support, *, structured_weight: float = 0.0, patterns=None, flip: float = 0.0
+        self,
+        dim: int,
+        support,
+        *,
+        structured_weight: float = 0.0,
+        patterns=None,
+        flip: Scalar = 0.0,
     ):
         self.n_dim = _checks.check_positive_int("dim", dim)
         self.flip = _check_flip(flip)
@@ -431,7 +439,7 @@ class LinearSeparable(Distribution):
     margin: Float[Array, ""]
     flip: Float[Array, ""]
 
-    def __init__(self, w_star, margin: float, *, flip: float = 0.0):
+    def __init__(self, w_star, margin: Scalar, *, flip: Scalar = 0.0):
         self.margin = _scalar("margin", margin)
         self.flip = _check_flip(flip)
         self.w_star = _unit_vector("w_star", w_star)

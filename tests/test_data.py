@@ -6,7 +6,9 @@ Each check is |estimate − truth| < 5 standard errors, the error estimated from
 
 import math
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import ndtr
@@ -135,6 +137,45 @@ def test_sampling_is_jittable_and_vmappable(getkey):
     keys = jax.random.split(getkey(), 4)
     X, y = jax.jit(jax.vmap(lambda k: dist.sample(k, 100)))(keys)
     assert X.shape == (4, 100, 5) and y.shape == (4, 100)
+
+
+SWEPT = {  # a numeric parameter of each law, as a function of its value
+    "SingleIndex.noise": lambda v: jf.data.SingleIndex(np.ones(4), target="relu", noise=v),
+    "MultiIndex.noise": lambda v: jf.data.MultiIndex(np.ones((2, 4)), np.ones((2, 3)), noise=v),
+    "SparseParity.flip": lambda v: jf.data.SparseParity(6, [0, 1], flip=v),
+    "LinearSeparable.margin": lambda v: jf.data.LinearSeparable(np.ones(4), v),
+    "LinearSeparable.flip": lambda v: jf.data.LinearSeparable(np.ones(4), 0.1, flip=v),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEPT))
+def test_numeric_parameters_are_leaves_not_recompiled(name, getkey):
+    """noise/flip/margin are array fields: a jitted function of the law traces once for two
+    values (it would trace twice, and fail here, were the field static), and a sweep over
+    the value vmaps through the constructor."""
+    make = SWEPT[name]
+    key = getkey()
+
+    def sample(dist):  # X and y, flattened together
+        X, y = dist.sample(key, 64)
+        return jnp.concatenate([X.ravel(), y])
+
+    draw = jax.jit(eqx.debug.assert_max_traces(sample, max_traces=1))
+    y1, y2 = draw(make(0.1)), draw(make(0.3))
+    assert not np.array_equal(y1, y2)  # the value reached the compiled program
+    ys = jax.vmap(lambda v: sample(make(v)))(jnp.array([0.1, 0.3]))
+    np.testing.assert_allclose(ys, np.stack([y1, y2]), rtol=1e-14, atol=1e-14)
+
+
+def test_exact_gradient_predicate():
+    """`has_exact_gradient` asks the law (the same reasons `population_gradient` raises)."""
+    has = jf.population.has_exact_gradient
+    assert has(jf.data.GaussianMixture.xor(3)) and has(jf.data.SparseParity(20, [0]))
+    assert not has(jf.data.SparseParity(21, [0])) and not has("xor")
+    assert has(jf.data.SingleIndex(np.ones(3), target="sign"))
+    assert not has(jf.data.SingleIndex(np.ones(3), target=jnp.tanh))
+    assert not has(jf.data.LinearSeparable(np.ones(3), 0.1))
+    assert not has(jf.data.MultiIndex(np.ones((2, 3)), target=lambda Z: Z[..., 0]))
 
 
 BAD = [
