@@ -121,7 +121,6 @@ def test_sample(name):
     first_compiles_second_does_not(lambda: jit_call(0), lambda: jit_call(1))
 
 
-@pytest.mark.xfail(reason="issue #14 item 3: noise/margin/flip are static fields today")
 def test_sample_under_jit_with_new_numeric_parameters():
     jitted = jax.jit(lambda dist, key: dist.sample(key, 59))
     first_compiles_second_does_not(
