@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks
+from .. import _checks, population
 from .._checks import InputError
 from ..data import Distribution, GaussianMixture, SparseParity
 from ..features import in_cone
@@ -109,11 +109,12 @@ def bayes_error(dist: Distribution, X: Array, y: Array) -> Array:
 
 
 def has_exact_gradient(dist: Distribution) -> bool:
-    """Whether `jaxfeat.population_gradient` is exact (and affordable) for `dist`."""
-    # TODO(#14): use population's predicate
-    if isinstance(dist, SparseParity):
-        return dist.dim <= _PARITY_EXACT_MAX_DIM
-    return isinstance(dist, GaussianMixture)
+    """Whether this procedure computes the exact G for `dist`: the law has one
+    (`jaxfeat.population.has_exact_gradient`, the single source of truth) and it is affordable
+    per seed (sparse parity's enumeration only up to dim 16 here, 20 in `population_gradient`)."""
+    if not population.has_exact_gradient(dist):
+        return False
+    return not isinstance(dist, SparseParity) or dist.dim <= _PARITY_EXACT_MAX_DIM
 
 
 def check_config(
