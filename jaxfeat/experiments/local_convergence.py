@@ -67,8 +67,8 @@ local_convergence_experiment = Experiment(
         # P(recovered) over width × n fixed training samples at d = 20 (stage 1's gradient,
         # stage 2's ridge and stage 3's full-batch GD on the same n samples; final loss and
         # recovery measured in population). A step costs ∝ n·width·d: 64 seeds a point took
-        # 414 s in float32 on 2 CPU cores, so 256 would take ≈ 28 min; n = 100 recovered no
-        # seed of 16 at any width 4–32
+        # 414 s in float32 on 2 CPU cores, 256 (this preset) 4,495 s with the cores shared by
+        # other jobs (≈ 28 min quiet); n = 100 recovered no seed of 16 at any width 4–32
         "paper_n": {
             "grid": {"decay": [1.0], "width": [4, 6, 8, 12, 16], "n": [250, 500, 1000]},
             "seeds": 256,
