@@ -62,9 +62,9 @@ EAGER_SCAN_RECOMPILES = pytest.mark.xfail(
     ],
 )
 def test_one_step_spikes(path, mode):
-    size = {"n": N_ROWS, "n_tilde": 41, "N": WIDTH, "n_test": 29, "k": 3, "degree": 4}
+    size = {"n": N_ROWS, "n_tilde": 41, "width": WIDTH, "n_test": 29, "k": 3, "degree": 4}
     if path == "krylov":
-        size.update(N=WIDTH + 2, tile=16, iters=2)  # the matrix-free path on LazyFeatures
+        size.update(width=WIDTH + 2, tile=16, iters=2)  # the matrix-free path on LazyFeatures
 
     def run(key, dist, alpha, c):
         return _spikes()(key, dist, alpha=alpha, c=c, **size)
