@@ -123,7 +123,7 @@ def test_scan_per_neuron_outputs_padded_widths_not_diverged(tmp_path):
     far = wt.where(ang >= 0.15).sum("neuron")
     np.testing.assert_allclose(far, ds["far_mass"], rtol=1e-12, atol=1e-300)
     np.testing.assert_array_equal((ang < 0.15).sum("neuron"), ds["n_near"].sum("teacher"))
-    for draw in (local_convergence_experiment.figure, plotting.neuron_points_figure):
+    for draw in (local_convergence_experiment.plot, plotting.neuron_points_figure):
         path = str(tmp_path / f"{draw.__name__}.png")
         assert draw(ds, path) == path
 
@@ -225,7 +225,7 @@ def test_recovery_heatmap_picks_and_names_axes(tmp_path):
     axes, fixed = plotting._heat_axes(ds3)
     assert axes == ("width", "dim") and fixed == {"n": 100}
     assert plotting._heat_axes(ds3, ("n", "dim"))[1] == {"width": 4}
-    fig, ax = plotting.plt.subplots()
+    fig, ax = plotting._subplots()
     title = plotting._recovery_panel(ax, ds3)
     assert "width × dim of dim, n, width" in title and "fixed n=100" in title, title
     assert "fixed" not in plotting._recovery_panel(ax, ds)

@@ -300,6 +300,7 @@ def test_bad_input(make, exc, match, no_compile):
         jf.population_loss(*args, **kwargs)
 
 
+@pytest.mark.parametrize("K", [0, 1, 7])
 def test_mehler_kernel_custom_vjp_matches_autodiff_of_the_plain_sum(getkey, K):
     CA = jax.random.normal(getkey(), (5, K + 1))
     CB = jax.random.normal(getkey(), (4, K + 1))

@@ -54,14 +54,13 @@ def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, marg
     raise InputError(f"data must be 'xor', 'parity' or 'linear', got {data!r}")
 
 
-_DATA = {"data": "xor", "dim": 32, "mu_norm": 3.0, "sigma": 1.0, "k": 5, "p_A": 0.5, "margin": 0.1}
 # the procedure's own parameters and defaults (log points every 50 steps for the figures)
 _TRAIN = keyword_defaults(gradient_features, skip=("dist", "directions", "ridges")) | {
     "log_every": 50
 }
 
 
-def run(key, *, data, dim, mu_norm, sigma, k, p_A, margin, **train):
+def run(key, *, data="xor", dim=32, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, margin=0.1, **train):
     """One seed: the distribution and directions of `make_data`, then
     `gradient_features(key, dist, directions=directions, **train)` (module docstring)."""
     dist, directions = make_data(
@@ -75,7 +74,7 @@ _NAN = math.nan
 gradient_features_experiment = Experiment(
     name="gradient_features",
     fn=run,
-    defaults=_DATA | _TRAIN,
+    defaults=keyword_defaults(run) | _TRAIN,
     description="Shi–Wei–Liang: one gradient-feature step + readout vs random features, NTK, NNGP",
     dynamic=frozenset({"width", "eta1", "lr", "weight_decay"}),
     padded={"width": "max_width"},

@@ -15,9 +15,12 @@ from ..training import log_steps
 from ._experiment import Experiment, keyword_defaults
 
 
-def run(key, *, decay, teacher, **procedure):
-    """One seed; `decay` is 1 (λ₀ 2^{−p}) or 0 (the no-decay control)."""
-    return local_convergence(key, decay=decay, teacher=tuple(teacher), **procedure)
+def run(key, *, decay=1.0, **procedure):
+    """One seed of `local_convergence(key, **procedure)`; `decay` is 1 (λ₀ 2^{−p}) or 0 (the
+    no-decay control); a stored `teacher` (a JSON list) is passed as a tuple."""
+    if "teacher" in procedure:
+        procedure["teacher"] = tuple(procedure["teacher"])
+    return local_convergence(key, decay=decay, **procedure)
 
 
 def _steps(p):
@@ -27,7 +30,7 @@ def _steps(p):
 local_convergence_experiment = Experiment(
     name="local_convergence",
     fn=run,
-    defaults=keyword_defaults(local_convergence) | {"decay": 1.0},
+    defaults=keyword_defaults(local_convergence) | keyword_defaults(run),
     description="Zhou–Ge: one step, convex readout, GD with halving weight decay vs no decay",
     dynamic=frozenset({"decay", "width", "lr", "lambda0", "eta1", "ridge"}),
     padded={"width": "max_width"},
