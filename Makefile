@@ -18,3 +18,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e ".[lint]"
 	$(VENV)/bin/ruff check jaxfeat tests benchmarks
 	$(VENV)/bin/ruff format --check jaxfeat tests benchmarks
+	$(VENV)/bin/pyright --pythonpath $(VENV)/bin/python jaxfeat

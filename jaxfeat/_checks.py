@@ -7,6 +7,7 @@ not known yet.
 from __future__ import annotations
 
 import jax
+import jax.core  # explicit: `jax` imports it only under a private name
 import numpy as np
 
 

@@ -44,7 +44,7 @@ def mixture_gradient(means, scales, labels, weights, W, b):
     zero = norms == 0
     inv = 1.0 / jnp.where(zero, 1.0, norms)
     s = scales[None, :]
-    t = ((b * inv)[:, None] - (W @ means.T) * inv[:, None]) / s
+    t: Array = ((b * inv)[:, None] - (W @ means.T) * inv[:, None]) / s
     t = jnp.where(zero[:, None], jnp.where(b[:, None] < 0, -jnp.inf, jnp.inf), t)
     py = (weights * labels)[None, :]
     G = (py * jax.scipy.special.ndtr(-t)) @ means
@@ -72,7 +72,7 @@ def _index_terms(c, rho, tau):
 
 def _directions(W, beta):
     """|w| (0 allowed), a safe divisor, ŵ (0 for w = 0) and ρ = ŵ·β clipped to [−1, 1]."""
-    norms = jnp.linalg.norm(W, axis=1)
+    norms: Array = jnp.linalg.norm(W, axis=1)
     safe = jnp.where(norms == 0, 1.0, norms)
     What = W / safe[:, None]
     return norms, safe, What, jnp.clip(What @ beta, -1.0, 1.0)

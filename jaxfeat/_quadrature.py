@@ -124,9 +124,12 @@ def gauss_legendre_panels(edges, nodes: int):
     return mid[..., None] + half[..., None] * t.reshape(shape), half[..., None] * v.reshape(shape)
 
 
-def project(values: np.ndarray, nodes: np.ndarray, weights: np.ndarray, degree: int) -> np.ndarray:
+def project(
+    values: np.ndarray | np.floating, nodes: np.ndarray, weights: np.ndarray, degree: int
+) -> np.ndarray:
     """c_k = Σ_i w_i g(x_i) h_k(x_i): the Hermite coefficients of g from its values at the nodes."""
-    return hermite_polynomials(nodes, degree).T @ (weights * values)
+    # NumPy nodes give NumPy polynomials (hermite_polynomials keeps the array type)
+    return hermite_polynomials(nodes, degree).T @ (weights * values)  # pyright: ignore[reportReturnType]
 
 
 def choose_rule(

@@ -19,14 +19,14 @@ def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
     ok = ~ds["diverged"] if "diverged" in ds else xr.ones_like(ds[dim], dtype=bool)
     if "finished" in ds:
         ok = ok & ds["finished"]
-    data = ds.drop_vars(["diverged", "finished"], errors="ignore").where(ok)
+    data: xr.Dataset = ds.drop_vars(["diverged", "finished"], errors="ignore").where(ok)
     data = data.drop_vars([c for c in data.coords if data[c].ndim == 0])  # from a .sel(x=…)
     for name in list(data.data_vars):
         fill = data[name].attrs.get("not_applicable")
         if fill is not None and fill != "NaN":
             data[name] = data[name].where(data[name] != float(fill))
     n = ok.sum(dim)
-    parts = [data.mean(dim), data.std(dim, ddof=1) / np.sqrt(data.count(dim))]
+    parts: list[xr.Dataset] = [data.mean(dim), data.std(dim, ddof=1) / np.sqrt(data.count(dim))]
     names = ["mean", "se"]
     for q in quantiles:
         parts.append(data.quantile(q, dim=dim).drop_vars("quantile"))
@@ -91,7 +91,7 @@ def recovery_threshold(ds, level=0.5, axis="width", fixed=None, boot=1000, seed=
         bs = np.array([_crossing(x, r[:, i].mean(1), level) for i in idx])
         reached = np.isfinite(bs)
         lo, hi = np.quantile(np.where(reached, bs, np.inf), [0.16, 0.84], method="inverted_cdf")
-        key = v.item() if hasattr(v, "item") else v
+        key = v.item() if v is not None and hasattr(v, "item") else v
         out[key] = (2.0**est, 2.0**lo, 2.0**hi, reached.mean())
     return out
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from ._checks import InputError, InputTypeError
 
@@ -130,7 +131,9 @@ def _run(args) -> int:
     _configure_jax(args)
     from ._scan import plan_summary, scan
 
-    common = dict(out=out, params=params, seed=args.seed, chunk_size=args.chunk_size)
+    common: dict[str, Any] = dict(
+        out=out, params=params, seed=args.seed, chunk_size=args.chunk_size
+    )
     common |= dict(memory_budget=args.memory_budget, devices=_devices(args.devices))
     if args.dry_run:
         print(plan_summary(exp, grid, seeds, **common))
@@ -240,7 +243,7 @@ def _info(args) -> int:
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
-    total = int(ds.attrs.get("chunks_total"))
+    total = int(ds.attrs.get("chunks_total"))  # pyright: ignore[reportArgumentType] - always stored
     runs = int(ds["finished"].size)
     diverged = int(ds["diverged"].sum())
     if "static_points" in attrs:

@@ -165,7 +165,9 @@ class SingleIndex(Distribution):
         """f*(z), elementwise."""
         if self.target is not None:
             return _NAMED_LINKS[self.target](z) if isinstance(self.target, str) else self.target(z)
-        return hermite_polynomials(z, self.hermite.shape[0] - 1) @ self.hermite.astype(z.dtype)
+        assert self.hermite is not None  # exactly one of hermite and target is set
+        h = hermite_polynomials(z, self.hermite.shape[0] - 1)  # JAX in, JAX out
+        return h @ self.hermite.astype(z.dtype)  # pyright: ignore[reportReturnType]
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
@@ -233,6 +235,7 @@ class MultiIndex(Distribution):
     def link(self, Z: Float[Array, "*batch k"]) -> Float[Array, "*batch"]:
         if self.target is not None:
             return self.target(Z)
+        assert self.hermite is not None  # exactly one of hermite and target is set
         H = hermite_polynomials(Z, self.hermite.shape[1] - 1)  # (..., k, K+1)
         return jnp.einsum("...jk,jk->...", H, self.hermite.astype(H.dtype))
 

@@ -21,7 +21,7 @@ __all__ = ["gradient_feature_fractions", "gradient_feature_set", "in_cone"]
 def in_cone(G: ArrayLike, directions: ArrayLike, gamma, B_G) -> Bool[Array, "m r"]:
     """[i, j]: cos(G_i, D_j) ≥ 1 − γ and |G_i| ≥ B_G (directions need not be unit vectors)."""
     G, D = jnp.asarray(G), jnp.asarray(directions)
-    norms = jnp.linalg.norm(G, axis=1)
+    norms: Array = jnp.linalg.norm(G, axis=1)
     Dhat = D / jnp.linalg.norm(D, axis=1, keepdims=True)
     cos = (G @ Dhat.T) / jnp.where(norms == 0, 1.0, norms)[:, None]
     return (cos >= 1.0 - gamma) & (norms >= B_G)[:, None]

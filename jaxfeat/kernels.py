@@ -176,7 +176,8 @@ def _project(act, s, b, z, weights, degree):
     cols, h_prev, h = [], None, jnp.ones_like(vals)
     for k in range(degree + 1):
         cols.append(jnp.sum(vals * h, axis=-1))
-        h_prev, h = h, (z * h - (math.sqrt(k) * h_prev if k else 0.0)) / math.sqrt(k + 1)
+        lower = 0.0 if h_prev is None else math.sqrt(k) * h_prev  # no h_{k-1} term at k = 0
+        h_prev, h = h, (z * h - lower) / math.sqrt(k + 1)
     return jnp.stack(cols, axis=-1), jnp.sum(vals * n, axis=-1)
 
 

@@ -184,7 +184,7 @@ def _as_float(x, dtype=None) -> Array:
 
 def _resolve_widths(width, max_width, scheme) -> int:
     """Validate a width (and the padding it needs) in Python, before any tracing."""
-    if isinstance(width, jax.core.Tracer) or isinstance(width, jax.Array) and width.ndim == 0:
+    if not _checks.is_concrete(width) or isinstance(width, jax.Array) and width.ndim == 0:
         if max_width is None:
             raise InputTypeError("max_width: required when width is an array (vmapped width sweep)")
         return _checks.check_positive_int("max_width", max_width)
@@ -328,7 +328,7 @@ def fit_readout(
     """
     n = _checks.check_ndim("x", x, 2, "(n, dim)")[0]
     _checks.check_shape("y", y, (n,), "(n,)")
-    if _checks.is_concrete(ridge) and not float(ridge) > 0:
+    if _checks.is_concrete(ridge) and not float(np.asarray(ridge)) > 0:
         raise InputError(f"ridge must be > 0, got {ridge}")
     F = net.scale * jnp.where(net.mask, net.features(x), 0.0)
     gram = F.T @ F / n + ridge * jnp.eye(net.width, dtype=F.dtype)

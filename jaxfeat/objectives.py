@@ -211,7 +211,8 @@ class Online(Objective):
     def evaluate(self, net):
         if self.test is None:
             raise InputError("Online.evaluate needs a held-out sample: call bind(key) first")
-        out = _metrics(self.loss, net, *self.test, "")
+        X_test, y_test = self.test
+        out = _metrics(self.loss, net, X_test, y_test, "")
         return out | {f"test_{k}": v for k, v in out.items()}
 
 
@@ -267,7 +268,8 @@ class Dataset(Objective):
     def evaluate(self, net):
         out = _metrics(self.loss, net, self.X, self.y, "")
         if self.test is not None:
-            out |= _metrics(self.loss, net, *self.test, "test_")
+            X_test, y_test = self.test
+            out |= _metrics(self.loss, net, X_test, y_test, "test_")
         return out
 
 

@@ -228,7 +228,7 @@ def width_sweep(ds, path: str) -> str:
     ax.set_ylabel("excess test MSE")
     ax.set_title(f"random-features ridge, {_seeds_label(ds)}")
     if others:
-        ax.legend(fontsize=8, title=", ".join(others))
+        ax.legend(fontsize=8, title=", ".join(map(str, others)))
     fig.tight_layout()
     fig.savefig(path)
     return path

@@ -97,6 +97,7 @@ def population_loss(
     guard = _biases_for(method, student, teacher)
     a, at = _effective_a(student), _effective_a(teacher)
     if method == "closed_form":
+        assert guard is not None  # _biases_for returns an array for the closed form
         K = lambda A, B: kernels.dual_kernel(act, A, B, method="closed_form")  # noqa: E731
         loss = a @ K(student.W, student.W) @ a - 2 * a @ K(student.W, teacher.W) @ at
         return loss + at @ K(teacher.W, teacher.W) @ at + guard

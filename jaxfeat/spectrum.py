@@ -289,7 +289,7 @@ def _block_krylov(apply, N, key, dtype, *, problems, block, iters):
     return evals[:, ::-1], (B @ Y)[:, :, ::-1]
 
 
-def _top(evals, vecs, k):
+def _top(evals, vecs, k) -> tuple[Array, Array]:
     """The k largest eigenpairs of an ascending `eigh`, as singular values √λ (decreasing)."""
     return jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0)), vecs[:, ::-1][:, :k]
 
@@ -299,7 +299,8 @@ def _dense_spectrum(F, k, center):
     n, N = F.shape
     Fc = F - jnp.mean(F, axis=0, keepdims=True) if center else F
     right = N <= n
-    s, Y = _top(*jnp.linalg.eigh(Fc.T @ Fc if right else Fc @ Fc.T), k)
+    evals, vecs = jnp.linalg.eigh(Fc.T @ Fc if right else Fc @ Fc.T)
+    s, Y = _top(evals, vecs, k)
     other = (Fc @ Y if right else Fc.T @ Y) / jnp.where(s > 0, s, 1.0)[None, :]
     return (s, other, Y) if right else (s, Y, other)
 
@@ -346,7 +347,8 @@ def hermite_features(X: ArrayLike, direction: ArrayLike, degree: int = 8) -> Arr
     """He_1..He_degree of X̃ u for the unit direction u = direction/|direction| (normalised h_k),
     shape (n, degree): the candidate left singular vectors of the spikes (MATH §4.2)."""
     u = jnp.asarray(direction)
-    return hermite_polynomials(X @ (u / jnp.linalg.norm(u)), degree)[:, 1:]
+    # a JAX argument gives JAX polynomials (hermite_polynomials keeps the array type)
+    return hermite_polynomials(X @ (u / jnp.linalg.norm(u)), degree)[:, 1:]  # pyright: ignore[reportReturnType]
 
 
 def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) -> dict:
@@ -357,12 +359,13 @@ def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) ->
     - `capture[j]`: ‖P_U ĥ_j‖², how much of the normalised feature h_j lies in the outlier
       subspace U. With U = F_c V/s all of it follows from HᵀF_c: Uᵀh_j = S⁻¹Vᵀ(F_cᵀh_j).
     """
+    s = jnp.asarray(s)
     L = jnp.linalg.cholesky(HtH)  # span(H) = span(Q), Q = H L⁻ᵀ orthonormal
     safe = jnp.where(s > 0, s, 1.0)
     UtH = (V.T @ HtFc.T) / safe[:, None]  # (k, J): u_iᵀ h_j
     mass_in_H = jnp.sum(jax.scipy.linalg.solve_triangular(L, UtH.T, lower=True) ** 2, axis=0)
     outlier = s > margin * deflated_edge
-    UtH_hat = UtH / jnp.sqrt(jnp.diag(HtH))[None, :]
+    UtH_hat: Array = UtH / jnp.sqrt(jnp.diag(HtH))[None, :]
     capture = jnp.sum(jnp.where(outlier[:, None], UtH_hat**2, 0.0), axis=0)
     return {
         "singular_values": s,
@@ -405,7 +408,8 @@ def count_spikes(
     mu, HtFc, HtH = F.hermite_stats(H, direction, degree)
     B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
     spikes = _dense_spikes if method == "dense" else _krylov_spikes
-    s, V, edge = spikes(F, mu, B, k=k, key=key, iters=iters)
+    # F is dense on the dense path (densified above)
+    s, V, edge = spikes(F, mu, B, k=k, key=key, iters=iters)  # pyright: ignore[reportArgumentType]
     return spike_statistics(s, V, HtFc, HtH, edge, margin=margin)
 
 
@@ -413,7 +417,8 @@ def _dense_spikes(F: DenseFeatures, mu, B, *, k, key, iters):
     """Top-k of F_cᵀF_c and the deflated edge, by two `eigh`s of N×N matrices."""
     Fc = F.F - mu[None, :]
     gram = Fc.T @ Fc
-    s, V = _top(*jnp.linalg.eigh(gram), k)
+    evals, vecs = jnp.linalg.eigh(gram)
+    s, V = _top(evals, vecs, k)
     top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
     return s, V, jnp.sqrt(jnp.maximum(top, 0.0))
 

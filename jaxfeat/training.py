@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from . import _checks
 from ._checks import InputError, InputTypeError
@@ -29,6 +30,10 @@ TRAINABLE = ("W", "b", "a")
 _BUILTIN = ("step", "loss", "test_loss", "error", "test_error", "penalty", "a_norm", "W_norm")
 
 
+# λ: a number, a scalar array, an optax schedule t ↦ λ(t), or a dict of those by leaf name
+WeightDecay = ArrayLike | Callable[..., Any] | Mapping[str, Any]
+
+
 def train(
     key: PRNGKeyArray,
     net: TwoLayer,
@@ -38,7 +43,7 @@ def train(
     steps: int,
     log_every: int | None = None,
     trainable=None,
-    weight_decay=0.0,
+    weight_decay: WeightDecay = 0.0,
     metrics: Callable | None = None,
 ) -> tuple[TwoLayer, dict[str, Array]]:
     """Train `net` on `objective` with an optax `optimizer` for `steps` steps.
@@ -212,7 +217,7 @@ def _record(carry, *, objective, frozen, decay, metrics) -> dict[str, Array]:
     """The history at one log point: step, the objective's metrics, penalty, norms, diverged
     and the user's metrics."""
     params, _, _, t, diverged = carry
-    trained = eqx.combine(params, frozen)
+    trained: TwoLayer = eqx.combine(params, frozen)
     out = {"step": t, **objective.evaluate(trained)}
     out["penalty"] = _penalty(trained, decay, t)
     a = jnp.where(trained.mask, trained.a, 0.0)
@@ -291,7 +296,7 @@ def _penalty(net: TwoLayer, decay: dict, t) -> Array:
     """Σ_leaf λ_leaf(t)/2 · |θ_leaf|² over the active neurons."""
     total = jnp.zeros((), net.W.dtype)
     for name, lam in decay.items():
-        x = getattr(net, name)
+        x: Array = getattr(net, name)
         m = net.mask.reshape(net.mask.shape + (1,) * (x.ndim - 1))
         lam_t = jnp.asarray(lam(t) if callable(lam) else lam, net.W.dtype)
         total = total + 0.5 * lam_t * jnp.sum(jnp.where(m, x, 0.0) ** 2)

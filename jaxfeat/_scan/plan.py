@@ -49,7 +49,9 @@ class Plan:
             "seeds": self.seeds,
             "key": self.key,  # the stored name of the base seed (stores from before 0.2 agree)
         }
-        if jax.config.jax_enable_x64:  # float64 results never mix with float32 ones
+        # float64 results never mix with float32 ones (a dynamic config attribute: pyright
+        # cannot see it)
+        if jax.config.jax_enable_x64:  # pyright: ignore[reportAttributeAccessIssue]
             self.config["x64"] = True
         _json(self.config)  # every value must serialise, so the store can hold it
 

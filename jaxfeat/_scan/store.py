@@ -286,6 +286,7 @@ def _read_good_chunks(path, ds, mask):
     out = ds.copy()
     for name in ds.data_vars:
         arr = group[name]
+        assert isinstance(arr, zarr.Array)  # data variables are arrays, never groups
         empty = name == "diverged"
         data = np.zeros(arr.shape, bool) if empty else np.full(arr.shape, np.nan)
         chunk = arr.chunks
@@ -390,8 +391,10 @@ class BaseStore:
 
     def region(self, s: int, c: int) -> tuple:
         point = dict(zip(self.plan.static, self.plan.static_points[s]))
-        lo = c * self.chunk_size
-        seeds = slice(lo, min(lo + self.chunk_size, self.plan.seeds))
+        size = self.chunk_size
+        assert size is not None  # set by ensure(), before any region
+        lo = c * size
+        seeds = slice(lo, min(lo + size, self.plan.seeds))
         return tuple(point.get(a, slice(None)) for a in self.plan.axes) + (seeds,)
 
     def attrs(self) -> dict:
@@ -479,7 +482,7 @@ class ZarrStore(BaseStore):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not recognized as a component")
             self.group = zarr.open_group(self.path, mode="r+")
-        stored = int(self.group.attrs["chunk_size"])
+        stored = int(self.group.attrs["chunk_size"])  # pyright: ignore[reportArgumentType] - an int
         if stored != self.chunk_size:  # another writer created it first, with its chunk size
             self.chunk_size = runner.chunk_size = stored
             self.n_chunks = -(-self.plan.seeds // stored)
@@ -504,6 +507,7 @@ class ZarrStore(BaseStore):
             if not os.path.exists(os.path.join(self.path, "zarr.json")):
                 raise
             # another writer created it first: use theirs if it holds this very scan
+            assert self.code is not None  # set in __init__
             check_existing(self.path, self.plan, self.code, self.allow_code_change)
         self._open_existing(runner)
 
@@ -574,10 +578,13 @@ class ZarrStore(BaseStore):
             os.remove(self._marker(s, c))
 
     def write(self, s, c, res):
+        import zarr
+
         region = self.region(s, c)
         files = {}
         for k, v in res.items():
             arr = self.group[k]
+            assert isinstance(arr, zarr.Array)  # outputs are arrays, never groups
             arr[region] = v
             idx = tuple(
                 (r.start or 0) // size if isinstance(r, slice) else r // size

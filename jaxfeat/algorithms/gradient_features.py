@@ -278,7 +278,7 @@ def gradient_features(
     objective = Online(dist, n, loss, n_test=n_test) if online else data
     leaves = ("a",) if trainable == "a" else ("W", "b", "a") if train_bias else ("W", "a")
     net2, hist = later_steps(k_train, net1, objective, lr, steps, log_every, leaves, weight_decay)
-    baselines = _baselines(net0, X, y, *data.test, w_std, b_std, a_std, ridges)
+    baselines = _baselines(net0, X, y, data.test, w_std, b_std, a_std, ridges)
     features = _feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G)
     return _outputs(dist, data, net2, hist, baselines, features)
 
@@ -321,6 +321,7 @@ def later_steps(
 def _outputs(dist, data: Dataset, net, hist, baselines, features) -> dict[str, Array]:
     """The flat dict `gradient_features` returns (its docstring lists the keys)."""
     errors, ridge = baselines
+    assert data.test is not None  # gradient_features builds it with its test sample
     return {
         "test_error": jnp.stack([hist["test_error"][-1], *errors]),
         "train_error": data.evaluate(net)["error"],
@@ -332,9 +333,10 @@ def _outputs(dist, data: Dataset, net, hist, baselines, features) -> dict[str, A
     }
 
 
-def _baselines(net0, X, y, X_test, y_test, w_std, b_std, a_std, ridges):
+def _baselines(net0: TwoLayer, X, y, test, w_std, b_std, a_std, ridges):
     """Test errors and chosen ridges of random features (net0's hidden layer, frozen), the NTK
-    and the NNGP, each as kernel ridge regression on ±1 labels."""
+    and the NNGP, each as kernel ridge regression on ±1 labels (`test` = (X_test, y_test))."""
+    X_test, y_test = test
     phi = jnp.where(net0.mask[None, :], net0.features(X), 0.0)
     phi_test = jnp.where(net0.mask[None, :], net0.features(X_test), 0.0)
     kernels = (
@@ -364,8 +366,10 @@ def _feature_statistics(dist, net0, X, y, D, gamma, B_G):
             "G_error": nan,
         }
     G = population_gradient(dist, W, b)
-    norms = jnp.where(mask, jnp.linalg.norm(G, axis=1), jnp.nan)
-    err = jnp.where(mask, jnp.linalg.norm(G_hat - G, axis=1), 0.0)
+    G_norms: Array = jnp.linalg.norm(G, axis=1)
+    norms = jnp.where(mask, G_norms, jnp.nan)
+    G_errors: Array = jnp.linalg.norm(G_hat - G, axis=1)
+    err = jnp.where(mask, G_errors, 0.0)
     return out | {
         "aligned_fraction": aligned_fraction(G, D, mask, gamma, B_G),
         "G_norm_quantiles": jnp.nanquantile(norms, jnp.asarray(QUANTILES, X.dtype)),

@@ -120,7 +120,7 @@ def sampler_tries(n_teachers: int, dim: int, min_angle: float) -> int:
             f"for the rejection sampler ({_MAX_TRIES} draws); lower min_angle, raise dim, or "
             "use orthonormal teachers (min_angle=None)"
         )
-    return max(1, tries)
+    return max(1, int(tries))  # finite here: tries ≤ _MAX_TRIES
 
 
 def neuron_statistics(
@@ -179,7 +179,7 @@ def neuron_points(
 def _subspace_fraction(W, W_star, mask):
     """|P w_i| / |w_i| for the projection P onto span{w*_j}: mean and min over active neurons."""
     Q, _ = jnp.linalg.qr(W_star.T)  # (dim, teachers) orthonormal basis
-    frac = jnp.linalg.norm(W @ Q, axis=1) / jnp.maximum(jnp.linalg.norm(W, axis=1), 1e-300)
+    frac: Array = jnp.linalg.norm(W @ Q, axis=1) / jnp.maximum(jnp.linalg.norm(W, axis=1), 1e-300)
     mean = jnp.sum(jnp.where(mask, frac, 0.0)) / jnp.sum(mask)
     return mean, jnp.min(jnp.where(mask, frac, 1.0))
 

@@ -94,7 +94,7 @@ def one_step(
     *,
     n: int,
     width: int | None = None,
-    activation="shifted_relu",
+    activation: str | _act.Activation = "shifted_relu",
     alpha=0.3,
     c=1.0,
     eta=None,
@@ -157,7 +157,8 @@ def _tile_terms(W0, a, norms, act, scale, adjust, n, X, y, valid):
     squared loss L = Σ r²/(2n), r = y − scale·σ(XW₀ᵀ)a over the tile's valid rows."""
 
     def tile_loss(pre, norm):
-        r = jnp.where(valid, adjust(X, y) - scale * (act.neuron(pre, norm) @ a), 0.0)
+        residual: Array = adjust(X, y) - scale * (act.neuron(pre, norm) @ a)
+        r = jnp.where(valid, residual, 0.0)
         return jnp.sum(r**2) / (2 * n), r
 
     (D, g_norm), r = jax.grad(tile_loss, (0, 1), has_aux=True)(X @ W0.T, norms)
@@ -203,9 +204,8 @@ def _add_DtX(G, D, X, block):
     def add(j, G):
         start = jnp.minimum(j * block, d - block)
         fresh = (start + jnp.arange(block)) >= j * block
-        part = jnp.where(
-            fresh[None, :], D.T @ jax.lax.dynamic_slice_in_dim(X, start, block, 1), 0.0
-        )
+        DtX: Array = D.T @ jax.lax.dynamic_slice_in_dim(X, start, block, 1)
+        part = jnp.where(fresh[None, :], DtX, 0.0)
         old = jax.lax.dynamic_slice_in_dim(G, start, block, 1)
         return jax.lax.dynamic_update_slice_in_dim(G, old + part, start, 1)
 
@@ -218,7 +218,7 @@ def _low_order_remover(rows):
     n, d = rows.n, rows.dim
     dtype = jnp.zeros(()).dtype
 
-    def sums(X, y, v):
+    def sums(X: Array, y: Array, v):  # traced tiles (`fold_rows` scans over them)
         y, X = jnp.where(v, y, 0.0), jnp.where(v[:, None], X, 0.0)
         return jnp.sum(y), X.T @ y, jnp.sum(X, 0)
 
@@ -301,7 +301,9 @@ def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[
     """Spike statistics of F₁ on ñ rows drawn tile by tile (Krylov, `iters` blocks)."""
     k_rows, k_spec = jax.random.split(key)
     F1 = LazyFeatures(SampledRows(dist, n_tilde, key=k_rows, tile=tile), res.W1, act)
-    stats = count_spikes(F1, direction=res.zeta, key=k_spec, iters=iters, **spikes)
+    stats: dict[str, Array] = count_spikes(
+        F1, direction=res.zeta, key=k_spec, iters=iters, **spikes
+    )
     nan = jnp.full((), jnp.nan, res.W1.dtype)
     return stats | dict.fromkeys(NOT_ON_THE_STREAMED_PATH, nan)
 

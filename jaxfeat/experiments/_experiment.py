@@ -76,13 +76,15 @@ class Experiment:
 
     def resolve(self, params: Mapping) -> dict:
         """Defaults overridden by `params`; unknown names raise `InputError` naming them."""
-        unknown = sorted(set(params) - set(self.defaults))
+        defaults = self.defaults
+        assert defaults is not None  # filled in by __post_init__
+        unknown = sorted(set(params) - set(defaults))
         if unknown:
             raise InputError(
                 f"unknown parameter(s) {', '.join(unknown)} for experiment {self.name!r}; "
-                f"known: {', '.join(sorted(self.defaults))}"
+                f"known: {', '.join(sorted(defaults))}"
             )
-        return {**self.defaults, **params}
+        return {**defaults, **params}
 
 
 def from_function(fn, grid: Mapping) -> Experiment:

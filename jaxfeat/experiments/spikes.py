@@ -3,6 +3,8 @@ over α × n, with the theory ℓ(α) = ⌈1/(1−2α)⌉ − 1 drawn on the fig
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import _checks, _vocabulary, plotting
@@ -44,8 +46,8 @@ def run(
     width = dim if width is None else _checks.check_positive_int(name, width)
     dist = SingleIndex(np.eye(1, dim)[0], _check_target(target), noise=noise)
     n_tilde = n if n_tilde is None else n_tilde
-    step = dict(n=n, width=width, activation=activation, alpha=alpha, c=c)
-    spikes = dict(n_tilde=n_tilde, n_test=n_test, k=k, degree=degree, margin=margin)
+    step: dict[str, Any] = dict(n=n, width=width, activation=activation, alpha=alpha, c=c)
+    spikes: dict[str, Any] = dict(n_tilde=n_tilde, n_test=n_test, k=k, degree=degree, margin=margin)
     return one_step_spikes(key, dist, **step, **spikes, output_scale=output_scale)
 
 
