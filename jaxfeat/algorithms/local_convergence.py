@@ -402,7 +402,7 @@ def local_convergence(
     eta1: float = 1.0,
     ridge: float = 1e-3,
     lr: float = 0.05,
-    decay=True,
+    decay: ArrayLike = True,
     lambda0: float = 1e-2,
     phases: int = 6,
     steps_per_phase: int = 4000,
