@@ -94,8 +94,8 @@ def test_the_cycle_check_finds_a_cycle():
     edges = import_graph()
     edges["jaxfeat._scan.store"] = edges["jaxfeat._scan.store"] | {"jaxfeat.cli"}
     assert _cycle(edges) is not None
-    tree = ast.parse("def f():\n    from . import plotting\n")
-    assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
+    # cli imports plotting only inside functions: the graph must still hold that edge
+    assert "jaxfeat.plotting" in edges["jaxfeat.cli"]
 
 
 def test_scan_engine_sits_below_cli_and_plotting():
