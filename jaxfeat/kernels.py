@@ -16,6 +16,7 @@ Norms are smoothed, |w| = √(|w|² + eps²) with eps the dtype's machine epsilo
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -34,6 +35,7 @@ __all__ = [
     "mehler_tail",
     "smoothed_norms",
     "cosines",
+    "kernel_form",
 ]
 
 _TWO_PI = 2.0 * math.pi
@@ -119,6 +121,112 @@ def _closed_form(act, A, B):
     # orthogonality: removing orders 0/1 removes exactly c_0² and c_1² ρ from h (MATH §2.1)
     hr = h(rho) - (c0sq if 0 in act.removed else 0.0) - (c1sq * rho if 1 in act.removed else 0.0)
     return nA[:, None] * nB[None, :] * hr
+
+
+# ---------------------------------------------------------------------------------------------
+# Quadratic forms pᵀK(A, B)q with a hand-derived derivative (the population loss's inner loop)
+# ---------------------------------------------------------------------------------------------
+
+
+def kernel_form(
+    activation: _act.Activation | str,
+    A: Float[Array, "m d"],
+    p: Float[Array, " m"],
+    B: Float[Array, "k d"] | None = None,
+    q: Float[Array, " k"] | None = None,
+) -> Float[Array, ""]:
+    """pᵀ K(A, B) q for a closed-form kernel (zero biases); `B=None` is the self form pᵀK(A, A)p.
+
+    For the homogeneous activations (relu, abs and their centrings such as sigma_ge2), K_ij =
+    n_i m_j h(ρ_ij) and the form is a `custom_jvp` whose rule is the gradient derived by hand:
+    with u = p∘n, v = q∘m, H = h(ρ), M = (u vᵀ)∘h'(ρ), S = M/(n mᵀ),
+
+        ∂/∂p = n∘(Hv),   ∂/∂A_i = (S B)_i − (Σ_j M_ij ρ_ij) A_i/n_i² + p_i (Hv)_i A_i/n_i,
+
+    and symmetrically for (B, q); the self form doubles the A-terms. It equals autodiff of
+    `p @ dual_kernel(A, B) @ q` (tests: float64, ≤ 1e-13 relative) at 2–2.5× less cost per
+    step on CPU, because the m×k ρ-tangents and the clip/where chain are never formed.
+    Higher derivatives (`jax.hessian`) differentiate the rule; they are finite away from
+    ρ = ±1 between distinct rows (the self pairs ρ_ii = 1 are constants here, where autodiff of
+    the kernel matrix gave NaN Hessians). erf falls back to autodiff.
+    """
+    act = _act.get(activation)
+    if act.base not in _HOMOGENEOUS:
+        K = _closed_form(act, A, A if B is None else B)
+        return p @ K @ (p if q is None else q)
+    kind = (act.base, 0 in act.removed, 1 in act.removed)
+    if B is None:
+        return _self_form(kind, A, p)
+    assert q is not None, "kernel_form: q is needed with B"
+    return _cross_form(kind, A, p, B, q)
+
+
+def _h_parts(kind, rho):
+    """(h(ρ), h'(ρ)) of the unit-norm kernel, orders 0/1 removed as `kind` says (MATH §2.1)."""
+    base, drop0, drop1 = kind
+    h, c0sq, c1sq = _HOMOGENEOUS[base]
+    val, der = (_arccos_parts if h is arccos_kernel else _abs_parts)(rho)
+    val = val - (c0sq if drop0 else 0.0) - (c1sq * rho if drop1 else 0.0)
+    return val, der - (c1sq if drop1 else 0.0)
+
+
+def _form_parts(kind, A, p, B, q, self_pairs: bool = False):
+    """The form and the pieces of its gradient: (Q, Hv, Hᵀu, S, row/column sums of M∘ρ, n, m).
+
+    `self_pairs` (B is A): ρ_ii = 1 exactly and M_ii = 0, since ρ_ii does not depend on A; this
+    keeps second derivatives finite (h'' is infinite at ρ = 1)."""
+    n, m = smoothed_norms(A), smoothed_norms(B)
+    u, v = p * n, q * m
+    rho = cosines(A, B, n, m)
+    if self_pairs:  # h(ρ) off the diagonal only (√(1 − ρ²) at ρ = 1 has an infinite slope)
+        eye = jnp.eye(A.shape[0], dtype=bool)
+        rho = jnp.where(eye, 0.0, rho)
+        H, D = _h_parts(kind, rho)
+        H, D, rho = jnp.where(eye, _h_parts(kind, 1.0)[0], H), jnp.where(eye, 0.0, D), rho + eye
+    else:
+        H, D = _h_parts(kind, rho)
+    Hv, Htu = H @ v, H.T @ u
+    M = (u[:, None] * v[None, :]) * D
+    S = M / (n[:, None] * m[None, :])
+    Mr = M * rho
+    return u @ Hv, (Hv, Htu, S, jnp.sum(Mr, axis=1), jnp.sum(Mr, axis=0), n, m)
+
+
+def _side_gradient(X, Y, S, Mr_sum, w, Kv, norms):
+    """∂Q/∂X for the rows X of one side: S Y − (Σ M∘ρ) X/n² + w (Kv) X/n."""
+    radial = w * Kv / norms - Mr_sum / norms**2
+    return S @ Y + radial[:, None] * X
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _cross_form(kind, A, p, B, q):
+    return _form_parts(kind, A, p, B, q)[0]
+
+
+@_cross_form.defjvp
+def _cross_form_jvp(kind, primals, tangents):
+    A, p, B, q = primals
+    Q, (Hv, Htu, S, row, col, n, m) = _form_parts(kind, A, p, B, q)
+    grads = (
+        _side_gradient(A, B, S, row, p, Hv, n),
+        n * Hv,
+        _side_gradient(B, A, S.T, col, q, Htu, m),
+        m * Htu,
+    )
+    return Q, sum(jnp.sum(g * t) for g, t in zip(grads, tangents, strict=True))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _self_form(kind, A, p):
+    return _form_parts(kind, A, p, A, p, self_pairs=True)[0]
+
+
+@_self_form.defjvp
+def _self_form_jvp(kind, primals, tangents):
+    A, p = primals
+    Q, (Hv, _, S, row, _, n, _) = _form_parts(kind, A, p, A, p, self_pairs=True)
+    grads = (2.0 * _side_gradient(A, A, S, row, p, Hv, n), 2.0 * n * Hv)
+    return Q, sum(jnp.sum(g * t) for g, t in zip(grads, tangents, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Every function works on one problem (one student/teacher pair, one set of neuron
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,9 +100,9 @@ def population_loss(
     a, at = _effective_a(student), _effective_a(teacher)
     if method == "closed_form":
         assert guard is not None  # _biases_for returns an array for the closed form
-        K = lambda A, B: kernels.dual_kernel(act, A, B, method="closed_form")  # noqa: E731
-        loss = a @ K(student.W, student.W) @ a - 2 * a @ K(student.W, teacher.W) @ at
-        return loss + at @ K(teacher.W, teacher.W) @ at + guard
+        form = functools.partial(kernels.kernel_form, act)  # pᵀK(A, B)q, hand-derived grad
+        loss = form(student.W, a) - 2 * form(student.W, a, teacher.W, at)
+        return loss + form(teacher.W, at) + guard
     (C, m2), (Ct, m2t), n, nt = _coefficients(student, teacher, degree)
 
     def gram(CA, CB, A, B, nA, nB, m2=None):
