@@ -135,6 +135,7 @@ def _run(args) -> int:
         out=out, params=params, seed=args.seed, chunk_size=args.chunk_size
     )
     common |= dict(memory_budget=args.memory_budget, devices=_devices(args.devices))
+    common["workers"] = args.workers
     if args.dry_run:
         print(plan_summary(exp, grid, seeds, **common))
         return 0
@@ -326,7 +327,12 @@ def _add_run(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a store holding another scan")
     p.add_argument("--seed", type=int, default=0, help="base PRNG key; seed i uses fold_in(key, i)")
     p.add_argument("--chunk-size", type=int, help="seeds per chunk (default: from --memory-budget)")
-    p.add_argument("--memory-budget", default="2GiB", help="device memory per chunk (default 2GiB)")
+    p.add_argument(
+        "--memory-budget", default="2GiB", help="device memory of the chunks in flight (2GiB)"
+    )
+    p.add_argument(
+        "--workers", type=int, help="chunks computed at once (default: 2 on a CPU, else 1)"
+    )
     p.add_argument("--devices", help="number of local devices to shard over (default: all)")
     p.add_argument(
         "--distributed",

@@ -292,3 +292,36 @@ def test_memory_budget_holds_at_the_largest_static_point():
     big = chunk([100_000])
     assert 1 <= big < 64 and chunk([16]) == 64
     assert chunk([16, 100_000]) == chunk([100_000, 16]) == big
+
+
+def test_one_compile_per_static_point_with_a_budget_sized_chunk_and_a_short_last_chunk():
+    """The default chunk (on a CPU: a 64-seed guess, kept because it fits the budget) compiles
+    the programs the scan runs, and the short last chunk (100 = 64 + 36) is padded, not
+    compiled again: one `jit(chunk)` per static point (GRID has two: n = 32, 64)."""
+    with compile_log() as log:
+        ds = scan(toy, GRID, 100, progress=False)
+    assert log.count("jit(chunk)") == 2, log
+    assert int(ds.attrs["chunk_size"]) == 64
+    ref = scan(toy, GRID, 100, chunk_size=50, progress=False)  # no padding: 50 + 50
+    _assert_same(ds, ref)
+    # a budget that binds: the guess is measured, then the shrunk chunk compiles (two per point)
+    with compile_log() as log:
+        small = scan(toy, {"n": [4096]}, 100, memory_budget="2MiB", workers=1, progress=False)
+    assert log.count("jit(chunk)") == 2, log
+    assert 1 <= int(small.attrs["chunk_size"]) < 64
+
+
+def test_workers_compute_the_same_chunks(tmp_path):
+    """Two chunks in flight (threads) give bit-identical results, in memory and in a store."""
+    one = scan(toy, GRID, 40, chunk_size=7, workers=1, progress=False)
+    two = scan(toy, GRID, 40, chunk_size=7, workers=2, progress=False)
+    _assert_same(two, one)
+    out = str(tmp_path / "w.zarr")
+    stored = scan(toy, GRID, 40, out=out, chunk_size=7, workers=3, progress=False)
+    _assert_same(stored, one)
+    _assert_same(xr.open_zarr(out, consolidated=False), one)
+
+
+def test_workers_must_be_positive(no_compile):
+    with no_compile(), pytest.raises(InputError, match="workers must be"):
+        scan(toy, GRID, 4, workers=0, progress=False)

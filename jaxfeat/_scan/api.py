@@ -27,6 +27,7 @@ def scan(
     seed: int = 0,
     chunk_size: int | None = None,
     memory_budget: float | str = "2GiB",
+    workers: int | None = None,
     devices=None,
     overwrite: bool = False,
     allow_code_change: bool = False,
@@ -48,8 +49,13 @@ def scan(
       `None`: in memory. Several processes may run the same scan on one `out` at once: they
       share its chunks (see `jaxfeat._store`).
     - `params`: fixed values of the experiment's other parameters.
-    - `chunk_size`: seeds per chunk; default from `memory_budget` (bytes or "2GiB"), measured
-      on a one-seed-per-device compile.
+    - `chunk_size`: seeds per chunk; default: the most that keep the chunks in flight within
+      `memory_budget` (bytes or "2GiB", per device), read from the compiled programs, and on a
+      CPU at most 64 seeds and 32 MiB a chunk (throughput, not only memory:
+      `benchmarks/results/scan-throughput-cpu.json`). The last chunk is padded, so each static
+      point compiles one program.
+    - `workers`: chunks computed at once (default: 2 on one CPU device, where two chunks in
+      flight ran 1.4× faster than one, else 1). Results do not depend on it.
     - `devices`: devices to shard each chunk over (default: all local devices).
     - `seed`: the base PRNG seed (an int ≥ 0; before 0.2 it was called `key`, which still works
       with a `DeprecationWarning`).
@@ -69,7 +75,7 @@ def scan(
             out, plan, overwrite=overwrite, allow_code_change=allow_code_change, code=code
         )
     store.code = code
-    runner = Runner(plan, store.chunk_size or chunk_size, memory_budget)
+    runner = Runner(plan, store.chunk_size or chunk_size, memory_budget, workers)
     store.ensure(runner)
     if out is not None:
         forget_damaged(store)
@@ -90,6 +96,7 @@ def plan_summary(
     seed: int = 0,
     chunk_size: int | None = None,
     memory_budget: float | str = "2GiB",
+    workers: int | None = None,
     devices=None,
     **deprecated,
 ) -> str:
@@ -100,7 +107,7 @@ def plan_summary(
     seed = _renamed_seed(seed, deprecated)
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)
     stored_chunk, finished, clash = _stored_state(out, plan)
-    runner = Runner(plan, stored_chunk or chunk_size, memory_budget)
+    runner = Runner(plan, stored_chunk or chunk_size, memory_budget, workers)
     n_static = len(plan.static_points)
     n_chunks = -(-plan.seeds // runner.chunk_size)
     per_seed, per_run = _time_one_seed(runner)
@@ -116,7 +123,8 @@ def plan_summary(
         f"seeds: {plan.seeds} in chunks of {runner.chunk_size} → {n_static * n_chunks} chunks"
         + (f", {finished} already finished in {out}" if finished else ""),
         f"compiled programs: {n_static} (one per static point)",
-        f"memory per chunk: {memory} per device ({len(plan.devices)} devices)",
+        f"memory per chunk: {memory} per device ({len(plan.devices)} devices); "
+        f"{runner.workers} chunk{'s' * (runner.workers != 1)} at once",
         f"ETA: {_fmt_seconds(eta)} + compiling ({_fmt_seconds(per_run * runner.n_dev)} per "
         "seed per static point, timed on one seed)",
     ] + ([clash] if clash else [])

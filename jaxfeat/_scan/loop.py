@@ -3,10 +3,12 @@ for the chunks others hold, stop cleanly between chunks on Ctrl-C, and recompute
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
 import time
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from . import store as _store
 from .program import Runner
@@ -28,50 +30,107 @@ def forget_damaged(store) -> None:
 def run_chunks(runner: Runner, store, todo: list, progress: bool) -> None:
     """Compute and write every chunk in `todo` that no other writer holds, then wait for the
     chunks other writers hold (taking over those whose writer died); a first Ctrl-C stops after
-    the current chunk."""
+    the chunks in flight. `runner.workers` chunks are computed at once (threads: XLA releases
+    the GIL); claims, writes and releases stay in this thread."""
     from tqdm.auto import tqdm
 
     stop = _StopFlag()
-    t0, seeds_done, waiting_said = time.perf_counter(), 0, False
+    waiting_said = False
     pending = list(todo)
-    with stop, tqdm(total=len(todo), unit="chunk", disable=not progress, file=sys.stderr) as bar:
+    pool = ThreadPoolExecutor(runner.workers, thread_name_prefix="jaxfeat-chunk")
+    with (
+        stop,
+        tqdm(total=len(todo), unit="chunk", disable=not progress, file=sys.stderr) as bar,
+        _shut_down(pool),
+    ):
+        rate = _Rate(bar)
         while pending:
-            held = []
-            for s, c in pending:
-                if store.is_done(s, c):  # finished by another writer
-                    bar.update()
-                    continue
-                if not store.claim(s, c):
-                    held.append((s, c))
-                    continue
-                seeds_done += _compute_chunk(runner, store, s, c)
-                bar.set_postfix(seeds_per_s=f"{seeds_done / (time.perf_counter() - t0):.3g}")
-                bar.update()
-                if stop.requested:
-                    print(
-                        f"jaxfeat: interrupted; {bar.n}/{len(todo)} chunks of this run are "
-                        "saved, rerun the same command to continue",
-                        file=sys.stderr,
-                    )
-                    raise KeyboardInterrupt
+            held = _run_pass(runner, store, pending, pool, bar, rate, stop)
+            if stop.requested:
+                print(
+                    f"jaxfeat: interrupted; {bar.n}/{len(todo)} chunks of this run are "
+                    "saved, rerun the same command to continue",
+                    file=sys.stderr,
+                )
+                raise KeyboardInterrupt
             pending = held
             if pending:
                 waiting_said = _wait_for_others(pending, waiting_said or not progress, stop)
 
 
-def _compute_chunk(runner: Runner, store, s: int, c: int) -> int:
-    """Compute and write chunk c of static point s, which this writer has claimed; release the
-    claim whatever happens. **Returns:** the seeds computed (0 if another writer finished it
-    while we claimed it)."""
+def _run_pass(runner: Runner, store, pending, pool, bar, rate, stop) -> list:
+    """One pass over `pending`: claim each free chunk and compute it in `pool`, at most
+    `runner.workers` at once, writing each as it finishes. **Returns:** the chunks other
+    writers hold."""
+    held, flight = [], {}
     try:
-        if store.is_done(s, c):
-            return 0
-        start = c * store.chunk_size
-        count = min(store.chunk_size, runner.plan.seeds - start)
-        store.write(s, c, runner.run(s, start, count))
-        return count
+        for s, c in pending:
+            if stop.requested:
+                break
+            if store.is_done(s, c):  # finished by another writer
+                bar.update()
+                continue
+            if not store.claim(s, c):
+                held.append((s, c))
+                continue
+            flight[pool.submit(_compute_chunk, runner, store, s, c)] = (s, c)
+            if len(flight) >= runner.workers:
+                _finish(flight, store, bar, rate, FIRST_COMPLETED)
+        _finish(flight, store, bar, rate, ALL_COMPLETED)
     finally:
-        store.release(s, c)
+        for fut, (s, c) in flight.items():  # an error or a second Ctrl-C: no claim is left held
+            fut.cancel()
+            store.release(s, c)
+    return held
+
+
+def _finish(flight: dict, store, bar, rate, when) -> None:
+    """Wait for chunks in flight (`when`), write the finished ones and release their claims."""
+    done, _ = wait(flight, return_when=when)
+    for fut in done:
+        s, c = flight.pop(fut)
+        try:
+            count, result = fut.result()
+            if result is not None:
+                store.write(s, c, result)
+        finally:
+            store.release(s, c)
+        rate.add(count)
+
+
+def _compute_chunk(runner: Runner, store, s: int, c: int) -> tuple[int, dict | None]:
+    """Compute chunk c of static point s, which this writer has claimed (in a worker thread;
+    the caller writes it). **Returns:** (seeds computed, outputs), (0, None) if another writer
+    finished it meanwhile."""
+    if store.is_done(s, c):
+        return 0, None
+    start = c * store.chunk_size
+    count = min(store.chunk_size, runner.plan.seeds - start)
+    return count, runner.run(s, start, count)
+
+
+@contextlib.contextmanager
+def _shut_down(pool: ThreadPoolExecutor):
+    """Shut `pool` down; on an error or a second Ctrl-C without waiting for running chunks."""
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+class _Rate:
+    """Seeds per second on the progress bar."""
+
+    def __init__(self, bar):
+        self.bar, self.t0, self.seeds = bar, time.perf_counter(), 0
+
+    def add(self, seeds: int) -> None:
+        self.seeds += seeds
+        per_s = self.seeds / (time.perf_counter() - self.t0)
+        self.bar.set_postfix(seeds_per_s=f"{per_s:.3g}")
+        self.bar.update()
 
 
 def _wait_for_others(pending, said: bool, stop) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Mapping
 
 import jax
@@ -21,7 +22,7 @@ class Runner:
     """One jitted program per static point: vmap over points of vmap over seeds, sharded on
     seeds."""
 
-    def __init__(self, plan: Plan, chunk_size, memory_budget):
+    def __init__(self, plan: Plan, chunk_size, memory_budget, workers=None):
         self.plan = plan
         self.n_dev = len(plan.devices)
         self.mesh = jax.sharding.Mesh(np.asarray(plan.devices), ("seed",))
@@ -29,6 +30,9 @@ class Runner:
         self.P = math.prod(plan.dynamic_shape)
         self.base_key = jax.random.key(plan.key)
         self._programs = {}
+        self._lock = threading.Lock()
+        self.workers = default_workers(plan.devices) if workers is None else workers
+        self.workers = _checks.check_positive_int("workers", self.workers)
         self.outputs = self._output_shapes()
         if chunk_size is None:
             chunk_size = self._chunk_from_budget(parse_bytes(memory_budget))
@@ -75,17 +79,20 @@ class Runner:
         return outputs | {"diverged": ((), np.dtype(bool))}
 
     def program(self, s: int, batch: int):
-        if (s, batch) not in self._programs:
-            static = self.plan.static_params(s)
-            seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
-            out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
-            rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-            jitted = jax.jit(
-                self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh
-            )
-            args = self._args(0, batch)
-            self._programs[(s, batch)] = jitted.lower(*args).compile()
-        return self._programs[(s, batch)]
+        """The compiled program of static point s for `batch` seeds (compiled once; workers
+        asking for it at the same time wait for the one compile)."""
+        with self._lock:
+            if (s, batch) not in self._programs:
+                self._programs[(s, batch)] = self._compile(s, batch)
+            return self._programs[(s, batch)]
+
+    def _compile(self, s: int, batch: int):
+        static = self.plan.static_params(s)
+        seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
+        out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
+        rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        jitted = jax.jit(self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
+        return jitted.lower(*self._args(0, batch)).compile()
 
     def _args(self, start: int, batch: int):
         seeds = jnp.arange(start, start + batch, dtype=jnp.int32)
@@ -93,8 +100,10 @@ class Runner:
         return self.base_key, seeds, points
 
     def run(self, s: int, start: int, count: int) -> dict:
-        """Outputs for seeds [start, start + count) at static point s: {name: (dyn…, count, …)}."""
-        batch = self.batch(count)
+        """Outputs for seeds [start, start + count) at static point s: {name: (dyn…, count, …)}.
+        Every chunk runs the one program of its static point: a short last chunk is padded with
+        the seeds after it (computed, then dropped) instead of compiling a program of its own."""
+        batch = self.batch(max(count, self.chunk_size))
         out = self.program(s, batch)(*self._args(start, batch))
         shape = self.plan.dynamic_shape
         res = {}
@@ -111,21 +120,52 @@ class Runner:
         return res
 
     def _chunk_from_budget(self, budget: int) -> int:
-        """Seeds per chunk so that a chunk's buffers fit `budget` bytes per device at every
-        static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)."""
-        per_seed = 0
+        """Seeds per chunk so that the `workers` chunks in flight fit `budget` bytes per device
+        at every static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)
+        and, on a CPU, a chunk's buffers stay near the caches (`CPU_CHUNK_BYTES`).
+
+        The programs are compiled first at a guess (every seed, or `CPU_GUESS_SEEDS` on a CPU)
+        and their `memory_analysis` read: when the guess fits, those programs are the ones the
+        scan runs (one compile per static point); otherwise the chunk shrinks in proportion
+        and compiles again."""
+        limit = budget // self.workers
+        if _on_cpu(self.plan.devices):
+            limit = min(limit, CPU_CHUNK_BYTES)
+            guess = self.batch(min(self.plan.seeds, CPU_GUESS_SEEDS * self.n_dev))
+        else:
+            guess = self.batch(self.plan.seeds)
+        used = 0
         for s in range(len(self.plan.static_points)):
-            mem = self.program(s, self.n_dev).memory_analysis()  # one seed per device
+            mem = self.program(s, guess).memory_analysis()
             if mem is None:
-                return min(self.plan.seeds, 16 * self.n_dev)
-            used = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
-            per_seed = max(per_seed, used)
-        if not per_seed:
-            return min(self.plan.seeds, 16 * self.n_dev)
-        most = max(1, budget // per_seed) * self.n_dev
+                return min(guess, 16 * self.n_dev)
+            total = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
+            used = max(used, total // self.n_dev)
+        if used <= limit:
+            return guess
+        per_seed = used / (guess // self.n_dev)
+        most = max(1, int(limit // per_seed)) * self.n_dev
         n_chunks = -(-self.plan.seeds // most)  # as few chunks as fit, then equal sizes:
         even = -(-self.plan.seeds // n_chunks)  # 32 seeds at most 31 a chunk → 16 + 16
         return -(-even // self.n_dev) * self.n_dev
+
+
+# Measured on 2 CPU cores (benchmarks/results/scan-throughput-cpu.json): the local-convergence
+# quick preset ran at 17 µs per seed-step with two chunks of 16–128 runs in flight, against
+# 24–30 µs with one chunk of 64–256 (XLA's threads idle in each step's serial parts) and more
+# as a chunk's buffers outgrow the caches; on accelerators one large chunk at a time.
+CPU_WORKERS = 2
+CPU_GUESS_SEEDS = 64
+CPU_CHUNK_BYTES = 32 * 2**20
+
+
+def _on_cpu(devices) -> bool:
+    return all(d.platform == "cpu" for d in devices)
+
+
+def default_workers(devices) -> int:
+    """Chunks computed at once: `CPU_WORKERS` on one CPU device, else 1."""
+    return CPU_WORKERS if _on_cpu(devices) and len(devices) == 1 else 1
 
 
 def flag_diverged(out: dict, check, skip=frozenset()) -> dict:
