@@ -1,10 +1,10 @@
 """Zhou–Ge three stages (`jf.local_convergence`) vmapped over seeds in one compiled call.
 
-    python benchmarks/bench_local_convergence.py [--seeds 64] [--big-seeds 4] [--x64]
+    python benchmarks/bench_local_convergence.py [--seeds 64] [--big-seeds 4] [--scan-seeds 1000]
 
-Two set-ups (issue 12's benchmark), both timed as compile (`lower().compile()`) and one steady
-run of `jax.jit(jax.vmap(...))` with `block_until_ready` (DESIGN §6.11; one run, not five: a
-run is a minute here):
+Three set-ups (issue 12's benchmark). The first two are timed as compile (`lower().compile()`)
+and one steady run of `jax.jit(jax.vmap(...))` with `block_until_ready` (DESIGN §6.11; one
+run, not five: a run is a minute here):
 
 - **quick**: the `quick` preset's three stages (d = 20, teachers a* = (1, .8, 1.2, −.9), width
   50, stage 3 at lr 0.6 for 6 phases × 1,000 steps, logged every 125), decay and the control,
@@ -13,7 +13,11 @@ run is a minute here):
 - **big**: d = 100, 8 orthonormal teachers, width 256, the same stage-3 schedule, decay only,
   `--big-seeds` seeds: seconds per seed.
 
-Both report the fraction of seeds `recovered` (so a faster schedule that stopped recovering
+- **scan**: the whole `quick` preset at `--scan-seeds` seeds through `jf.scan` (what
+  `jaxfeat run local_convergence --seeds 1000` does, in memory): wall time with compiling,
+  its chunk size and workers: the issue's target is 5 minutes for 1,000 seeds on 2 CPU cores.
+
+All report the fraction of seeds `recovered` (so a faster schedule that stopped recovering
 would show). Results: `results/local_convergence-PLATFORM[-x64].json`.
 """
 
@@ -30,6 +34,7 @@ import numpy as np
 from _timing import block, machine
 
 import jaxfeat as jf
+from jaxfeat._scan.program import default_workers
 from jaxfeat.experiments import get
 
 BIG_TEACHER = (1.0, 0.8, 1.2, -0.9, 1.1, -0.7, 0.9, -1.0)
@@ -55,10 +60,30 @@ def summary(out) -> dict:
     }
 
 
+def whole_scan(seeds: int) -> dict:
+    """The quick preset through the scan engine, compile included."""
+    exp = get("local_convergence")
+    preset = exp.presets["quick"]
+    t0 = time.perf_counter()
+    ds = jf.scan(exp, preset["grid"], seeds, params=preset["set"], progress=False)
+    wall = time.perf_counter() - t0
+    rec = ds["recovered"].values.astype(float)  # (decay, seed), decay = (1, 0)
+    return {
+        "seeds": seeds,
+        "wall_s": wall,
+        "chunk_size": int(ds.attrs["chunk_size"]),
+        "workers": default_workers(jax.devices()[:1]),
+        "recovered": rec.mean(axis=1).tolist(),
+        "recovered_se": (rec.std(axis=1, ddof=1) / np.sqrt(seeds)).tolist(),
+        "diverged": int(ds["diverged"].values.sum()),
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=64)
     p.add_argument("--big-seeds", type=int, default=4)
+    p.add_argument("--scan-seeds", type=int, default=1000)
     p.add_argument("--x64", action="store_true")
     args = p.parse_args()
     if args.x64:
@@ -92,6 +117,9 @@ def main():
     t_big["s_per_seed"] = t_big["steady_s"] / args.big_seeds
     res["big"] = {"set_up": {**big, "seeds": args.big_seeds}, **t_big, **summary(out)}
     print(json.dumps(res["big"], indent=1))
+    if args.scan_seeds:
+        res["scan"] = whole_scan(args.scan_seeds)
+        print(json.dumps(res["scan"], indent=1))
     res["dtype"] = str(jnp.zeros(()).dtype)
     name = "local_convergence" + ("-x64" if args.x64 else "")
     path = os.path.join(

@@ -151,7 +151,9 @@ def _run(args) -> int:
     )
     print(
         f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
-        f"{time.perf_counter() - t0:.1f} s; dataset: {out}"
+        f"{time.perf_counter() - t0:.1f} s (tracing {ds.attrs['trace_seconds']:.1f} s, "
+        f"compiling {ds.attrs['compile_seconds']:.1f} s); "
+        f"dataset: {out}"
     )
     if not args.no_plot:
         from . import plotting
@@ -183,8 +185,23 @@ def _configure_jax(args) -> None:
 
     if args.x64:
         jax.config.update("jax_enable_x64", True)
+    cache = compilation_cache_dir(args.cache_dir)
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", cache)
     if args.distributed:
         jax.distributed.initialize()
+
+
+def compilation_cache_dir(flag: str | None) -> str | None:
+    """Where `jaxfeat run` keeps JAX's persistent compilation cache, so that rerunning a command
+    loads its programs instead of compiling them: `--cache-dir`, else `$JAXFEAT_CACHE_DIR`,
+    else `$XDG_CACHE_HOME/jaxfeat/xla` (`~/.cache/jaxfeat/xla`); "off" disables it. JAX keys
+    entries by program, backend and versions, so a stale entry is never used."""
+    choice = flag or os.environ.get("JAXFEAT_CACHE_DIR")
+    if choice is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        choice = os.path.join(base, "jaxfeat", "xla")
+    return None if choice == "off" else choice
 
 
 def _npoints(ds) -> int:
@@ -358,6 +375,11 @@ def _add_run_options(p) -> None:
         "--dry-run",
         action="store_true",
         help="print the plan (points, seeds, chunks, programs, memory, ETA) and exit",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="persistent compilation cache (default $JAXFEAT_CACHE_DIR or ~/.cache/jaxfeat/xla; "
+        "'off' disables it)",
     )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

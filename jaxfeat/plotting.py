@@ -4,12 +4,22 @@ render without a screen."""
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from . import theory
 from .analysis import recovery_probability, summarize
+
+# TrueType (42), not Type 3, fonts in PDF and PostScript: many venues reject Type 3
+_SAVE_RC: dict = {"pdf.fonttype": 42, "ps.fonttype": 42}
+
+
+def _save(fig: Figure, path: str, **kw) -> None:
+    """`fig.savefig(path)` with embedded TrueType fonts (the figures go into papers)."""
+    with matplotlib.rc_context(_SAVE_RC):
+        fig.savefig(path, **kw)
 
 
 def _subplots(*grid, figsize=None, dpi=None, **kw):
@@ -35,7 +45,7 @@ def ensemble_predictions(result: dict, widths, path: str) -> str:
     ax.set_title(f"random-features ridge ensemble, {result['pred'].shape[1]} seeds per width")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -56,33 +66,39 @@ def spike_phase_diagram(ds, path: str) -> str:
     if note:
         fig.suptitle(note, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
+
+
+def spike_colour_limits(alphas, counts) -> dict:
+    """Colour limits of the spike-count heat map fixed by the theory, not by the data: 0 to the
+    largest ℓ(α) predicted on the α axis (at least 1), widened only if a measured mean exceeds
+    it, so a figure's colours mean the same spike counts in every scan and panel."""
+    predicted = max((theory.predicted_spike_count(float(a)) for a in alphas), default=1)
+    finite = np.asarray(counts, float)[np.isfinite(counts)]
+    top = max(1, predicted, int(np.ceil(finite.max())) if finite.size else 0)
+    return {"vmin": 0, "vmax": top}
 
 
 def _spike_row(fig, ax, bx, cx, ds, sm, label):
     alphas = np.asarray(ds["alpha"].values, float)
     ns = np.asarray(ds["n"].values)
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
+    se = _over(sm["n_outliers"].sel(stat="se"), ("n", "alpha"))
     im = ax.imshow(
         counts,
         origin="lower",
         aspect="auto",
         cmap="viridis",
         extent=(-0.5, len(alphas) - 0.5, -0.5, len(ns) - 0.5),
+        **spike_colour_limits(alphas, counts),
     )
     fig.colorbar(im, ax=ax, label="mean spike count")
-    ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    top = im.get_clim()[1]
+    _cell_numbers(ax, counts, se, ".2f", fontsize=7, color=lambda v: "k" if v > 0.6 * top else "w")
+    ticks = [f"{a:g}\nℓ={theory.predicted_spike_count(float(a))}" for a in alphas]
+    ax.set_xticks(range(len(alphas)), ticks)
     ax.set_yticks(range(len(ns)), [str(n) for n in ns])
-    for j, a in enumerate(alphas):
-        ax.text(
-            j,
-            len(ns) - 0.75,
-            f"ℓ={theory.predicted_spike_count(float(a))}",
-            ha="center",
-            color="w",
-            fontsize=8,
-        )
     for t in theory.spike_thresholds(6):  # theory boundaries, interpolated on the α ticks
         t = float(t)
         if len(alphas) > 1 and alphas.min() < t < alphas.max():
@@ -230,7 +246,7 @@ def width_sweep(ds, path: str) -> str:
     if others:
         ax.legend(fontsize=8, title=", ".join(map(str, others)))
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -269,7 +285,7 @@ def generic_scan(ds, path: str) -> str:
     note = ", ".join(f"{d}={ds[d].values[0]}" for d in fixed)
     fig.suptitle(f"mean ± se of {_seeds_label(ds)}" + (f"; fixed: {note}" if note else ""))
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -303,7 +319,7 @@ def training_curves(ds, path: str) -> str:
     if note:
         fig.suptitle(f"fixed: {note}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -397,7 +413,7 @@ def local_convergence_figure(ds, path: str) -> str:
         fixed = ", ".join(f"{d}={first[d].values}" for d in extra)
         fig.suptitle(f"rows 1–2 fixed at: {fixed}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -501,7 +517,7 @@ def neuron_points_figure(ds, path: str) -> str:
     if extra:
         fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values[0]}" for d in extra), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -564,7 +580,7 @@ def recovery_heatmap(ds, path: str, axes=None) -> str:
     fig, ax = _subplots(figsize=(8, 4.6), dpi=110)
     _recovery_panel(ax, ds, axes)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -666,7 +682,7 @@ def gradient_features_figure(ds, path: str) -> str:
         axes[0, j].set_title(f"test error {where}  ({_seeds_label(ds)})", fontsize=9)
     fig.suptitle(_gf_title(ds), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     return path
 
 
@@ -778,7 +794,7 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
         fig.colorbar(im, ax=ax)
     fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     return path
 
 
@@ -824,7 +840,7 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     return path
 
 

@@ -14,6 +14,9 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_platforms", "cpu")
+# `jaxfeat run` called in-process must not turn on the persistent compilation cache for the
+# whole test process (compile-counting tests would see cache hits); tests of the cache set it
+os.environ["JAXFEAT_CACHE_DIR"] = "off"
 
 
 @pytest.fixture

@@ -62,7 +62,9 @@ def scan(
 
     **Returns:** a Dataset with dims (grid axes…, seed, output dims…), a `diverged` flag per
     (point, seed) (its float outputs are NaN), a `finished` flag per (point, seed), and
-    `attrs["jaxfeat_config"]` holding the config. Processes started with
+    `attrs["jaxfeat_config"]` holding the config, and this call's `attrs["trace_seconds"]`
+    (tracing, lowering) and `attrs["compile_seconds"]` (XLA, or the persistent cache), not
+    stored. Processes started with
     `jax.distributed.initialize()` share the chunks of one store and each returns the whole scan.
     """
     seed = _renamed_seed(seed, deprecated)
@@ -83,7 +85,10 @@ def scan(
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
     run_chunks(runner, store, todo, progress)
-    return store.dataset()
+    ds = store.dataset()
+    ds.attrs["trace_seconds"] = runner.trace_seconds  # this call's, not stored
+    ds.attrs["compile_seconds"] = runner.compile_seconds
+    return ds
 
 
 def plan_summary(

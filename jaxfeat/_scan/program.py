@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Mapping
 
 import jax
@@ -31,6 +32,8 @@ class Runner:
         self.base_key = jax.random.key(plan.key)
         self._programs = {}
         self._lock = threading.Lock()
+        self.trace_seconds = 0.0  # tracing and lowering to StableHLO
+        self.compile_seconds = 0.0  # XLA, or loading from the persistent compilation cache
         self.workers = default_workers(plan.devices) if workers is None else workers
         self.workers = _checks.check_positive_int("workers", self.workers)
         self.outputs = self._output_shapes()
@@ -92,7 +95,13 @@ class Runner:
         out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
         rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         jitted = jax.jit(self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
-        return jitted.lower(*self._args(0, batch)).compile()
+        t0 = time.perf_counter()
+        lowered = jitted.lower(*self._args(0, batch))
+        t1 = time.perf_counter()
+        compiled = lowered.compile()
+        self.trace_seconds += t1 - t0
+        self.compile_seconds += time.perf_counter() - t1
+        return compiled
 
     def _args(self, start: int, batch: int):
         seeds = jnp.arange(start, start + batch, dtype=jnp.int32)
