@@ -23,9 +23,11 @@ from . import (
     theory as theory,
 )
 from ._scan import (
+    map_seeds as map_seeds,
     open_scan as open_scan,
     plan_summary as plan_summary,
     scan as scan,
+    seed_batch_for as seed_batch_for,
     verify_scan as verify_scan,
 )
 from ._version import __version__ as __version__

@@ -34,14 +34,24 @@ def hermite_polynomials(x, degree: int):
     **Returns:** array of shape `x.shape + (degree + 1,)`, of `x`'s array type.
     """
     degree = check_degree(degree)
-    xp = jnp if isinstance(x, jax.Array) else np
-    x = xp.asarray(x)
-    polys = [xp.ones_like(x)]
+    if isinstance(x, jax.Array):  # traced: a lax.scan over k, compile time flat in the degree
+        ks = jnp.arange(1, degree + 1, dtype=x.dtype)
+        _, rest = jax.lax.scan(_hermite_step, (jnp.zeros_like(x), jnp.ones_like(x), x), ks)
+        return jnp.concatenate([jnp.ones_like(x)[..., None], jnp.moveaxis(rest, 0, -1)], axis=-1)
+    x = np.asarray(x)
+    polys = [np.ones_like(x)]
     if degree >= 1:
         polys.append(x)
     for k in range(1, degree):
         polys.append((x * polys[k] - math.sqrt(k) * polys[k - 1]) / math.sqrt(k + 1))
-    return xp.stack(polys, axis=-1)
+    return np.stack(polys, axis=-1)
+
+
+def _hermite_step(carry, k):
+    """h_k = (x h_{k−1} − √(k−1) h_{k−2})/√k (module level: eager calls reuse the scan)."""
+    h_prev, h, x = carry
+    nxt = (x * h - jnp.sqrt(k - 1) * h_prev) / jnp.sqrt(k)
+    return (h, nxt, x), nxt
 
 
 def check_degree(degree) -> int:

@@ -39,18 +39,31 @@ def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
 
 def recovery_probability(ds, fixed=None):
     """P(recovered) per grid point of a `local_convergence` scan, with its seed standard error
-    √(p(1−p)/(S−1)); diverged seeds count as not recovered. `decay` (if an axis) is taken at its
-    non-zero value, and `fixed` selects values of other axes ({axis: value}).
+    √(p(1−p)/(S−1)) and the 95 % Wilson score interval [`lo`, `hi`] (which, unlike p ± se, is
+    not empty at p = 0 or 1: 0 of 256 seeds gives [0, 0.015]); diverged seeds count as not
+    recovered. `decay` (if an axis) is taken at its non-zero value, and `fixed` selects values
+    of other axes ({axis: value}).
 
-    **Returns:** an xarray Dataset with `p`, `se` and `seeds` over the remaining grid axes.
+    **Returns:** an xarray Dataset with `p`, `se`, `lo`, `hi` and `seeds` over the remaining
+    grid axes.
     """
     rec = _recovered(ds, fixed)
     s = rec.count("seed")
     p = rec.mean("seed")
     out = p.to_dataset(name="p")
     out["se"] = np.sqrt(p * (1 - p) / np.maximum(s - 1, 1))
+    out["lo"], out["hi"] = wilson_interval(p, s)
     out["seeds"] = s
     return out
+
+
+def wilson_interval(p, n, z: float = 1.959963984540054):
+    """The Wilson score interval of a binomial proportion p observed in n trials (default 95 %):
+    (p + z²/2n ± z√(p(1−p)/n + z²/4n²)) / (1 + z²/n)."""
+    n = np.maximum(n, 1)
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
 
 
 def _recovered(ds, fixed):

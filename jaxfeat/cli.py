@@ -131,11 +131,9 @@ def _run(args) -> int:
     _configure_jax(args)
     from ._scan import plan_summary, scan
 
-    common: dict[str, Any] = dict(
-        out=out, params=params, seed=args.seed, chunk_size=args.chunk_size
-    )
-    common |= dict(memory_budget=args.memory_budget, devices=_devices(args.devices))
-    common["workers"] = args.workers
+    common: dict[str, Any] = dict(out=out, params=params, seed=args.seed, workers=args.workers)
+    common |= dict(chunk_size=args.chunk_size, memory_budget=args.memory_budget)
+    common["devices"] = _devices(args.devices)
     if args.dry_run:
         print(plan_summary(exp, grid, seeds, **common))
         return 0
@@ -149,17 +147,22 @@ def _run(args) -> int:
         allow_code_change=args.allow_code_change,
         progress=not args.quiet,
     )
-    print(
-        f"{exp.name}: {ds.sizes['seed']} seeds × {_npoints(ds)} grid points in "
-        f"{time.perf_counter() - t0:.1f} s (tracing {ds.attrs['trace_seconds']:.1f} s, "
-        f"compiling {ds.attrs['compile_seconds']:.1f} s); "
-        f"dataset: {out}"
-    )
+    print(f"{exp.name}: {_timing_line(ds, time.perf_counter() - t0)}; dataset: {out}")
     if not args.no_plot:
         from . import plotting
 
         print(f"figure: {plotting.draw(ds, figure, exp)}")
     return 0
+
+
+def _timing_line(ds, wall: float) -> str:
+    """ "S seeds × P grid points in T s (tracing, compiling, computing)"."""
+    a = ds.attrs
+    return (
+        f"{ds.sizes['seed']} seeds × {_npoints(ds)} grid points in {wall:.1f} s (tracing "
+        f"{a['trace_seconds']:.1f} s, compiling {a['compile_seconds']:.1f} s, computing "
+        f"{a['compute_seconds']:.1f} s)"
+    )
 
 
 def _preset_plan(exp, args) -> tuple[dict, dict, int]:

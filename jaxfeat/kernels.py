@@ -278,15 +278,22 @@ def _homogeneous_coefficients(act, s, b, degree):
 
 def _project(act, s, b, z, weights, degree):
     """Σ_j weights_j n(z_j) h_k(z_j) for k ≤ degree, and Σ_j weights_j n(z_j)², by the
-    recurrence one (…, nodes) slab at a time (memory independent of the degree)."""
+    recurrence one (…, nodes) slab at a time in a `lax.scan` over k (memory and compile time
+    independent of the degree)."""
     n = act.neuron(s[..., None] * z - b[..., None], s[..., None])
     vals = weights * n
-    cols, h_prev, h = [], None, jnp.ones_like(vals)
-    for k in range(degree + 1):
-        cols.append(jnp.sum(vals * h, axis=-1))
-        lower = 0.0 if h_prev is None else math.sqrt(k) * h_prev  # no h_{k-1} term at k = 0
-        h_prev, h = h, (z * h - lower) / math.sqrt(k + 1)
-    return jnp.stack(cols, axis=-1), jnp.sum(vals * n, axis=-1)
+    ks = jnp.arange(degree + 1, dtype=vals.dtype)
+    init = (jnp.zeros_like(vals), jnp.ones_like(vals), z * jnp.ones_like(vals), vals)
+    _, cols = jax.lax.scan(_project_step, init, ks)
+    return jnp.moveaxis(cols, 0, -1), jnp.sum(vals * n, axis=-1)
+
+
+def _project_step(carry, k):
+    """One order of `_project`: the column Σ vals·h_k and h_{k+1} = (z h_k − √k h_{k−1})/√(k+1)
+    (module level, so an eager call reuses the compiled scan; h_{−1} = 0)."""
+    h_prev, h, z, vals = carry
+    nxt = (z * h - jnp.sqrt(k) * h_prev) / jnp.sqrt(k + 1)
+    return (h, nxt, z, vals), jnp.sum(vals * h, axis=-1)
 
 
 def _quadrature_coefficients(act, s, b, degree, n_panels=48, nodes_per_panel=20):

@@ -74,10 +74,16 @@ def spike_colour_limits(alphas, counts) -> dict:
     """Colour limits of the spike-count heat map fixed by the theory, not by the data: 0 to the
     largest ℓ(α) predicted on the α axis (at least 1), widened only if a measured mean exceeds
     it, so a figure's colours mean the same spike counts in every scan and panel."""
-    predicted = max((theory.predicted_spike_count(float(a)) for a in alphas), default=1)
+    finite_alphas = [float(a) for a in alphas if float(a) < 0.5]  # ℓ(½) = ∞: no finite limit
+    predicted = max((theory.predicted_spike_count(a) for a in finite_alphas), default=1)
     finite = np.asarray(counts, float)[np.isfinite(counts)]
     top = max(1, predicted, int(np.ceil(finite.max())) if finite.size else 0)
     return {"vmin": 0, "vmax": top}
+
+
+def _predicted_label(alpha: float) -> str:
+    """ℓ(α) as a tick label; "∞" at the giant step α = ½, where the theory has no finite ℓ."""
+    return "∞" if alpha >= 0.5 else str(theory.predicted_spike_count(alpha))
 
 
 def _spike_row(fig, ax, bx, cx, ds, sm, label):
@@ -96,7 +102,7 @@ def _spike_row(fig, ax, bx, cx, ds, sm, label):
     fig.colorbar(im, ax=ax, label="mean spike count")
     top = im.get_clim()[1]
     _cell_numbers(ax, counts, se, ".2f", fontsize=7, color=lambda v: "k" if v > 0.6 * top else "w")
-    ticks = [f"{a:g}\nℓ={theory.predicted_spike_count(float(a))}" for a in alphas]
+    ticks = [f"{a:g}\nℓ={_predicted_label(float(a))}" for a in alphas]
     ax.set_xticks(range(len(alphas)), ticks)
     ax.set_yticks(range(len(ns)), [str(n) for n in ns])
     for t in theory.spike_thresholds(6):  # theory boundaries, interpolated on the α ticks
@@ -614,10 +620,13 @@ def _recovery_panel(ax, ds, axes=None):
     x, y = axes[0], (axes[1] if len(axes) > 1 else None)
     order = (y, x) if y else (x,)
     p = np.atleast_2d(pr["p"].transpose(*order).values)
-    se = np.atleast_2d(pr["se"].transpose(*order).values)
+    lo, hi = (np.atleast_2d(pr[k].transpose(*order).values) for k in ("lo", "hi"))
     im = ax.imshow(p, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.figure.colorbar(im, ax=ax, label="P(recovered)")
-    _cell_numbers(ax, p, se, ".2f", fontsize=8, color=lambda v: "k" if v > 0.6 else "w")
+    for i, j in np.ndindex(p.shape):  # P and its 95 % Wilson interval (not empty at 0 or 1)
+        text = f"{p[i, j]:.2f}\n[{lo[i, j]:.2f}, {hi[i, j]:.2f}]"
+        colour = "k" if p[i, j] > 0.6 else "w"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(p.shape[1]), [str(v) for v in ds[x].values])
     ax.set_xlabel(x)
     if y:
@@ -627,7 +636,7 @@ def _recovery_panel(ax, ds, axes=None):
         ax.set_yticks([])
     lo, hi = int(pr["seeds"].min()), int(pr["seeds"].max())  # finished seeds per point
     n = str(lo) if lo == hi else f"{lo}–{hi}"
-    title = f"P(recovered) with decay, ± se over {n} seeds"
+    title = f"P(recovered) with decay, 95 % Wilson interval over {n} seeds"
     swept = _swept(ds)
     if len(swept) > len(axes):
         title += f"\naxes {' × '.join(axes)} of {', '.join(swept)}; fixed " + ", ".join(

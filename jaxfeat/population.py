@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +104,13 @@ def population_loss(
         form = functools.partial(kernels.kernel_form, act)  # pᵀK(A, B)q, hand-derived grad
         loss = form(student.W, a) - 2 * form(student.W, a, teacher.W, at)
         return loss + form(teacher.W, at) + guard
+    return _hermite_loss(student, teacher, a, at, degree, exact_diagonal)
+
+
+@eqx.filter_jit
+def _hermite_loss(student, teacher, a, at, degree: int, exact_diagonal: bool):
+    """The Mehler-series loss (jitted: an eager call with new values of the same shapes reuses
+    the compiled program instead of tracing fresh `lax` loops)."""
     (C, m2), (Ct, m2t), n, nt = _coefficients(student, teacher, degree)
 
     def gram(CA, CB, A, B, nA, nB, m2=None):

@@ -40,7 +40,7 @@ def _run_cli(args, env):
     )
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if "compiling" in ln)
-    return float(line.split(" compiling ")[1].split(" s)")[0])
+    return float(line.split(" compiling ")[1].split(" s,")[0])
 
 
 def test_second_identical_run_loads_its_programs_from_the_persistent_cache(tmp_path):

@@ -202,6 +202,10 @@ def test_recovery_probability_and_threshold_by_hand():
     pr = recovery_probability(ds)
     np.testing.assert_array_equal(pr["p"].sel(n=100), [0.0, 0.5, 1.0])  # decay = 1 picked
     np.testing.assert_allclose(pr["se"].sel(n=400), np.sqrt([0.25 * 0.75 / 99] * 2 + [0.0]))
+    # Wilson 95 %: 0/100 → [0, z²/(100 + z²)]; 50/100 → [0.4038, 0.5962] (tables); 100/100 → 1
+    z2 = 1.959963984540054**2
+    np.testing.assert_allclose(pr["lo"].sel(n=100), [0.0, 0.40383, 1 - z2 / (100 + z2)], atol=5e-5)
+    np.testing.assert_allclose(pr["hi"].sel(n=100), [z2 / (100 + z2), 0.59617, 1.0], atol=5e-5)
     ds["diverged"][0, 0, 1, 0] = True  # a diverged seed counts as not recovered
     assert float(recovery_probability(ds)["p"].sel(n=100, width=8)) == 0.49
     ds["diverged"][0, 0, 1, 0] = False

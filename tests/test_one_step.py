@@ -169,8 +169,18 @@ def test_spike_counts_reproduce_math_4_4(act, alphas, counts):
             assert np.all(np.asarray(r["test_mse_w0"]) > 0.8)  # random features do not
 
 
+def test_giant_step_alpha_one_half_is_eta_c_sqrt_n():
+    """α = ½ (Dandi et al.'s giant step, issue 15) is accepted: η = c·√n, the same step as
+    passing that η directly; α just above ½ is refused."""
+    n, c = 64, 0.7
+    a = jf.one_step(jax.random.key(1), dist_for(5), n=n, width=8, alpha=0.5, c=c)
+    b = jf.one_step(jax.random.key(1), dist_for(5), n=n, width=8, eta=c * np.sqrt(n))
+    np.testing.assert_allclose(a.W1, b.W1, rtol=1e-13)
+    assert not np.allclose(a.W1, a.W0)
+
+
 BAD = [
-    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, alpha=0.5), "alpha"),
+    (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, alpha=0.51), "alpha"),
     (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=4, alpha=-0.1), "alpha"),
     (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=0, width=4), "n must be positive"),
     (lambda: jf.one_step(jax.random.key(0), dist_for(5), n=10, width=-2), "width must be positive"),

@@ -315,7 +315,7 @@ def test_single_point_and_dry_run_from_the_cli(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["run", "spikes", "--set", "alpha=0.1,0.7"], "alpha must be in [0, 1/2), got 0.7"),
+        (["run", "spikes", "--set", "alpha=0.1,0.7"], "alpha must be in [0, 1/2], got 0.7"),
         (["run", "spikes", "--set", "alpha=0.1,NaN"], "grid axis 'alpha' holds nan"),
         (["run", "spikes", "--set", "target=relu"], "target must be a list"),
         (["run", "spikes", "--set", "degree=0"], "degree must be positive"),

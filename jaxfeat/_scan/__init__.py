@@ -17,8 +17,10 @@ Layout of a scan (DESIGN §4):
 Parts, each below the next: `plan` (experiment, grid and config, validated) → `program` (the
 compiled per-chunk program, output shapes, chunk size) → `store` (Zarr store, chunk markers,
 locks) → `loop` (chunks computed, written, claimed, interrupted) → `api` (`scan`,
-`plan_summary`). Statistics of a finished scan live in `jaxfeat.analysis`.
+`plan_summary`); `map_seeds` is the chunker as a function (a per-seed function over many keys,
+a batch at a time) for notebooks. Statistics of a finished scan live in `jaxfeat.analysis`.
 """
 
 from .api import plan_summary as plan_summary, scan as scan
+from .seed_batches import map_seeds as map_seeds, seed_batch_for as seed_batch_for
 from .store import open_scan as open_scan, verify_scan as verify_scan

@@ -63,8 +63,9 @@ def scan(
     **Returns:** a Dataset with dims (grid axes…, seed, output dims…), a `diverged` flag per
     (point, seed) (its float outputs are NaN), a `finished` flag per (point, seed), and
     `attrs["jaxfeat_config"]` holding the config, and this call's `attrs["trace_seconds"]`
-    (tracing, lowering) and `attrs["compile_seconds"]` (XLA, or the persistent cache), not
-    stored. Processes started with
+    (tracing, lowering), `attrs["compile_seconds"]` (XLA, or the persistent cache) and
+    `attrs["compute_seconds"]` (computing and writing the chunks), not stored. Processes
+    started with
     `jax.distributed.initialize()` share the chunks of one store and each returns the whole scan.
     """
     seed = _renamed_seed(seed, deprecated)
@@ -84,10 +85,19 @@ def scan(
     order = [(s, c) for s in range(len(plan.static_points)) for c in range(store.n_chunks)]
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
+    return _timed_loop(runner, store, todo, progress)
+
+
+def _timed_loop(runner, store, todo, progress):
+    """`run_chunks`, then the dataset with this call's `trace_seconds`, `compile_seconds` and
+    `compute_seconds` (the loop less the compiling done inside it) in its attrs (not stored)."""
+    before, t0 = runner.trace_seconds + runner.compile_seconds, time.perf_counter()
     run_chunks(runner, store, todo, progress)
+    compiling = runner.trace_seconds + runner.compile_seconds - before
     ds = store.dataset()
-    ds.attrs["trace_seconds"] = runner.trace_seconds  # this call's, not stored
+    ds.attrs["trace_seconds"] = runner.trace_seconds
     ds.attrs["compile_seconds"] = runner.compile_seconds
+    ds.attrs["compute_seconds"] = time.perf_counter() - t0 - compiling  # chunks and writes
     return ds
 
 

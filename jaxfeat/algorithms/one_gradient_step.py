@@ -74,8 +74,8 @@ def _check_alpha(alpha):
             a = float(alpha)
         except (TypeError, ValueError):
             raise _checks.InputTypeError(f"alpha must be a number, got {alpha!r}") from None
-        if not 0.0 <= a < 0.5:
-            raise InputError(f"alpha must be in [0, 1/2), got {alpha}")
+        if not 0.0 <= a <= 0.5:  # ½: Dandi et al.'s giant step η = c·√n
+            raise InputError(f"alpha must be in [0, 1/2], got {alpha}")
 
 
 def _check_positive_scalar(name, x):
@@ -107,7 +107,8 @@ def one_step(
 ) -> OneStepResult:
     """One gradient step of the first layer on n fresh samples of `dist` (one seed).
 
-    **Arguments:** `n` step samples, `width` (Moniri et al.'s N) neurons (static ints); `alpha`,
+    **Arguments:** `n` step samples, `width` (Moniri et al.'s N) neurons (static ints); `alpha`
+    ∈ [0, ½] (½ is Dandi et al.'s giant step; `jaxfeat.theory`'s ℓ(α) holds for α < ½),
     `c` (η = c·n^α) or `eta` directly, all dynamic scalars, so the function vmaps over them
     without recompiling; `scheme` `"sphere"` (default) | `"gaussian"` for W₀ (rows uniform on the
     unit sphere or N(0, I/dim), `jaxfeat.nets.unit_rows`); `output_scale` `"1"` |
