@@ -106,6 +106,10 @@ _HOMOGENEOUS = {
 }
 
 
+# base → (h, h') of the unit-norm kernel, the pair `kernel_form` evaluates once per entry
+_PARTS = {"relu": _arccos_parts, "abs": _abs_parts}
+
+
 def has_closed_form(activation: _act.Activation) -> bool:
     """relu/abs (and their centrings, e.g. sigma_ge2) and plain erf, for zero biases."""
     return activation.base in _HOMOGENEOUS or (activation.base == "erf" and not activation.removed)
@@ -164,8 +168,8 @@ def kernel_form(
 def _h_parts(kind, rho):
     """(h(ρ), h'(ρ)) of the unit-norm kernel, orders 0/1 removed as `kind` says (MATH §2.1)."""
     base, drop0, drop1 = kind
-    h, c0sq, c1sq = _HOMOGENEOUS[base]
-    val, der = (_arccos_parts if h is arccos_kernel else _abs_parts)(rho)
+    _, c0sq, c1sq = _HOMOGENEOUS[base]
+    val, der = _PARTS[base](rho)
     val = val - (c0sq if drop0 else 0.0) - (c1sq * rho if drop1 else 0.0)
     return val, der - (c1sq if drop1 else 0.0)
 

@@ -600,15 +600,15 @@ def _heat_axes(ds, axes=None):
     return tuple(axes), fixed
 
 
-def _cell_numbers(ax, mean, se, fmt: str, *, fontsize, color) -> None:
+def _cell_numbers(ax, mean, se, fmt: str, *, fontsize, color, low=None) -> None:
     """Write "mean ± se" in each cell of an `imshow` of `mean` (rows = image y), in
-    `color(value)`."""
-    for i in range(mean.shape[0]):
-        for j in range(mean.shape[1]):
+    `color(value)`; with `low`, "mean [low, se]": an interval (low, high) in place of ± se."""
+    for i, j in np.ndindex(mean.shape):
+        if low is None:
             text = f"{mean[i, j]:{fmt}}\n±{se[i, j]:{fmt}}"
-            ax.text(
-                j, i, text, ha="center", va="center", fontsize=fontsize, color=color(mean[i, j])
-            )
+        else:
+            text = f"{mean[i, j]:{fmt}}\n[{low[i, j]:{fmt}}, {se[i, j]:{fmt}}]"
+        ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color(mean[i, j]))
 
 
 def _recovery_panel(ax, ds, axes=None):
@@ -623,10 +623,8 @@ def _recovery_panel(ax, ds, axes=None):
     lo, hi = (np.atleast_2d(pr[k].transpose(*order).values) for k in ("lo", "hi"))
     im = ax.imshow(p, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.figure.colorbar(im, ax=ax, label="P(recovered)")
-    for i, j in np.ndindex(p.shape):  # P and its 95 % Wilson interval (not empty at 0 or 1)
-        text = f"{p[i, j]:.2f}\n[{lo[i, j]:.2f}, {hi[i, j]:.2f}]"
-        colour = "k" if p[i, j] > 0.6 else "w"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    # P and its 95 % Wilson interval (not empty at 0 or 1, where ± se is)
+    _cell_numbers(ax, p, hi, ".2f", fontsize=7, color=lambda v: "k" if v > 0.6 else "w", low=lo)
     ax.set_xticks(range(p.shape[1]), [str(v) for v in ds[x].values])
     ax.set_xlabel(x)
     if y:

@@ -57,7 +57,9 @@ def test_second_identical_run_loads_its_programs_from_the_persistent_cache(tmp_p
     assert any((tmp_path / "cache").iterdir())
     second = _run_cli(args, env)
     off = _run_cli(args + ["--cache-dir", "off"], env)
-    assert second < 0.1 * first and off > 0.6 * first, (first, second, off)
+    # `off` against the cached run, not the first: this shared host's speed drifts up to 2×
+    # between runs minutes apart, and a compile is ≫ 5× a cache load either way
+    assert second < 0.1 * first and off > 5 * second, (first, second, off)
 
 
 def test_pdf_figures_embed_truetype_not_type3_fonts(tmp_path):
