@@ -13,6 +13,7 @@ from . import (
     hermite as hermite,
     kernel_baselines as kernel_baselines,
     kernels as kernels,
+    labels as labels,
     nets as nets,
     objectives as objectives,
     plotting as plotting,

@@ -57,6 +57,14 @@ def check_positive_int(name: str, n) -> int:
     return int(n)
 
 
+def check_nonneg_int(name: str, n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise InputTypeError(f"{name} must be a Python int >= 0, got {n!r}")
+    if n < 0:
+        raise InputError(f"{name} must be >= 0, got {n}")
+    return int(n)
+
+
 def check_nonneg_float(name: str, x) -> float:
     try:
         v = float(x)

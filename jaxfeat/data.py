@@ -27,6 +27,8 @@ __all__ = [
     "Network",
     "SingleIndex",
     "MultiIndex",
+    "HERMITE_BASES",
+    "orthonormal_directions",
     "Teacher",
     "GaussianMixture",
     "SparseParity",
@@ -136,12 +138,39 @@ def _check_target(hermite, target) -> Array | None:
     return None if hermite is None else _vector("hermite", hermite, "(degree + 1,)")
 
 
+HERMITE_BASES = ("normalised", "probabilists")
+
+
+def _to_normalised(hermite, basis: str):
+    """Coefficients in the normalised basis h_k = He_k/√(k!) (MATH §1) from `basis`:
+    `"normalised"` as they are, `"probabilists"` (f = Σ c_k He_k) as c_k·√(k!)."""
+    if basis not in HERMITE_BASES:
+        raise InputError(f"basis must be one of {HERMITE_BASES}, got {basis!r}")
+    if hermite is None or basis == "normalised":
+        return hermite
+    c = np.asarray(hermite, dtype=np.float64)
+    return c * np.sqrt([float(np.prod(np.arange(1, k + 1))) for k in range(c.shape[-1])])
+
+
+def orthonormal_directions(key: PRNGKeyArray, k: int, dim: int) -> Float[Array, "k dim"]:
+    """k orthonormal rows in R^dim, uniformly (Haar) distributed: the index space of a
+    multi-index target (`MultiIndex(B=…)`), e.g. Dandi et al.'s two orthonormal teachers."""
+    _checks.check_key(key)
+    k, dim = _checks.check_positive_int("k", k), _checks.check_positive_int("dim", dim)
+    if k > dim:
+        raise InputError(f"k must be <= dim for orthonormal directions, got k={k}, dim={dim}")
+    Q, R = jnp.linalg.qr(jax.random.normal(key, (dim, k)))
+    return (Q * jnp.sign(jnp.diag(R))[None, :]).T  # the sign fix makes the law Haar
+
+
 class SingleIndex(Distribution):
     """x ~ N(0, I_d), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
 
     f* is given by its normalised Hermite coefficients, f*(z) = Σ_k hermite[k] He_k(z)/√(k!)
-    (MATH §1), as `target="relu"` or `"sign"` (for which `population_gradient` is exact), or as a
-    callable `target` acting elementwise on JAX arrays. `beta` is normalised to unit length.
+    (MATH §1), or with `basis="probabilists"` by c_k in f*(z) = Σ_k c_k He_k(z) (stored
+    converted, hermite[k] = c_k√(k!)), as `target="relu"` or `"sign"` (for which
+    `population_gradient` is exact), or as a callable `target` acting elementwise on JAX
+    arrays. `beta` is normalised to unit length.
     """
 
     beta: Float[Array, " dim"]
@@ -150,11 +179,17 @@ class SingleIndex(Distribution):
     target: Callable | str | None = eqx.field(static=True)
 
     def __init__(
-        self, beta, hermite=None, noise: Scalar = 0.0, *, target: Callable | str | None = None
+        self,
+        beta,
+        hermite=None,
+        noise: Scalar = 0.0,
+        *,
+        target: Callable | str | None = None,
+        basis: str = "normalised",
     ):
         self.noise = _scalar("noise", noise)
         self.beta = _unit_vector("beta", beta)
-        self.hermite = _check_target(hermite, target)
+        self.hermite = _check_target(_to_normalised(hermite, basis), target)
         self.target = target
 
     @property
@@ -198,7 +233,8 @@ class MultiIndex(Distribution):
     """x ~ N(0, I_d), y = g(Bx) + noise·ε with B of shape (k, d).
 
     g is a callable on the last axis (`target(Z)` with Z (n, k) -> (n,)), or, with `hermite` of
-    shape (k, K+1), the additive model g(z) = Σ_j Σ_k hermite[j, k] h_k(z_j).
+    shape (k, K+1), the additive model g(z) = Σ_j Σ_k hermite[j, k] h_k(z_j); a 1-D `hermite`
+    (K+1,) is the same link for every direction. `basis` as in `SingleIndex`.
     """
 
     B: Float[Array, "k dim"]
@@ -206,12 +242,23 @@ class MultiIndex(Distribution):
     noise: Float[Array, ""]
     target: Callable | None = eqx.field(static=True)
 
-    def __init__(self, B, hermite=None, noise: Scalar = 0.0, *, target: Callable | None = None):
+    def __init__(
+        self,
+        B,
+        hermite=None,
+        noise: Scalar = 0.0,
+        *,
+        target: Callable | None = None,
+        basis: str = "normalised",
+    ):
         self.noise = _scalar("noise", noise)
         k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
         if k == 0 or d == 0:
             raise InputError(f"B must have shape (k, dim) with k, dim >= 1, got {(k, d)}")
         _checks.check_finite("B", B)
+        hermite = _to_normalised(hermite, basis)
+        if hermite is not None and len(_checks.shape_of("hermite", hermite)) == 1:
+            hermite = np.tile(np.asarray(hermite, dtype=np.float64), (k, 1))
         if (hermite is None) == (target is None):
             raise InputError("give exactly one of hermite= (coefficients) or target= (a callable)")
         if hermite is not None:

@@ -1,20 +1,28 @@
-"""Ridge regression of a second layer over a whole grid of λ from one eigendecomposition.
+"""Ridge regression of a second layer: a whole grid of λ from one eigendecomposition
+(`ridge_path`), or one λ from one linear solve (`ridge_fit`).
 
-â(λ) = argmin_a (1/n)|y − F a|² + λ|a|² (MATH §4.1). With the eigendecomposition of the smaller
-Gram matrix, FᵀF/n = V diag(e) Vᵀ (n ≥ N) or FFᵀ/n = U diag(e) Uᵀ (n < N), every λ costs one
-diagonal rescaling, not one solve.
+The model is ŷ = s·F a + b (s the `feature_scale`, b the unpenalised intercept when
+`intercept=True`) and â(λ) = argmin_a ℓ(a) + λ|a|² with ℓ = (1/n)|y − ŷ|² (`loss="mean"`, MATH
+§4.1, Moniri et al.) or ℓ = |y − ŷ|² (`loss="sum"`, Dandi et al.'s code, with s = 1/√width and
+no intercept). The two conventions differ by λ_sum = n·λ_mean. With the eigendecomposition of
+the smaller Gram matrix, GᵀG/n = V diag(e) Vᵀ (n ≥ N) or GGᵀ/n = U diag(e) Uᵀ (n < N), G = sF,
+every λ costs one diagonal rescaling, not one solve.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import _checks
 from ._checks import InputError
 
-__all__ = ["ridge_path"]
+__all__ = ["RIDGE_LOSSES", "ridge_fit", "ridge_path"]
+
+RIDGE_LOSSES = ("mean", "sum")
 
 
 def ridge_path(
@@ -25,36 +33,91 @@ def ridge_path(
     y_test: ArrayLike | None = None,
     *,
     intercept: bool = True,
+    loss: str = "mean",
+    feature_scale=1.0,
 ) -> dict[str, Float[Array, ...]]:
     """Ridge solutions and errors for every λ in `lambdas`.
 
     **Arguments:** `F` (n, N) training features, `y` (n,), `lambdas` (L,) all > 0, optional test
-    set `F_test` (n_test, N), `y_test`. With `intercept`, F and y are centred on the training
-    means (the intercept is not penalised).
+    set `F_test` (n_test, N), `y_test`; the conventions `intercept` (F and y centred on the
+    training means; the intercept is not penalised), `loss` and `feature_scale` (module
+    docstring).
 
-    **Returns:** `coef` (L, N), `intercept` (L,), `train_mse` (L,), `gram_eigenvalues` (the
-    eigenvalues of the (centred) Gram matrix divided by n, ascending: the squared singular values
-    of F/√n) and, with a test set, `test_mse` (L,) and `best` (index of the smallest test error).
+    **Returns:** `coef` (L, N) (of the scaled features sF), `intercept` (L,), `train_mse` (L,),
+    `gram_eigenvalues` (the eigenvalues of the (centred) Gram matrix of sF divided by n,
+    ascending: the squared singular values of sF/√n) and, with a test set, `test_mse` (L,) and
+    `best` (index of the smallest test error).
     """
-    _check_ridge_args(F, y, lambdas, F_test, y_test)
+    _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
-    N = F.shape[1]
-    fm = jnp.mean(F, axis=0) if intercept else jnp.zeros(N, F.dtype)
-    ym = jnp.mean(y) if intercept else jnp.zeros((), F.dtype)
-    Fc, yc = F - fm[None, :], y - ym
-    e, coef = _ridge_coefficients(Fc, yc, lam)
+    G, fm, ym = _centring(F * feature_scale, y, intercept)
+    e, coef = _ridge_coefficients(G - fm[None, :], y - ym, _mean_lambda(lam, loss, F.shape[0]))
     b0 = ym - coef @ fm
-    out = {
-        "coef": coef,
-        "intercept": b0,
-        "gram_eigenvalues": e,
-        "train_mse": jnp.mean((F @ coef.T + b0[None, :] - y[:, None]) ** 2, axis=0),
-    }
+    out = {"coef": coef, "intercept": b0, "gram_eigenvalues": e}
+    return out | _errors(lambda F: (F * feature_scale) @ coef.T + b0[None, :], F, y, F_test, y_test)
+
+
+def ridge_fit(
+    F: ArrayLike,
+    y: ArrayLike,
+    lam,
+    F_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    *,
+    intercept: bool = True,
+    loss: str = "mean",
+    feature_scale=1.0,
+) -> dict[str, Float[Array, ...]]:
+    """Ridge for one λ > 0 by one Cholesky solve (of the N×N or the n×n system, whichever is
+    smaller), with the conventions of `ridge_path` (module docstring).
+
+    **Returns:** `coef` (N,), `intercept` (), `train_mse` () and, with a test set, `test_mse` ().
+    """
+    _checks.check_ndim("lam", lam, 0, "() (one λ; ridge_path takes a grid)")
+    _check_ridge_args(F, y, jnp.reshape(jnp.asarray(lam), (1,)), F_test, y_test, loss)
+    F, y = jnp.asarray(F), jnp.asarray(y)
+    G, fm, ym = _centring(F * feature_scale, y, intercept)
+    Gc, yc, n, N = G - fm[None, :], y - ym, *F.shape
+    lam = _mean_lambda(jnp.asarray(lam, F.dtype), loss, n)
+    if N <= n:  # (GᵀG/n + λ) a = Gᵀy/n
+        coef = jax.scipy.linalg.cho_solve(_cho(Gc.T @ Gc / n, lam), Gc.T @ yc / n)
+    else:  # a = Gᵀ (GGᵀ/n + λ)⁻¹ y/n
+        coef = Gc.T @ jax.scipy.linalg.cho_solve(_cho(Gc @ Gc.T / n, lam), yc / n)
+    b0 = ym - coef @ fm
+    out = {"coef": coef, "intercept": b0}
+    return out | _errors(lambda F: (F * feature_scale) @ coef + b0, F, y, F_test, y_test)
+
+
+def _cho(A, lam):
+    return jax.scipy.linalg.cho_factor(A + lam * jnp.eye(A.shape[0], dtype=A.dtype))
+
+
+def _mean_lambda(lam, loss: str, n: int):
+    """λ of the mean-loss convention: λ_sum / n for `loss="sum"`."""
+    return lam if loss == "mean" else lam / n
+
+
+def _centring(G, y, intercept: bool):
+    """(G, column means of G, mean of y), the means zero without an intercept."""
+    if not intercept:
+        return G, jnp.zeros(G.shape[1], G.dtype), jnp.zeros((), G.dtype)
+    return G, jnp.mean(G, axis=0), jnp.mean(y)
+
+
+def _errors(predict, F, y, F_test, y_test) -> dict:
+    """`train_mse` and, with a test set, `test_mse` and `best` (the λ index of the smallest)."""
+    out = {"train_mse": _mse(predict(F), y)}
     if F_test is not None:
-        pred = jnp.asarray(F_test) @ coef.T + b0[None, :]
-        out["test_mse"] = jnp.mean((pred - jnp.asarray(y_test)[:, None]) ** 2, axis=0)
-        out["best"] = jnp.argmin(out["test_mse"])
+        out["test_mse"] = _mse(predict(jnp.asarray(F_test)), jnp.asarray(y_test))
+        if out["test_mse"].ndim:
+            out["best"] = jnp.argmin(out["test_mse"])
     return out
+
+
+def _mse(pred, y):
+    """Mean squared error over rows: (L,) for predictions (n, L), () for (n,)."""
+    r = pred - (y[:, None] if pred.ndim == 2 else y)
+    return jnp.mean(r**2, axis=0)
 
 
 def _ridge_coefficients(Fc, yc, lam):
@@ -73,7 +136,9 @@ def _ridge_coefficients(Fc, yc, lam):
     return e, alpha @ Fc
 
 
-def _check_ridge_args(F, y, lambdas, F_test, y_test) -> None:
+def _check_ridge_args(F, y, lambdas, F_test, y_test, loss) -> None:
+    if loss not in RIDGE_LOSSES:
+        raise InputError(f"loss must be one of {RIDGE_LOSSES}, got {loss!r}")
     n, N = _checks.check_ndim("F", F, 2, "(n, N)")
     _checks.check_shape("y", y, (n,), "(n,)")
     L = _checks.check_ndim("lambdas", lambdas, 1, "(L,)")[0]

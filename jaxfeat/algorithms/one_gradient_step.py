@@ -14,27 +14,28 @@ W₀ + (η/n) diag(a)[σ'(W₀Xᵀ) ⊙ 1rᵀ] X with r = y − f_{W₀}(X).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks, _vocabulary, activations as _act
-from .._checks import InputError
-from ..data import Distribution, SingleIndex
+from .. import _checks, _vocabulary, activations as _act, labels as _labels
+from .._checks import InputError, InputTypeError
+from ..data import Distribution, MultiIndex, SingleIndex
 from ..nets import TwoLayer, unit_rows
-from ..ridge import ridge_path
-from ..rows import ArrayRows, SampledRows, fold_rows
+from ..ridge import RIDGE_LOSSES, ridge_fit, ridge_path
+from ..rows import ArrayRows, Rows, SampledRows, fold_rows
 from ..spectrum import LazyFeatures, count_spikes, hermite_features
 
-__all__ = ["OneStepResult", "one_step", "one_step_spikes"]
+__all__ = ["OneStepResult", "init_weights", "one_step", "one_step_spikes"]
 
 
 class OneStepResult(eqx.Module):
     """W₀, W₁ (width, dim); a (width,); ζ = Xᵀr/n (dim,), whose direction ζ̂ carries the spikes;
-    η; scale."""
+    η; scale; with `return_data=True` the step's samples X (n, dim) and raw labels y (n,)."""
 
     W0: Float[Array, "width dim"]
     W1: Float[Array, "width dim"]
@@ -42,6 +43,8 @@ class OneStepResult(eqx.Module):
     zeta: Float[Array, " dim"]
     eta: Float[Array, ""]
     scale: Float[Array, ""]
+    X: Float[Array, "n dim"] | None = None
+    y: Float[Array, " n"] | None = None
 
 
 _SCALES = {  # output scale of a width-N network (the arithmetic of 0.1, so draws are unchanged)
@@ -51,17 +54,19 @@ _SCALES = {  # output scale of a width-N network (the arithmetic of 0.1, so draw
 }
 
 
-def _check_width(where, width, N):
-    """`width` (or its deprecated name `N`) as a positive int; the error names the one given."""
-    name, width = _vocabulary.renamed(where, "width", width, "N", N, stacklevel=5)
+def _check_width(where, width, N, stacklevel=5):
+    """`width` (or its deprecated name `N`) as a positive int; the error names the one given.
+    `stacklevel` points the deprecation warning at the user's call (5: called from the public
+    function itself)."""
+    name, width = _vocabulary.renamed(where, "width", width, "N", N, stacklevel=stacklevel)
     if width is None:
         raise InputError(f"{where}: width= (the number of neurons) is required")
     return _checks.check_positive_int(name, width)
 
 
-def _check_scheme(where, scheme, init):
+def _check_scheme(where, scheme, init, stacklevel=5):
     """`scheme` (or its deprecated name `init`), one of "sphere" (default) and "gaussian"."""
-    name, scheme = _vocabulary.renamed(where, "scheme", scheme, "init", init, stacklevel=5)
+    name, scheme = _vocabulary.renamed(where, "scheme", scheme, "init", init, stacklevel=stacklevel)
     scheme = "sphere" if scheme is None else scheme
     if scheme not in ("sphere", "gaussian"):
         raise InputError(f"{name} must be 'sphere' or 'gaussian', got {scheme!r}")
@@ -88,11 +93,12 @@ def _check_positive_scalar(name, x):
             raise InputError(f"{name} must be finite and > 0, got {x!r}")
 
 
+# long: one signature line per protocol knob (each checked in a helper)
 def one_step(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
-    n: int,
+    n: int | None = None,
     width: int | None = None,
     activation: str | _act.Activation = "shifted_relu",
     alpha=0.3,
@@ -100,21 +106,33 @@ def one_step(
     eta=None,
     scheme: str | None = None,
     output_scale: str = "1",
-    remove_low_order: bool = False,
+    labels: str | Callable | None = None,
+    data: tuple[ArrayLike, ArrayLike] | None = None,
+    W0: ArrayLike | None = None,
+    a: ArrayLike | None = None,
+    a_law: str = "gaussian",
+    return_data: bool = False,
     tile: int | None = None,
+    remove_low_order: bool = False,
     N: int | None = None,
     init: str | None = None,
 ) -> OneStepResult:
-    """One gradient step of the first layer on n fresh samples of `dist` (one seed).
+    """One gradient step of the first layer on n samples of `dist` (one seed).
 
     **Arguments:** `n` step samples, `width` (Moniri et al.'s N) neurons (static ints); `alpha`
     ∈ [0, ½] (½ is Dandi et al.'s giant step; `jaxfeat.theory`'s ℓ(α) holds for α < ½),
     `c` (η = c·n^α) or `eta` directly, all dynamic scalars, so the function vmaps over them
     without recompiling; `scheme` `"sphere"` (default) | `"gaussian"` for W₀ (rows uniform on the
     unit sphere or N(0, I/dim), `jaxfeat.nets.unit_rows`); `output_scale` `"1"` |
-    `"1/sqrt(width)"` | `"1/width"`;
-    `remove_low_order` subtracts the labels' estimated He₀ and He₁ parts (mean and the least-
-    squares linear part Xζ_lin, ζ_lin = Xᵀ(y − ȳ)/n) before the step (Dandi et al. 2023);
+    `"1/sqrt(width)"` | `"1/width"`.
+
+    The protocol's pieces, each replaceable: `W0=` (width, dim) and `a=` (width,) fix the
+    initialisation (otherwise drawn from `key`; `a_law` `"gaussian"` a ~ N(0, I/width) or
+    `"sign"` a ~ Unif{±1/√width}); `data=(X, y)` gives the step's samples (n = len(X); otherwise
+    n fresh samples of `dist`), and `return_data=True` returns them in the result's `X`, `y`;
+    `labels` pre-processes the step's labels (`jaxfeat.labels`: None, `"moments"` (Dandi et
+    al. 2023's code: y − ȳ − X·Xᵀy/n), `"centred"` (y − ȳ − X·Xᵀ(y − ȳ)/n) or a callable
+    (X, y) -> y′). `remove_low_order=True` is the deprecated spelling of `labels="centred"`.
     `tile` streams the step: the n samples are drawn `tile` rows at a time
     (`jaxfeat.rows.SampledRows`) and ∇L and ζ are accumulated over the tiles, so memory is
     O(N·d + tile·(N + d)) whatever n is (the samples then differ from `tile=None`'s draw).
@@ -123,31 +141,111 @@ def one_step(
     **Returns:** a `OneStepResult`.
     """
     _check_step_args(key, dist, alpha, c, eta)
-    n = _checks.check_positive_int("n", n)
-    N = _check_width("one_step", width, N)
-    scheme = _check_scheme("one_step", scheme, init)
+    labels = _check_labels(labels, remove_low_order, tile)
+    tile = None if tile is None else _checks.check_positive_int("tile", tile)
+    n, data = _check_data(data, n, dist.dim, tile, return_data)
+    W0, a = _initial_weights(key, dist.dim, width, N, scheme, init, W0, a, a_law, tile)
+    N = W0.shape[0]
     output_scale = _vocabulary.output_scale("one_step", output_scale)
     act = _act.get(activation)
-    tile = None if tile is None else _checks.check_positive_int("tile", tile)
-    k_data, k_w, k_a = jax.random.split(key, 3)
-    d = dist.dim
-    rows = _step_rows(k_data, dist, n, tile)
-    dtype = jnp.zeros(()).dtype
-    W0 = unit_rows(k_w, N, d, scheme, dtype, tile)
-    a = jax.random.normal(k_a, (N,), dtype) / np.sqrt(N)
+    dtype = W0.dtype
+    rows = _step_rows(jax.random.split(key, 3)[0], dist, n, tile, data)
     scale = jnp.asarray(_SCALES[output_scale](N), dtype)
     eta = c * jnp.asarray(n, dtype) ** alpha if eta is None else jnp.asarray(eta, dtype)
-    adjust = _low_order_remover(rows) if remove_low_order else (lambda X, y: y)
+    adjust = _labels.label_adjuster(rows, labels)
     # centred homogeneous neurons (sigma_ge2) depend on |w_i| too: ∂L/∂w_i gets ∂L/∂|w_i|·w_i/|w_i|
     norms = TwoLayer(W0, jnp.zeros(N, dtype), a, act).norms() if act.removed else jnp.ones(N, dtype)
     tile_terms = functools.partial(_tile_terms, W0, a, norms, act, scale, adjust, n)
-    block = d if tile is None else min(d, max(tile, 1024))  # columns of DᵀX added at a time
+    block = dist.dim if tile is None else min(dist.dim, max(tile, 1024))  # DᵀX columns at a time
     W1, zeta = _gradient_step(rows, W0, norms, tile_terms, eta / scale, act.removed, block)
-    return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale)
+    X, y = (rows.X, rows.y) if return_data else (None, None)  # pyright: ignore[reportAttributeAccessIssue]
+    return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale, X, y)
 
 
-def _step_rows(key, dist, n, tile):
-    """The step's n samples: drawn at once, or (`tile`) tile by tile and never stored."""
+_A_LAWS = ("gaussian", "sign")
+
+
+def _check_labels(labels, remove_low_order, tile):
+    """The label rule; the deprecated `remove_low_order=True` is `labels="centred"`."""
+    if remove_low_order:
+        if labels is not None:
+            raise InputError("one_step: give labels= only (remove_low_order= is its old name)")
+        _vocabulary.deprecated("one_step", "remove_low_order=True", "labels='centred'", 4)
+        labels = "centred"
+    return _labels.check_rule(labels, streamed=tile is not None)
+
+
+def _check_data(data, n, dim, tile, return_data):
+    """(n, (X, y) or None): the step's own samples when given (n = len(X))."""
+    if return_data and tile is not None:
+        raise InputError("return_data=True keeps all n samples; not with tile= (streamed)")
+    if data is None:
+        if n is None:
+            raise InputError("one_step: n= (the number of step samples) is required")
+        return _checks.check_positive_int("n", n), None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise InputTypeError("data must be a pair (X, y) of arrays of shape (n, dim) and (n,)")
+    X, y = data
+    m = _checks.check_ndim("data[0] (X)", X, 2, f"(n, {dim})")[0]
+    _checks.check_shape("data[0] (X)", X, (m, dim), "(n, dim)")
+    _checks.check_shape("data[1] (y)", y, (m,), "(n,)")
+    if n is not None and n != m:
+        raise InputError(f"n={n} but data holds {m} samples: give one of them")
+    dtype = jnp.zeros(()).dtype
+    return m, (jnp.asarray(X, dtype), jnp.asarray(y, dtype))
+
+
+def _initial_weights(key, d, width, N, scheme, init, W0, a, a_law, tile) -> tuple[Array, Array]:
+    """(W₀, a): given, or drawn from the second and third of `key`'s three parts."""
+    if W0 is not None:
+        if scheme is not None or init is not None:
+            raise InputError("one_step: give W0= or scheme=, not both")
+        n_rows = _checks.check_ndim("W0", W0, 2, f"(width, {d})")[0]
+        width = n_rows if width is None and N is None else width
+    N = _check_width("one_step", width, N, stacklevel=6)  # one_step → _initial_weights → here
+    scheme = _check_scheme("one_step", scheme, init, stacklevel=6)
+    W0_drawn, a_drawn = _draw_init(key, N, d, scheme, a_law, tile, W0 is None, a is None)
+    dtype = jnp.zeros(()).dtype
+    W0 = W0_drawn if W0 is None else jnp.asarray(W0, dtype)
+    a = a_drawn if a is None else jnp.asarray(a, dtype)
+    _checks.check_shape("W0", W0, (N, d), "(width, dim)")
+    _checks.check_shape("a", a, (N,), "(width,)")
+    assert W0 is not None and a is not None
+    return W0, a
+
+
+def init_weights(
+    key: PRNGKeyArray, *, width: int, dim: int, scheme: str = "sphere", a_law: str = "gaussian"
+) -> tuple[Float[Array, "width dim"], Float[Array, " width"]]:
+    """(W₀, a) as `one_step(key, …)` draws them: W₀ by `scheme` (`jaxfeat.nets.unit_rows`), a by
+    `a_law` (`"gaussian"`: N(0, I/width); `"sign"`: Unif{±1/√width}). Pass them to `one_step`'s
+    `W0=`, `a=` to hold the initialisation fixed while the data are re-sampled."""
+    width = _checks.check_positive_int("width", width)
+    dim = _checks.check_positive_int("dim", dim)
+    scheme = _check_scheme("init_weights", scheme, None)
+    W0, a = _draw_init(key, width, dim, scheme, a_law, None)
+    assert W0 is not None and a is not None
+    return W0, a
+
+
+def _draw_init(key, N, d, scheme, a_law, tile, draw_W=True, draw_a=True):
+    """W₀ and a (None where not `draw_…`) from the second and third of `key`'s three parts
+    (the first draws the data)."""
+    if a_law not in _A_LAWS:
+        raise InputError(f"a_law must be one of {_A_LAWS}, got {a_law!r}")
+    _, k_w, k_a = jax.random.split(key, 3)
+    dtype = jnp.zeros(()).dtype
+    W0 = unit_rows(k_w, N, d, scheme, dtype, tile) if draw_W else None
+    if not draw_a:
+        return W0, None
+    a = (jax.random.normal if a_law == "gaussian" else jax.random.rademacher)(k_a, (N,))
+    return W0, a.astype(dtype) / np.sqrt(N)
+
+
+def _step_rows(key, dist, n, tile, data=None):
+    """The step's n samples: given, drawn at once, or (`tile`) tile by tile and never stored."""
+    if data is not None:
+        return ArrayRows(*data, tile=n if tile is None else tile)
     if tile is None:
         return ArrayRows(*dist.sample(key, n), tile=n)
     return SampledRows(dist, n, key=key, tile=tile)
@@ -213,29 +311,13 @@ def _add_DtX(G, D, X, block):
     return jax.lax.fori_loop(0, -(-d // block), add, G)
 
 
-def _low_order_remover(rows):
-    """y ↦ y − ȳ − Xζ_lin with ζ_lin = Xᵀ(y − ȳ)/n: the labels' estimated He₀ and He₁ parts,
-    from one pass over the rows (Σy, Xᵀy, Σx)."""
-    n, d = rows.n, rows.dim
-    dtype = jnp.zeros(()).dtype
-
-    def sums(X: Array, y: Array, v):  # traced tiles (`fold_rows` scans over them)
-        y, X = jnp.where(v, y, 0.0), jnp.where(v[:, None], X, 0.0)
-        return jnp.sum(y), X.T @ y, jnp.sum(X, 0)
-
-    zeros = (jnp.zeros((), dtype), jnp.zeros(d, dtype), jnp.zeros(d, dtype))
-    sy, Xty, sx = fold_rows(rows, sums, zeros)
-    ybar = sy / n
-    zeta_lin = (Xty - ybar * sx) / n
-    return lambda X, y: y - ybar - X @ zeta_lin
-
-
+# long: one signature line per protocol knob (each checked in a helper)
 def one_step_spikes(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
     n: int,
-    n_tilde: int,
+    n_tilde: int | None = None,
     width: int | None = None,
     n_test: int = 2000,
     activation="shifted_relu",
@@ -245,15 +327,31 @@ def one_step_spikes(
     degree: int = 8,
     margin: float = 1.02,
     lambdas=None,
+    labels: str | Callable | None = None,
+    readout: str = "fresh",
+    ridge_loss: str = "mean",
+    intercept: bool = True,
+    ridge_scale: str = "1",
+    test_tile: int | None = None,
     tile: int | None = None,
     iters: int = 8,
     N: int | None = None,
     **step_kwargs,
 ) -> dict[str, Array]:
-    """The whole per-seed experiment: step, fresh (X̃, ỹ) of size ñ for features and ridge, spike
-    statistics of F₁ = σ(X̃W₁ᵀ) against the deflated edge (MATH §4.3), the F₀ edge, and ridge
-    test errors for W₀ and W₁ features over `lambdas` (default 10⁻⁷..1) on `n_test` fresh points.
-    Returns a dict of small arrays, ready to vmap over seeds, α and c.
+    """The whole per-seed experiment: step, a readout sample (X̃, ỹ) for the features and the
+    ridge, spike statistics of F₁ = σ(X̃W₁ᵀ) against the deflated edge (MATH §4.3), the F₀ edge,
+    and ridge test errors for W₀ and W₁ features on `n_test` fresh points. Returns a dict of
+    small arrays, ready to vmap over seeds, α and c.
+
+    The protocol's knobs: `readout` `"fresh"` (X̃ an independent sample of size ñ = `n_tilde`,
+    Moniri et al., Ba et al.) or `"step"` (the step's own n samples, Dandi et al.'s code);
+    `labels` (`jaxfeat.labels`) pre-processes the step's labels, and those of the readout and
+    the test set, each rule fitted on its own sample as Dandi et al.'s code does; `lambdas` a
+    grid (default 10⁻⁷..1, the best test error reported, one eigendecomposition) or one λ (a
+    0-d value: one solve); `ridge_loss` `"mean"` | `"sum"`, `intercept`, `ridge_scale` (the
+    features' scale s in ŷ = s·F a + b, the output-scale strings) as in `jaxfeat.ridge`;
+    `test_tile` draws the test set `test_tile` rows at a time (memory O(test_tile·(N + d))
+    whatever `n_test` is; the points then differ from the untiled draw).
 
     With `tile`, the scale path: the step is streamed (`one_step(tile=…)`), X̃ is drawn tile
     by tile and never stored, and the spike statistics come from the matrix-free Krylov path
@@ -262,26 +360,71 @@ def one_step_spikes(
     (`NOT_ON_THE_STREAMED_PATH`): both paths return the same keys.
 
     `width` is the number of neurons (`N=` its deprecated name); `step_kwargs` (`scheme`,
-    `output_scale`, `eta`, `remove_low_order`) go to `one_step`.
+    `output_scale`, `eta`, `W0`, `a`, `a_law`) go to `one_step`.
     """
     N = _check_width("one_step_spikes", width, N)
     act = _act.get(activation)
     n = _checks.check_positive_int("n", n)
-    n_tilde = _checks.check_positive_int("n_tilde", n_tilde)
+    n_tilde = _check_readout(readout, n, n_tilde, tile)
     spikes = _check_spike_args(degree, k, margin)
+    ridge = _check_ridge(lambdas, ridge_loss, intercept, ridge_scale, n_test, test_tile, N)
     k_step, k_feat, k_test = jax.random.split(key, 3)
     res = one_step(
-        k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, **step_kwargs
-    )
+        k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, labels=labels,
+        return_data=readout == "step", **step_kwargs,
+    )  # fmt: skip
     info = {
         "eta": res.eta,
         "zeta_norm": jnp.linalg.norm(res.zeta),
-        "cos_zeta_beta": jnp.abs(res.zeta @ _direction(dist)) / jnp.linalg.norm(res.zeta),
+        "cos_zeta_beta": _cos_to_index_space(res.zeta, dist),
     }
     if tile is not None:
         return _streamed_spikes(k_feat, dist, res, act, n_tilde, tile, iters, spikes) | info
+    if readout == "step":
+        assert res.X is not None and res.y is not None
+        train = res.X, res.y
+    else:
+        train = dist.sample(k_feat, n_tilde)
+    test = _test_rows(dist, k_test, ridge)
+    return _dense_spikes(train, test, res, act, labels, ridge, spikes) | info
+
+
+_READOUTS = ("fresh", "step")
+
+
+def _check_readout(readout, n, n_tilde, tile) -> int:
+    """ñ: `n_tilde` for a fresh readout sample, n for the step's own."""
+    if readout not in _READOUTS:
+        raise InputError(f"readout must be one of {_READOUTS}, got {readout!r}")
+    if readout == "fresh":
+        if n_tilde is None:
+            raise InputError("n_tilde= (the readout sample size) is required with readout='fresh'")
+        return _checks.check_positive_int("n_tilde", n_tilde)
+    if tile is not None:
+        raise InputError("readout='step' reuses the step's samples; not with tile= (streamed)")
+    if n_tilde is not None and n_tilde != n:
+        raise InputError(f"readout='step' uses the step's n={n} samples; got n_tilde={n_tilde}")
+    return n
+
+
+def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
+    """The readout's conventions, checked: λ grid or one λ, loss, intercept, feature scale."""
+    lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
+    if lambdas.ndim > 1 or lambdas.size == 0:
+        raise InputError(f"lambdas must be one λ or a 1-D grid, got shape {lambdas.shape}")
+    if _checks.is_concrete(lambdas) and not np.all(np.asarray(lambdas) > 0):
+        raise InputError(f"lambdas must all be > 0, got {np.asarray(lambdas)}")
+    if loss not in RIDGE_LOSSES:
+        raise InputError(f"ridge_loss must be one of {RIDGE_LOSSES}, got {loss!r}")
+    if not isinstance(intercept, bool):
+        raise InputTypeError(f"intercept must be True or False, got {intercept!r}")
+    scale = _vocabulary.output_scale("one_step_spikes", scale)
     n_test = _checks.check_positive_int("n_test", n_test)
-    return _dense_spikes(k_feat, k_test, dist, res, act, n_tilde, n_test, lambdas, spikes) | info
+    test_tile = None if test_tile is None else _checks.check_positive_int("test_tile", test_tile)
+    return dict(
+        lambdas=lambdas, loss=loss, intercept=intercept, scale=_SCALES[scale](N),
+        n_test=n_test, test_tile=test_tile,
+    )  # fmt: skip
 
 
 def _check_spike_args(degree, k, margin) -> dict:
@@ -309,29 +452,74 @@ def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[
     return stats | dict.fromkeys(NOT_ON_THE_STREAMED_PATH, nan)
 
 
-def _dense_spikes(k_feat, k_test, dist, res, act, n_tilde, n_test, lambdas, spikes):
-    """Spike statistics of the dense F₁, the F₀ edge, and the ridge test errors of W₀ and W₁
-    features over `lambdas` (default 10⁻⁷..1) on `n_test` fresh points."""
-    Xt, yt = dist.sample(k_feat, n_tilde)
-    Xs, ys = dist.sample(k_test, n_test)
+def _test_rows(dist, key, ridge) -> Rows:
+    """The test set: `n_test` points drawn at once, or `test_tile` at a time (never stored)."""
+    if ridge["test_tile"] is None:
+        return ArrayRows(*dist.sample(key, ridge["n_test"]), tile=ridge["n_test"])
+    return SampledRows(dist, ridge["n_test"], key=key, tile=ridge["test_tile"])
+
+
+def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes) -> dict[str, Array]:
+    """Spike statistics of the dense F₁ on the readout sample `train` = (X̃, ỹ), the F₀ edge,
+    and the ridge test errors of W₀ and W₁ features on the `test` rows."""
+    Xt, yt = train
+    yt = _labels.preprocess_labels(Xt, yt, labels)
     zeros = jnp.zeros(res.W1.shape[0], Xt.dtype)
     feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
     F1, F0 = feats(res.W1, Xt), feats(res.W0, Xt)
-    degree = spikes["degree"]
-    stats = count_spikes(
-        F1, hermite_features(Xt, res.zeta, degree), k=spikes["k"], margin=spikes["margin"]
-    )
-    lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
-    r1 = ridge_path(F1, yt, lambdas, feats(res.W1, Xs), ys)
-    r0 = ridge_path(F0, yt, lambdas, feats(res.W0, Xs), ys)
-    return stats | {
-        # top singular value of F₀c, from the ridge fit's eigendecomposition of F₀cᵀF₀c/ñ
-        "f0_edge": jnp.sqrt(n_tilde * jnp.maximum(r0["gram_eigenvalues"][-1], 0.0)),
-        "test_mse_w1": jnp.min(r1["test_mse"]),
-        "test_mse_w0": jnp.min(r0["test_mse"]),
-    }
+    H = hermite_features(Xt, res.zeta, spikes["degree"])
+    stats = count_spikes(F1, H, k=spikes["k"], margin=spikes["margin"])
+    fits = [_readout_fit(F, yt, ridge) for F in (F1, F0)]
+    errors = _test_errors(test, _labels.label_adjuster(test, labels), feats, res, fits, ridge)
+    return stats | errors | {"f0_edge": _centred_top_singular_value(F0, fits[1], ridge)}
 
 
-def _direction(dist):
-    """β for single-index data; NaN (no single direction) otherwise, so cos(ζ, β) reads NaN."""
-    return dist.beta if isinstance(dist, SingleIndex) else jnp.full(dist.dim, jnp.nan)
+def _readout_fit(F, y, ridge) -> dict:
+    """The ridge readout on features F: a path over a λ grid, or one solve for one λ."""
+    conv = dict(intercept=ridge["intercept"], loss=ridge["loss"], feature_scale=ridge["scale"])
+    if ridge["lambdas"].ndim == 0:
+        return ridge_fit(F, y, ridge["lambdas"], **conv)
+    return ridge_path(F, y, ridge["lambdas"], **conv)
+
+
+def _test_errors(test: Rows, adjust, feats, res, fits, ridge) -> dict[str, Array]:
+    """The smallest test MSE over λ of W₁ and W₀ features, summed tile by tile over `test`."""
+
+    def tile_sq_errors(X: Array, y: Array, valid: Array):
+        y = adjust(X, y)
+        out = []
+        for W, fit in zip((res.W1, res.W0), fits):
+            pred: Array = (feats(W, X) * ridge["scale"]) @ fit["coef"].T
+            if pred.ndim == 2:  # a λ grid: predictions (tile, L)
+                r = pred + fit["intercept"][None, :] - y[:, None]
+            else:
+                r = pred + fit["intercept"] - y
+            mask = valid if r.ndim == 1 else valid[:, None]
+            out.append(jnp.sum(r * r * mask, 0))  # padding rows are finite draws or zeros
+        return tuple(out)
+
+    init = tuple(jnp.zeros_like(fit["intercept"]) for fit in fits)
+    sq1, sq0 = fold_rows(test, tile_sq_errors, init)
+    return {"test_mse_w1": jnp.min(sq1) / test.n, "test_mse_w0": jnp.min(sq0) / test.n}
+
+
+def _centred_top_singular_value(F0, fit0, ridge):
+    """Top singular value of the column-centred F₀: from the ridge path's eigendecomposition when
+    it is of the centred, unscaled F₀ (the default conventions), else from its own."""
+    n = F0.shape[0]
+    if "gram_eigenvalues" in fit0 and ridge["intercept"] and ridge["scale"] == 1.0:
+        return jnp.sqrt(n * jnp.maximum(fit0["gram_eigenvalues"][-1], 0.0))
+    Fc = F0 - jnp.mean(F0, 0)[None, :]
+    gram = Fc.T @ Fc if F0.shape[1] <= n else Fc @ Fc.T
+    return jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(gram)[-1], 0.0))
+
+
+def _cos_to_index_space(zeta, dist):
+    """|P ζ|/|ζ| with P the projector on the index space: |cos(ζ, β)| for single-index data,
+    the row space of B for multi-index data; NaN for data with no index space."""
+    if isinstance(dist, SingleIndex):
+        return jnp.abs(zeta @ dist.beta) / jnp.linalg.norm(zeta)
+    if isinstance(dist, MultiIndex):
+        Q = jnp.linalg.qr(dist.B.T)[0]  # (dim, k), orthonormal columns spanning B's rows
+        return jnp.linalg.norm(Q.T @ zeta) / jnp.linalg.norm(zeta)
+    return jnp.full((), jnp.nan, zeta.dtype)

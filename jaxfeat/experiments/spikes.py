@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 
 from .. import _checks, _vocabulary, plotting
 from .._checks import InputError
-from ..algorithms.one_gradient_step import one_step_spikes
-from ..data import SingleIndex
-from ._experiment import Experiment
+from ..algorithms.one_gradient_step import OneStepResult, init_weights, one_step, one_step_spikes
+from ..data import MultiIndex, SingleIndex
+from ._experiment import Experiment, keyword_defaults
 
 
+# long: one signature line and one forwarded argument per protocol knob
 def run(
     key,
     *,
@@ -26,29 +28,92 @@ def run(
     ratio=0.25,
     activation="relu",
     target=(0.0, 1.0, 0.7071067811865476),
+    basis="normalised",
+    indices=1,
     noise=0.1,
     output_scale="1/sqrt(width)",
+    scheme="sphere",
+    a_law="gaussian",
+    init_seed=None,
+    labels=None,
+    readout="fresh",
+    lambdas=None,
+    ridge_loss="mean",
+    intercept=True,
+    ridge_scale="1",
     n_test=1000,
+    test_tile=None,
     k=10,
     degree=8,
     margin=1.02,
     N=None,
 ):
-    """One seed: y = Σ_k target[k] h_k(β·x) + noise·ε with β = e₁; `dim` = `width` = ratio·n
-    unless given (d and Moniri et al.'s N); ñ = n unless given. Returns `one_step_spikes`'
+    """One seed: y = (1/k)Σ_{j<k} f*(x_j) + noise·ε over the first k = `indices` coordinates
+    (y = f*(β·x) + noise·ε with β = e₁ for k = 1), f* from its Hermite coefficients `target` in
+    `basis` (`"normalised"` h_k or `"probabilists"` He_k); `dim` = `width` = ratio·n unless
+    given (d and Moniri et al.'s N); ñ = n unless given. `init_seed` (an int) draws W₀ and a
+    once from `jax.random.key(init_seed)`, the same for every seed (Dandi et al.'s code: fixed
+    initialisation, re-sampled data); None draws them per seed. The other knobs are
+    `one_step_spikes`' (`scheme`, `a_law`, `output_scale`, `labels`, `readout`, `lambdas`,
+    `ridge_loss`, `intercept`, `ridge_scale`, `test_tile`). Returns `one_step_spikes`'
     statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width` (stores written by 0.1
     hold `N`; `--set N=…` still works and warns)."""
-    n = _checks.check_positive_int("n", n)
-    if not 0 < _checks.check_nonneg_float("ratio", ratio):
-        raise InputError(f"ratio must be > 0, got {ratio}")
-    dim = max(1, round(ratio * n)) if dim is None else _checks.check_positive_int("dim", dim)
-    name, width = _vocabulary.renamed("spikes", "width", width, "N", N)
+    dist, step, spikes = _protocol(
+        key, alpha=alpha, c=c, n=n, n_tilde=n_tilde, dim=dim, width=width, ratio=ratio,
+        activation=activation, target=target, basis=basis, indices=indices, noise=noise,
+        output_scale=output_scale, scheme=scheme, a_law=a_law, init_seed=init_seed,
+        labels=labels, readout=readout, lambdas=lambdas, ridge_loss=ridge_loss,
+        intercept=intercept, ridge_scale=ridge_scale, n_test=n_test, test_tile=test_tile, k=k,
+        degree=degree, margin=margin, N=N,
+    )  # fmt: skip
+    return one_step_spikes(key, dist, **step, **spikes)
+
+
+def step(key, **params) -> OneStepResult:
+    """The step alone of `run(key, **params)` (the same draws), with its samples
+    (`return_data=True`): what the tests pin against each paper's update rule."""
+    dist, step, spikes = _protocol(key, **(keyword_defaults(run) | params))
+    k_step = jax.random.split(key, 3)[0]  # one_step_spikes' key for its step
+    return one_step(k_step, dist, **step, labels=spikes["labels"], return_data=True)
+
+
+def _protocol(key, **p) -> tuple[Any, dict, dict]:
+    """(dist, one_step's arguments, the readout's arguments) of `run`'s parameters."""
+    n = _checks.check_positive_int("n", p["n"])
+    if not 0 < _checks.check_nonneg_float("ratio", p["ratio"]):
+        raise InputError(f"ratio must be > 0, got {p['ratio']}")
+    dim = p["dim"]
+    dim = max(1, round(p["ratio"] * n)) if dim is None else _checks.check_positive_int("dim", dim)
+    name, width = _vocabulary.renamed("spikes", "width", p["width"], "N", p["N"])
     width = dim if width is None else _checks.check_positive_int(name, width)
-    dist = SingleIndex(np.eye(1, dim)[0], _check_target(target), noise=noise)
-    n_tilde = n if n_tilde is None else n_tilde
-    step: dict[str, Any] = dict(n=n, width=width, activation=activation, alpha=alpha, c=c)
-    spikes: dict[str, Any] = dict(n_tilde=n_tilde, n_test=n_test, k=k, degree=degree, margin=margin)
-    return one_step_spikes(key, dist, **step, **spikes, output_scale=output_scale)
+    dist = _teacher(dim, p["target"], p["basis"], p["indices"], p["noise"])
+    step: dict[str, Any] = dict(n=n, width=width, activation=p["activation"])
+    step |= dict(alpha=p["alpha"], c=p["c"], output_scale=p["output_scale"])
+    if p["init_seed"] is None:
+        step |= dict(scheme=p["scheme"], a_law=p["a_law"])
+    else:
+        init_key = jax.random.key(_checks.check_nonneg_int("init_seed", p["init_seed"]))
+        W0, a = init_weights(init_key, width=width, dim=dim, scheme=p["scheme"], a_law=p["a_law"])
+        step |= dict(W0=W0, a=a)
+    readout = ("n_test", "test_tile", "k", "degree", "margin", "labels", "readout")
+    readout += ("lambdas", "ridge_loss", "intercept", "ridge_scale")
+    spikes: dict[str, Any] = {r: p[r] for r in readout}
+    n_tilde = n if p["n_tilde"] is None else p["n_tilde"]
+    spikes["n_tilde"] = None if p["readout"] == "step" and n_tilde == n else n_tilde
+    return dist, step, spikes
+
+
+def _teacher(dim, target, basis, indices, noise):
+    """Single-index f*(x₁) (indices = 1) or the average of f* over the first `indices`
+    coordinates (an additive multi-index model with orthonormal directions)."""
+    coef = _check_target(target)
+    indices = _checks.check_positive_int("indices", indices)
+    if indices == 1:
+        return SingleIndex(np.eye(1, dim)[0], coef, noise=noise, basis=basis)
+    if indices > dim:
+        raise InputError(f"indices must be <= dim = {dim}, got {indices}")
+    coef = list(np.asarray(coef, float) / indices)
+    return MultiIndex(np.eye(indices, dim), coef, noise=noise, basis=basis)
 
 
 def _check_target(target) -> list:
@@ -59,6 +124,57 @@ def _check_target(target) -> list:
             f"target must be a list of Hermite coefficients of f* (numbers), got {target!r}"
         )
     return list(target)
+
+
+# The published protocols as presets (`jaxfeat run spikes --preset moniri|dandi|ba`); each is
+# pinned against a NumPy transcription of its update rule in tests/test_protocols.py.
+
+# Moniri, Lee, Hassani, Dobriban 2023 (arXiv 2310.07891), §4.1 as MATH reconstructs it [R]:
+# W₀ rows on the sphere, a ~ N(0, I/N), f = aᵀσ(Wx)/√N, η = c·n^α, a fresh (X̃, ỹ) of size ñ = n
+# for the features and a ridge path (mean loss, intercept), d = N = n/4, f* = He₁ + ½He₂.
+MONIRI = {
+    "grid": {"alpha": [0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.41], "n": [1000, 2000, 4000]},
+    "seeds": 64,
+    "set": {
+        "n_test": 2000, "ratio": 0.25, "activation": "relu", "scheme": "sphere",
+        "a_law": "gaussian", "output_scale": "1/sqrt(width)", "readout": "fresh",
+    },
+}  # fmt: skip
+
+# Dandi, Krzakala, Loureiro, Pesce, Stephan 2023 (arXiv 2305.18270), the "one giant step" of
+# their single_step notebook: d = 512, p = 1024, W₀ ~ N(0, I/d) and a ~ N(0, I/p) fixed across
+# seeds, f = aᵀσ(Wx)/√p with ReLU, y = (f*(x·θ₁) + f*(x·θ₂))/2 with f* = He₁ + He₂/2 + He₄/24
+# and θ orthonormal, no noise; labels y − ȳ − X(Xᵀy/n) (each set its own estimate); one step
+# W₁ = W₀ + η·(1/n)Xᵀ[(r aᵀ/√p) ⊙ σ′(XW₀ᵀ)]ᵀ with η = 10√(n p), which is η = c·n^α with c = 10,
+# α = ½ in jaxfeat's normalisation; ridge on the step's own samples with features σ(XW₁ᵀ)/√p,
+# loss |y − ŷ|² + λ|a|², λ = 1, no intercept; 10⁵ test points. n = d^1.3, d^1.65, d² (the last
+# needs ≈ 10 GB per seed in float64: trim it with --set n=3326,29532).
+DANDI = {
+    "grid": {"n": [3326, 29532, 262144]},
+    "seeds": 10,
+    "set": {
+        "dim": 512, "width": 1024, "activation": "relu", "scheme": "gaussian",
+        "a_law": "gaussian", "init_seed": 0, "output_scale": "1/sqrt(width)", "alpha": 0.5,
+        "c": 10.0, "labels": "moments", "readout": "step", "lambdas": 1.0, "ridge_loss": "sum",
+        "intercept": False, "ridge_scale": "1/sqrt(width)", "n_test": 100000,
+        "test_tile": 8192, "indices": 2, "basis": "probabilists",
+        "target": [0.0, 1.0, 0.5, 0.0, 1.0 / 24.0], "noise": 0.0,
+    },
+}  # fmt: skip
+
+# Ba, Erdogdu, Suzuki, Wang, Wu, Yang 2022 (arXiv 2205.01445) [R]: f = aᵀσ(Wx)/√N, W₀ ~ N(0, I/d),
+# a ~ N(0, I/N), one step W₁ = W₀ + η√N·G₀ (G₀ = −∇ of the halved mean squared loss) with
+# η = Θ(1) (α = 0, η = c), ridge on a fresh sample with features σ(X̃W₁ᵀ)/√N and no intercept;
+# the activation (tanh, centred: μ₀ = 0) and the sizes n = 2d = 2N are this reconstruction's.
+BA = {
+    "grid": {"c": [0.5, 1.0, 2.0, 4.0, 8.0], "n": [500, 1000, 2000]},
+    "seeds": 32,
+    "set": {
+        "n_test": 2000, "ratio": 0.5, "activation": "tanh", "scheme": "gaussian",
+        "a_law": "gaussian", "output_scale": "1/sqrt(width)", "alpha": 0.0, "readout": "fresh",
+        "intercept": False, "ridge_scale": "1/sqrt(width)",
+    },
+}  # fmt: skip
 
 
 spikes_experiment = Experiment(
@@ -83,6 +199,9 @@ spikes_experiment = Experiment(
             "seeds": 64,
             "set": {"n_test": 2000},
         },
+        "moniri": MONIRI,
+        "dandi": DANDI,
+        "ba": BA,
     },
     plot=plotting.spike_phase_diagram,
 )
