@@ -126,6 +126,7 @@ def _run(args) -> int:
     grid, params, seeds = _preset_plan(exp, args)
     out = os.path.normpath(args.out or os.path.join("out", f"{exp.name}-{args.preset}.zarr"))
     figure = os.path.splitext(out)[0] + ".png"
+    width = _figure_width(args.width)
     if not args.no_plot and not args.dry_run:
         _check_figure_path("--out", figure)
     _configure_jax(args)
@@ -151,8 +152,26 @@ def _run(args) -> int:
     if not args.no_plot:
         from . import plotting
 
-        print(f"figure: {plotting.draw(ds, figure, exp)}")
+        print(f"figure: {plotting.draw(ds, figure, exp, width=width)}")
     return 0
+
+
+def _figure_width(text: str | None):
+    """`--width` ("column", "page" or inches) as `jaxfeat.plotting.draw` takes it, checked
+    before anything is computed; None when not given."""
+    if text is None:
+        return None
+    from . import plotting
+
+    try:
+        value: str | float = float(text)
+    except ValueError:
+        value = text
+    try:
+        plotting.figure_width(value)
+    except InputError as e:  # "width must be …": the flag's name
+        raise InputError(f"--{e}") from None
+    return value
 
 
 def _timing_line(ds, wall: float) -> str:
@@ -244,10 +263,11 @@ def _plot(args) -> int:
     path = os.path.normpath(args.path)
     out = args.out or os.path.splitext(path)[0] + ".png"
     _check_figure_path("--out", out)
+    width = _figure_width(args.width)
     ds = _open(path)
     name = ds.attrs.get("experiment")
     exp = experiments.get(name) if name in experiments.names() else None
-    print(f"figure: {plotting.draw(ds, out, exp)}")
+    print(f"figure: {plotting.draw(ds, out, exp, width=width)}")
     return 0
 
 
@@ -385,6 +405,7 @@ def _add_run_options(p) -> None:
         "'off' disables it)",
     )
     p.add_argument("--no-plot", action="store_true")
+    _add_width(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=_run)
 
@@ -393,6 +414,7 @@ def _add_store_tools(sub) -> None:
     p = sub.add_parser("plot", help="figure of a finished (or partial) scan")
     p.add_argument("path")
     p.add_argument("--out", help="figure path (.png or .pdf)")
+    _add_width(p)
     p.set_defaults(fn=_plot)
     p = sub.add_parser("info", help="configuration, progress and integrity of a scan store")
     p.add_argument("path")
@@ -400,6 +422,15 @@ def _add_store_tools(sub) -> None:
         "--verify", action="store_true", help="check every chunk's checksum (default: sizes)"
     )
     p.set_defaults(fn=_info)
+
+
+def _add_width(p) -> None:
+    p.add_argument(
+        "--width",
+        metavar="column|page|INCHES",
+        help="figure width: column (3.5 in, one column of a two-column paper), page (7.0 in) or "
+        "inches; the height follows (default: the figure's own size)",
+    )
 
 
 def _add_demos(sub) -> None:

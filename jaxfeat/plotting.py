@@ -1,8 +1,28 @@
-"""Figures users expect. Each function draws on a `matplotlib.figure.Figure` of its own and
-saves it: no pyplot state, so importing jaxfeat never changes a notebook's backend, and figures
-render without a screen."""
+"""Figures users expect, and the panels they are made of.
+
+Each figure function (`spike_phase_diagram`, `local_convergence_figure`, …) draws on a
+`matplotlib.figure.Figure` of its own and saves it to `path`: no pyplot state, so importing
+jaxfeat never changes a notebook's backend, and figures render without a screen. `width=`
+sizes a figure for a paper: `"column"` (3.5 in, one column of a two-column paper), `"page"`
+(7.0 in) or inches; the height follows, fonts shrink to at most 0.7× and panels that would be
+too narrow side by side are stacked. PDFs embed TrueType fonts, never Type 3.
+
+The panel functions (`spike_count_heatmap`, `singular_value_panel`, `test_error_panel`,
+`recovery_panel`, `width_sweep_panel`) draw one panel onto a given matplotlib `ax` (a fresh
+figure's when `ax` is None) and return it, to compose figures of one's own:
+
+```python
+fig = matplotlib.figure.Figure(figsize=(jf.plotting.figure_width("page"), 2.6))
+ax, bx = fig.subplots(1, 2)
+jf.plotting.spike_count_heatmap(ds.sel(activation="relu"), ax=ax)
+jf.plotting.test_error_panel(ds.sel(activation="relu"), ax=bx)
+fig.savefig("spikes.pdf")
+```
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import matplotlib
 import numpy as np
@@ -10,10 +30,68 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from . import theory
+from ._checks import InputError
 from .analysis import recovery_probability, summarize
+
+__all__ = [
+    "draw",
+    "ensemble_predictions",
+    "figure_width",
+    "generic_scan",
+    "gradient_features_figure",
+    "local_convergence_figure",
+    "neuron_points_figure",
+    "recovery_heatmap",
+    "recovery_panel",
+    "singular_value_panel",
+    "spike_colour_limits",
+    "spike_count_heatmap",
+    "spike_phase_diagram",
+    "step_one_figure",
+    "test_error_heatmap",
+    "test_error_panel",
+    "training_curves",
+    "width_sweep",
+    "width_sweep_panel",
+]
 
 # TrueType (42), not Type 3, fonts in PDF and PostScript: many venues reject Type 3
 _SAVE_RC: dict = {"pdf.fonttype": 42, "ps.fonttype": 42}
+
+_WIDTHS = {"column": 3.5, "page": 7.0}  # inches: one column of a two-column paper; the text width
+_WIDTH_RANGE = (1.5, 50.0)
+_MIN_PANEL = 2.2  # inches: narrower panels are stacked instead (tick labels and legends collide)
+_MIN_WORDY_PANEL = 3.4  # the same for panels with long titles, labels and legends (Zhou–Ge)
+_MIN_FONT_SCALE = 0.7  # 7 pt text at most shrunk: still readable in print
+_MIN_POINTS = 5.5  # the smallest text (cell numbers, legends): smaller is unreadable in print
+_PRINT_PIXELS = 2100  # a figure of given width is saved with at least this many pixels across
+
+
+def figure_width(width) -> float | None:
+    """The inches that a figure function's `width=` means.
+
+    **Arguments:**
+
+    - `width`: None (the figure's own size), `"column"` (3.5 in, one column of a two-column
+      paper), `"page"` (7.0 in, the text width) or a number of inches (1.5 to 50).
+
+    **Returns:** the width in inches, or None for None.
+
+    **Raises:** `jaxfeat._checks.InputError` naming `width` for anything else.
+    """
+    if width is None:
+        return None
+    if isinstance(width, str) and width in _WIDTHS:
+        return _WIDTHS[width]
+    lo, hi = _WIDTH_RANGE
+    real = (int, float, np.integer, np.floating)
+    number = isinstance(width, real) and not isinstance(width, bool)
+    if not number or not lo <= float(width) <= hi:  # NaN fails the comparison too
+        raise InputError(
+            f"width must be 'column' (3.5 in), 'page' (7.0 in) or inches from {lo:g} to {hi:g}, "
+            f"got {width!r}"
+        )
+    return float(width)
 
 
 def _save(fig: Figure, path: str, **kw) -> None:
@@ -28,46 +106,167 @@ def _subplots(*grid, figsize=None, dpi=None, **kw):
     return fig, fig.subplots(*grid, **kw)
 
 
-def ensemble_predictions(result: dict, widths, path: str) -> str:
-    """Plot an ensemble's predictions along a line (mean ± sd over seeds, per width) and f*."""
-    fig, ax = _subplots(figsize=(6, 4), dpi=120)
-    t = result["t"]
-    ax.plot(t, result["target"], "k--", lw=2, label="target f*(t)")
-    for i, w in enumerate(widths):
-        pred = result["pred"][i]
-        mean, sd = pred.mean(0), pred.std(0)
-        mse = result["test_mse"][i]
-        label = f"width {w}: excess MSE {mse.mean():.3f} ± {mse.std() / np.sqrt(len(mse)):.3f}"
-        (line,) = ax.plot(t, mean, lw=1.5, label=label)
-        ax.fill_between(t, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("t  (x = t·β)")
-    ax.set_ylabel("f(x)")
-    ax.set_title(f"random-features ridge ensemble, {result['pred'].shape[1]} seeds per width")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
+def _fs(points: float | int) -> float:
+    """A font size of `points` at matplotlib's default 10 pt, scaled with the current font size
+    (`_panels` shrinks it for narrow figures), never below `_MIN_POINTS`."""
+    return max(_MIN_POINTS, points * matplotlib.rcParams["font.size"] / 10)
+
+
+@contextlib.contextmanager
+def _panels(rows, cols: int, panel, width=None, dpi=None, min_panel=_MIN_PANEL):
+    """A fresh figure of panels and the style to draw it in: yields `(fig, axes)`, `axes` the
+    panels in order. `rows` lists each row's panels as column spans (`[[1, 1, 1], [2]]`: three
+    panels, then one two columns wide) on a grid of `cols` columns of `panel` = (w, h) inches.
+    With `width` None the figure is cols·w wide, as drawn before `width=` existed; with a width
+    (`figure_width`) the columns shrink to fit it, as many per row as are at least `min_panel`
+    inches wide (the rest wrap below), the panels keep their proportions and fonts scale with
+    them.
+    Draw and save inside the block: fonts are fixed when text is created."""
+    inches = figure_width(width)
+    per_row = cols if inches is None else max(1, min(cols, int(inches // min_panel)))
+    across = cols * panel[0] if inches is None else inches
+    scale = across / per_row / panel[0]
+    places = _place(rows, per_row)
+    height = (1 + max(r for r, _, _ in places)) * panel[1] * scale
+    rc = {}  # no width: the user's matplotlib style, as before `width=`
+    if inches is not None:
+        rc["font.size"] = 10 * min(1.0, max(_MIN_FONT_SCALE, scale))
+        dpi = max(dpi or 100, min(300, _PRINT_PIXELS / inches))
+    with matplotlib.rc_context(rc):
+        fig = Figure(figsize=(across, height), dpi=dpi)
+        grid = fig.add_gridspec(1 + max(r for r, _, _ in places), per_row)
+        yield fig, [fig.add_subplot(grid[r, c : c + s]) for r, c, s in places]
+
+
+def _place(rows, per_row: int) -> list[tuple[int, int, int]]:
+    """(grid row, column, span) of each panel: rows of `_panels` wrapped at `per_row` columns."""
+    places, r = [], -1
+    for spans in rows:
+        r, c = r + 1, 0
+        for s in spans:
+            s = min(s, per_row)
+            if c + s > per_row:
+                r, c = r + 1, 0
+            places.append((r, c, s))
+            c += s
+    return places
+
+
+def ensemble_predictions(result: dict, widths, path: str, *, width=None) -> str:
+    """Plot an ensemble's predictions along a line (mean ± sd over seeds, per width) and f*;
+    `width=` as in `figure_width`."""
+    with _panels([[1]], 1, (6, 4), width, dpi=120) as (fig, (ax,)):
+        t = result["t"]
+        ax.plot(t, result["target"], "k--", lw=2, label="target f*(t)")
+        for i, w in enumerate(widths):
+            pred = result["pred"][i]
+            mean, sd = pred.mean(0), pred.std(0)
+            mse = result["test_mse"][i]
+            label = f"width {w}: excess MSE {mse.mean():.3f} ± {mse.std() / np.sqrt(len(mse)):.3f}"
+            (line,) = ax.plot(t, mean, lw=1.5, label=label)
+            ax.fill_between(t, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("t  (x = t·β)")
+        ax.set_ylabel("f(x)")
+        ax.set_title(f"random-features ridge ensemble, {result['pred'].shape[1]} seeds per width")
+        ax.legend(fontsize=_fs(8))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
-def spike_phase_diagram(ds, path: str) -> str:
+def spike_phase_diagram(ds, path: str, *, width=None) -> str:
     """Three panels from a `spikes` scan: the seed-averaged spike count over α × n with ℓ(α) and
-    its thresholds drawn, the top singular values against the deflated edge (largest n), and the
-    ridge test error of W₁ against W₀ features versus α. α and n fixed in the scan are drawn as
-    one-value axes; every other grid axis (activation, c, …) gets its own row of panels (at most
+    its thresholds drawn (`spike_count_heatmap`), the top singular values against the deflated
+    edge, largest n (`singular_value_panel`), and the ridge test error of W₁ against W₀
+    features versus α (`test_error_panel`). α and n fixed in the scan are drawn as one-value
+    axes; every other grid axis (activation, c, …) gets its own row of panels (at most
     `_MAX_ROWS`; the title says which rows are shown). Only finished seeds that did not diverge
-    are used."""
+    are used. `width=` (`figure_width`): the figure's width; at "column" width the panels are
+    stacked."""
 
     ds = _with_axes(ds, ("alpha", "n"))
     rows, note = _facets(ds, ("alpha", "n"))
-    fig, axes = _subplots(len(rows), 3, figsize=(15, 4.2 * len(rows)), dpi=110, squeeze=False)
-    for (label, sel), (ax, bx, cx) in zip(rows, axes):
-        sub = ds.isel(sel, drop=True)
-        _spike_row(fig, ax, bx, cx, sub, summarize(sub), label)
-    if note:
-        fig.suptitle(note, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    with _panels([[1, 1, 1]] * len(rows), 3, (5, 4.2), width, dpi=110) as (fig, axes):
+        for k, (label, sel) in enumerate(rows):
+            sub = ds.isel(sel, drop=True)
+            sm = summarize(sub)
+            _spike_heatmap(axes[3 * k], sub, sm, label)
+            _spectra_panel(axes[3 * k + 1], sub, sm)
+            _error_panel(axes[3 * k + 2], sm)
+        if note:
+            fig.suptitle(note, fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
     return path
+
+
+def spike_count_heatmap(ds, ax=None):
+    """The spike-count panel of `spike_phase_diagram`: the seed mean of `n_outliers` (the spikes
+    of F₁'s spectrum) over α (across) × n (up) as a heat map with a colour bar, "mean ± se" in
+    each cell, colours from 0 to the largest predicted ℓ(α) (`spike_colour_limits`), ℓ(α)
+    under each α and the thresholds between its values dotted.
+
+    **Arguments:**
+
+    - `ds`: a `spikes` scan; α and n are grid axes or fixed parameters, any other grid axis
+      has one value (select one first: `ds.sel(activation="relu")`).
+    - `ax`: the matplotlib axes to draw on; None: those of a new `Figure`.
+
+    **Returns:** the axes.
+    """
+    ds = _one_spike_facet(ds)
+    ax = _axes_or_new(ax, (5, 4.2))
+    _spike_heatmap(ax, ds, summarize(ds), "")
+    return ax
+
+
+def singular_value_panel(ds, ax=None):
+    """The singular-values panel of `spike_phase_diagram`: the top four singular values of F₁
+    (seed means) divided by the deflated bulk edge, against α, at the scan's largest n (log
+    scale; the edge dashed at 1: a spike is above it).
+
+    **Arguments:** `ds` and `ax` as in `spike_count_heatmap`.
+
+    **Returns:** the axes.
+    """
+    ds = _one_spike_facet(ds)
+    ax = _axes_or_new(ax, (5, 4.2))
+    _spectra_panel(ax, ds, summarize(ds))
+    return ax
+
+
+def test_error_panel(ds, ax=None):
+    """The test-error panel of `spike_phase_diagram`: the ridge readout's test MSE (best λ; seed
+    mean ± se) on the features after the step, F₁ (solid), and before it, F₀ (dashed),
+    against α, one line per n.
+
+    **Arguments:** `ds` and `ax` as in `spike_count_heatmap`.
+
+    **Returns:** the axes.
+    """
+    ds = _one_spike_facet(ds)
+    ax = _axes_or_new(ax, (5, 4.2))
+    _error_panel(ax, summarize(ds))
+    return ax
+
+
+def _axes_or_new(ax, size):
+    """`ax`, or the axes of a new `Figure` of `size` inches."""
+    return ax if ax is not None else _subplots(figsize=size, dpi=110)[1]
+
+
+def _one_spike_facet(ds):
+    """A `spikes` scan with α and n as axes and no other grid axis (InputError naming `ds` if
+    one has several values)."""
+    ds = _with_axes(ds, ("alpha", "n"))
+    others = [d for d in ds["diverged"].dims if d not in ("alpha", "n", "seed")]
+    several = [d for d in others if ds.sizes[d] > 1]
+    if several:
+        raise InputError(
+            f"ds has several values of {', '.join(several)}: a panel draws one; select it first, "
+            f"e.g. ds.isel({several[0]}=0)"
+        )
+    return ds.isel({d: 0 for d in others}, drop=True)
 
 
 def spike_colour_limits(alphas, counts) -> dict:
@@ -86,7 +285,8 @@ def _predicted_label(alpha: float) -> str:
     return "∞" if alpha >= 0.5 else str(theory.predicted_spike_count(alpha))
 
 
-def _spike_row(fig, ax, bx, cx, ds, sm, label):
+def _spike_heatmap(ax, ds, sm, label) -> None:
+    """`spike_count_heatmap` from `ds`'s summary `sm`; `label` names the row in the title."""
     alphas = np.asarray(ds["alpha"].values, float)
     ns = np.asarray(ds["n"].values)
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
@@ -99,9 +299,10 @@ def _spike_row(fig, ax, bx, cx, ds, sm, label):
         extent=(-0.5, len(alphas) - 0.5, -0.5, len(ns) - 0.5),
         **spike_colour_limits(alphas, counts),
     )
-    fig.colorbar(im, ax=ax, label="mean spike count")
+    ax.figure.colorbar(im, ax=ax, label="mean spike count")
     top = im.get_clim()[1]
-    _cell_numbers(ax, counts, se, ".2f", fontsize=7, color=lambda v: "k" if v > 0.6 * top else "w")
+    dark = lambda v: "k" if v > 0.6 * top else "w"  # noqa: E731 - text readable on the colour
+    _cell_numbers(ax, counts, se, ".2f", fontsize=_fs(7), color=dark)
     ticks = [f"{a:g}\nℓ={_predicted_label(float(a))}" for a in alphas]
     ax.set_xticks(range(len(alphas)), ticks)
     ax.set_yticks(range(len(ns)), [str(n) for n in ns])
@@ -113,9 +314,8 @@ def _spike_row(fig, ax, bx, cx, ds, sm, label):
     ax.set_xlabel("α   (η = c·n^α)")
     ax.set_ylabel("n = ñ")
     prefix = f"{label}: " if label else ""
-    ax.set_title(f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)", fontsize=9)
-    _spectra_panel(bx, ds, sm, alphas)
-    _error_panel(cx, sm, alphas)
+    title = f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)"
+    ax.set_title(title, fontsize=_fs(9))
 
 
 _MAX_ROWS = 4
@@ -180,55 +380,73 @@ def _over(da, order):
     return np.asarray(da.isel({d: 0 for d in rest}).transpose(*order).values, float)
 
 
-def _spectra_panel(ax, ds, sm, alphas):
+def _spectra_panel(ax, ds, sm) -> None:
+    """Top singular values of F₁ over the deflated edge at the largest n: seed mean ± se."""
+    alphas = np.asarray(ds["alpha"].values, float)
     sel = {"n": -1}
-    sv = sm["singular_values"].sel(stat="mean").isel(sel)
+    sv = _over(sm["singular_values"].sel(stat="mean").isel(sel), ("alpha", "k"))
+    sv_se = _over(sm["singular_values"].sel(stat="se").isel(sel), ("alpha", "k"))
     edge = sm["deflated_edge"].sel(stat="mean").isel(sel)
-    sv = _over(sv, ("alpha", "k"))
     edge = _over(edge, ("alpha",))[:, 0] if edge.ndim > 1 else np.asarray(edge.values, float)
     for i in range(min(4, sv.shape[1])):
-        ax.plot(alphas, sv[:, i] / edge, "o-", ms=3, label=f"s_{i + 1}")
+        ax.errorbar(
+            alphas, sv[:, i] / edge, sv_se[:, i] / edge, fmt="o-", ms=3, capsize=2,
+            label=f"s_{i + 1}",
+        )  # fmt: skip
     ax.axhline(1.0, color="k", ls="--", lw=1, label="deflated bulk edge")
     ax.set_yscale("log")
     ax.set_xlabel("α")
-    ax.set_ylabel("singular value / edge")
+    ax.set_ylabel("singular value / edge (mean ± se)")
     ax.set_title(f"top singular values of F₁ (n = {ds['n'].values[-1]})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=_fs(8))
 
 
-def _error_panel(ax, sm, alphas):
-    for name, label in (
-        ("test_mse_w1", "ridge on F₁ (after the step)"),
-        ("test_mse_w0", "ridge on F₀"),
-    ):
-        m = sm[name].sel(stat="mean")
-        se = sm[name].sel(stat="se")
-        ns = m["n"].values if "n" in m.dims else [None]
-        for i, n in enumerate(ns):
-            sel = {"n": i} if n is not None else {}
-            y = np.ravel(_over(m.isel(sel), ("alpha",)))
-            e = np.ravel(_over(se.isel(sel), ("alpha",)))
-            ax.errorbar(
-                alphas,
-                y,
-                e,
-                marker="o",
-                ms=3,
-                capsize=2,
-                ls="-" if name.endswith("w1") else "--",
-                label=f"{label}, n={n}",
-            )
+def _error_panel(ax, sm) -> None:
+    """Ridge test error of F₁ against α (mean ± se over seeds), one curve per n; F₀ does not
+    depend on α, so it is one dashed level per n (mean over α and seeds, ± se band) in the
+    colour of that n's F₁ curve."""
+    alphas = np.asarray(sm["alpha"].values, float)
+    m1, se1 = sm["test_mse_w1"].sel(stat="mean"), sm["test_mse_w1"].sel(stat="se")
+    m0, se0 = sm["test_mse_w0"].sel(stat="mean"), sm["test_mse_w0"].sel(stat="se")
+    ns = m1["n"].values if "n" in m1.dims else [None]
+    for i, n in enumerate(ns):
+        sel = {"n": i} if n is not None else {}
+        y, e = (np.ravel(_over(v.isel(sel), ("alpha",))) for v in (m1, se1))
+        line = ax.errorbar(alphas, y, e, marker="o", ms=3, capsize=2, label=f"F₁, n={n}")
+        y0, e0 = (np.ravel(_over(v.isel(sel), ("alpha",))) for v in (m0, se0))
+        level, band = np.nanmean(y0), np.sqrt(np.nanmean(e0**2))
+        colour = line.lines[0].get_color()
+        ax.axhline(level, color=colour, ls="--", lw=1, label=f"F₀, n={n}")
+        ax.axhspan(level - band, level + band, color=colour, alpha=0.12, lw=0)
     ax.set_xlabel("α")
     ax.set_ylabel("test MSE (best λ)")
-    ax.set_title("ridge readout test error")
-    ax.legend(fontsize=7)
+    ax.set_title("ridge readout: after the step (F₁) and at init (F₀)")
+    ax.legend(fontsize=_fs(7), ncol=2)
 
 
-def width_sweep(ds, path: str) -> str:
-    """Seed-averaged test error (± standard error) against width, one curve per other axis value."""
+def width_sweep(ds, path: str, *, width=None) -> str:
+    """Seed-averaged test error (± standard error) against width, one curve per other axis value
+    (`width_sweep_panel`); `width=` the figure's width (`figure_width`)."""
+    with _panels([[1]], 1, (6, 4), width, dpi=120) as (fig, (ax,)):
+        width_sweep_panel(ds, ax)
+        fig.tight_layout()
+        _save(fig, path)
+    return path
 
+
+def width_sweep_panel(ds, ax=None):
+    """The panel of `width_sweep`: a `random_features` scan's excess test MSE (seed mean ± se)
+    against the network width m (log–log), one curve per combination of the other grid axes.
+
+    **Arguments:**
+
+    - `ds`: a scan with a `width` grid axis and a `test_mse` output.
+    - `ax`: the matplotlib axes to draw on; None: those of a new `Figure`.
+
+    **Returns:** the axes.
+    """
+    ax = _axes_or_new(ax, (6, 4))
     sm = summarize(ds)
-    fig, ax = _subplots(figsize=(6, 4), dpi=120)
     m, se = sm["test_mse"].sel(stat="mean"), sm["test_mse"].sel(stat="se")
     others = [d for d in m.dims if d != "width"]
     stacked = m.stack(curve=others) if others else m.expand_dims(curve=[0])
@@ -250,57 +468,63 @@ def width_sweep(ds, path: str) -> str:
     ax.set_ylabel("excess test MSE")
     ax.set_title(f"random-features ridge, {_seeds_label(ds)}")
     if others:
-        ax.legend(fontsize=8, title=", ".join(map(str, others)))
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+        ax.legend(fontsize=_fs(8), title=", ".join(map(str, others)))
+    return ax
 
 
-def generic_scan(ds, path: str) -> str:
+def generic_scan(ds, path: str, *, width=None) -> str:
     """Fallback: each scalar output's seed mean (± se) against the first grid axis, one line per
     value of the second (other axes at their first value, named in the title); a scan of one
-    point shows the means as points."""
+    point shows the means as points. `width=`: the figure's width (`figure_width`)."""
 
     sm = summarize(ds)
     grid = [d for d in ds["diverged"].dims if d != "seed"]
     names = [v for v in sm.data_vars if v != "n_seeds" and set(sm[v].dims) <= set(grid) | {"stat"}]
-    fig, axes = _subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), dpi=110)
+    count = max(1, len(names))
     fixed = {d: 0 for d in grid[2:]}
-    for ax, v in zip(np.atleast_1d(axes), names):
-        m, se = sm[v].sel(stat="mean").isel(fixed), sm[v].sel(stat="se").isel(fixed)
-        if not grid:
-            ax.errorbar([0], [float(m)], [float(se)], marker="o", capsize=2)
-            ax.set_xticks([])
-        else:
-            lines = ds[grid[1]].values if len(grid) > 1 else [None]
-            for i, val in enumerate(lines):
-                sel = {grid[1]: i} if val is not None else {}
-                ax.errorbar(
-                    ds[grid[0]].values,
-                    np.ravel(m.isel(sel).transpose(grid[0]).values),
-                    np.ravel(se.isel(sel).transpose(grid[0]).values),
-                    marker="o",
-                    ms=3,
-                    capsize=2,
-                    label=None if val is None else f"{grid[1]}={val}",
-                )
-            ax.set_xlabel(grid[0])
-            if len(grid) > 1:
-                ax.legend(fontsize=7)
-        ax.set_title(v)
-    note = ", ".join(f"{d}={ds[d].values[0]}" for d in fixed)
-    fig.suptitle(f"mean ± se of {_seeds_label(ds)}" + (f"; fixed: {note}" if note else ""))
-    fig.tight_layout()
-    _save(fig, path)
+    with _panels([[1] * count], count, (4, 3.5), width, dpi=110) as (fig, axes):
+        for ax, v in zip(axes, names):
+            _generic_panel(ax, ds, sm[v].isel(fixed), grid)
+            ax.set_title(str(v))
+        note = ", ".join(f"{d}={ds[d].values[0]}" for d in fixed)
+        fig.suptitle(f"mean ± se of {_seeds_label(ds)}" + (f"; fixed: {note}" if note else ""))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
-def training_curves(ds, path: str) -> str:
+def _generic_panel(ax, ds, stats, grid) -> None:
+    """One output's seed mean ± se (`stats`, a summary) against `grid[0]`, a line per value of
+    `grid[1]`; a point when there is no grid."""
+    m, se = stats.sel(stat="mean"), stats.sel(stat="se")
+    if not grid:
+        ax.errorbar([0], [float(m)], [float(se)], marker="o", capsize=2)
+        ax.set_xticks([])
+        return
+    lines = ds[grid[1]].values if len(grid) > 1 else [None]
+    for i, val in enumerate(lines):
+        sel = {grid[1]: i} if val is not None else {}
+        ax.errorbar(
+            ds[grid[0]].values,
+            np.ravel(m.isel(sel).transpose(grid[0]).values),
+            np.ravel(se.isel(sel).transpose(grid[0]).values),
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=None if val is None else f"{grid[1]}={val}",
+        )
+    ax.set_xlabel(grid[0])
+    if len(grid) > 1:
+        ax.legend(fontsize=_fs(7))
+
+
+def training_curves(ds, path: str, *, width=None) -> str:
     """Three panels from a training scan over width × learning rate (`teacher_student`): loss
     curves (median over seeds, 10–90 % band) per width at the learning rate with the lowest
     final loss; the median final loss over width × lr with the fraction of diverged seeds; and
     the final loss against width (mean ± se over the seeds that did not diverge), one line per
-    lr. Grid axes other than width and lr are fixed at their first value (named in the title)."""
+    lr. Grid axes other than width and lr are fixed at their first value (named in the title).
+    `width=`: the figure's width (`figure_width`)."""
     ok = _ok(ds)
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "width", "lr")]
     fixed = {d: 0 for d in extra}
@@ -316,16 +540,17 @@ def training_curves(ds, path: str) -> str:
     with np.errstate(all="ignore"):
         med_final = np.nanmedian(final, axis=2)
     best = int(np.nanargmin(np.where(np.isnan(med_final[-1]), np.inf, med_final[-1])))
-    fig, (ax, bx, cx) = _subplots(1, 3, figsize=(16, 4.4), dpi=110)
     steps = np.asarray(ds["step"].values, float)
-    _curves_panel(ax, steps, curves[:, best], widths, floor, ds["loss"].dtype)
-    ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
-    _final_loss_panel(bx, med_final, bad.mean(axis=2), widths, lrs)
-    _loss_against_width_panel(cx, final, widths, lrs, floor, ds["loss"].dtype)
-    if note:
-        fig.suptitle(f"fixed: {note}", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    wordy = _MIN_WORDY_PANEL
+    with _panels([[1, 1, 1]], 3, (16 / 3, 4.4), width, 110, wordy) as (fig, (ax, bx, cx)):
+        _curves_panel(ax, steps, curves[:, best], widths, floor, ds["loss"].dtype)
+        ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
+        _final_loss_panel(bx, med_final, bad.mean(axis=2), widths, lrs)
+        _loss_against_width_panel(cx, final, widths, lrs, floor, ds["loss"].dtype)
+        if note:
+            fig.suptitle(f"fixed: {note}", fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
@@ -343,7 +568,7 @@ def _curves_panel(ax, steps, curves, widths, floor, dtype) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("population loss E(f − f*)²")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=_fs(8))
 
 
 def _final_loss_panel(bx, med_final, diverged, widths, lrs) -> None:
@@ -356,7 +581,7 @@ def _final_loss_panel(bx, med_final, diverged, widths, lrs) -> None:
         for j in range(len(lrs)):
             if diverged[i, j] > 0:
                 text = f"{100 * diverged[i, j]:.0f}% div."
-                bx.text(j, i, text, ha="center", color="w", fontsize=7)
+                bx.text(j, i, text, ha="center", color="w", fontsize=_fs(7))
     bx.set_xlabel("learning rate")
     bx.set_ylabel("width")
     bx.set_title("final loss (diverged seeds excluded)")
@@ -380,7 +605,7 @@ def _loss_against_width_panel(cx, final, widths, lrs, floor, dtype) -> None:
     cx.set_xlabel("width")
     cx.set_ylabel("final loss, mean ± se")
     cx.set_title("final loss against width")
-    cx.legend(fontsize=7)
+    cx.legend(fontsize=_fs(7))
 
 
 def _labels(ds, dim, size):
@@ -394,32 +619,32 @@ def _numeric(values) -> bool:
 _FAR_FLOOR = 1e-8
 
 
-def local_convergence_figure(ds, path: str) -> str:
+def local_convergence_figure(ds, path: str, *, width=None) -> str:
     """Zhou–Ge (`local_convergence` scan, arXiv 2406.01766), up to three rows. Row 1: the stage-3
     loss with and without decay (median and 10–90 % of seeds, phases marked, stage-1/2 losses as
     dashed lines); the far mass per seed; the effective weight near each teacher (mean ± se)
     against a*; `recovered` as a fraction ± se. Row 2 (scans with per-neuron outputs): neurons
     as points (`neuron_points_figure`). Row 3 (scans that sweep an axis other than `decay`):
     the recovery-probability heat map (`recovery_heatmap`). Rows 1–2 fix the other grid axes at
-    their first value (named in the title)."""
+    their first value (named in the title). `width=`: the figure's width (`figure_width`); at
+    "column" width the panels are stacked."""
     params = json_attrs(ds)
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "decay")]
     first = ds.isel({d: 0 for d in extra})
     sweep = _swept(ds)
     points = "neuron_angle" in ds
-    rows = 1 + points + bool(sweep)
-    fig = Figure(figsize=(16, 4.6 * rows), dpi=110)
-    grid = fig.add_gridspec(rows, 3)
-    _loss_row([fig.add_subplot(grid[0, k]) for k in range(3)], first, params)
-    if points:
-        _neuron_panels([fig.add_subplot(grid[1, k]) for k in range(3)], first, params)
-    if sweep:
-        _recovery_panel(fig.add_subplot(grid[rows - 1, :2]), ds)
-    if extra:
-        fixed = ", ".join(f"{d}={first[d].values}" for d in extra)
-        fig.suptitle(f"rows 1–2 fixed at: {fixed}", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    layout = [[1, 1, 1]] * (1 + points) + [[2]] * bool(sweep)
+    with _panels(layout, 3, (16 / 3, 4.6), width, 110, _MIN_WORDY_PANEL) as (fig, axes):
+        _loss_row(axes[:3], first, params)
+        if points:
+            _neuron_panels(axes[3:6], first, params)
+        if sweep:
+            _recovery_panel(axes[-1], ds)
+        if extra:
+            fixed = ", ".join(f"{d}={first[d].values}" for d in extra)
+            fig.suptitle(f"rows 1–2 fixed at: {fixed}", fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
@@ -461,7 +686,7 @@ def _far_mass_points(bx, sub, ok, i, color) -> None:
     bx.scatter(i + 0.15 * rng.standard_normal(far.size), shown, s=6, color=color)
     rec = np.asarray(sub["recovered"].values, float)[ok]
     se = rec.std(ddof=1) / np.sqrt(rec.size) if rec.size > 1 else 0.0
-    bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=8)
+    bx.text(i, 1e-9, f"recovered\n{rec.mean():.2f} ± {se:.2f}", ha="center", fontsize=_fs(8))
 
 
 def _stage_loss_axes(ax, ds, params, floor) -> None:
@@ -485,7 +710,7 @@ def _stage_loss_axes(ax, ds, params, floor) -> None:
     sampled = "n" in ds.coords or params.get("n") is not None
     ax.set_ylabel("training loss on the n samples" if sampled else "population loss")
     ax.set_title(f"stage-3 loss, median and 10–90 % of {_seeds_label(ds)}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=_fs(7))
 
 
 def _far_mass_axes(bx, decays) -> None:
@@ -506,24 +731,26 @@ def _near_weight_axes(cx, params, teachers) -> None:
     cx.set_xlabel("teacher j")
     cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
     cx.set_title("effective weight at each teacher (mean ± se)")
-    cx.legend(fontsize=7)
+    cx.legend(fontsize=_fs(7))
 
 
 _ANGLE_FLOOR, _WEIGHT_FLOOR = 1e-9, 1e-12
 
 
-def neuron_points_figure(ds, path: str) -> str:
+def neuron_points_figure(ds, path: str, *, width=None) -> str:
     """Zhou–Ge neurons as points (`local_convergence` scan with per-neuron outputs): angle to the
     nearest ±w*_j against |ã_i| = |a_i||w_i| for every neuron of every seed, before stage 3 and
-    at the end with and without decay, θ_near drawn. Other grid axes at their first value."""
+    at the end with and without decay, θ_near drawn. Other grid axes at their first value.
+    `width=`: the figure's width (`figure_width`)."""
     params = json_attrs(ds)
     extra = [d for d in ds["neuron_angle"].dims if d not in ("seed", "decay", "neuron")]
-    fig, axes = _subplots(1, 3, figsize=(16, 4.6), dpi=110)
-    _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
-    if extra:
-        fig.suptitle("fixed: " + ", ".join(f"{d}={ds[d].values[0]}" for d in extra), fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    with _panels([[1, 1, 1]], 3, (16 / 3, 4.6), width, 110, _MIN_WORDY_PANEL) as (fig, axes):
+        _neuron_panels(axes, ds.isel({d: 0 for d in extra}), params)
+        if extra:
+            fixed = ", ".join(f"{d}={ds[d].values[0]}" for d in extra)
+            fig.suptitle(f"fixed: {fixed}", fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
@@ -553,12 +780,12 @@ def _neuron_panels(axes, ds, params):
             f"{title}\n{int(ok.sum())} seeds: far mass median "
             f"{np.median(_per_seed(sub, suffix, near, ok)):.2g}; "
             f"{np.mean(wt[far] > 1e-3) if far.any() else 0:.0%} of far neurons carry |ã| > 10⁻³",
-            fontsize=9,
+            fontsize=_fs(9),
         )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"angle to nearest ±w*_j (rad; 0 drawn at {_ANGLE_FLOOR:g})")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=_fs(7), loc="lower left")
     axes[0].set_ylabel(f"|ã_i| = |a_i||w_i|  (0 drawn at {_WEIGHT_FLOOR:g})")
     lo = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in axes])
     for ax in axes:  # one scale for the three panels
@@ -578,16 +805,34 @@ def _swept(ds) -> list:
     return [d for d in dims if d not in ("seed", "decay") and ds.sizes[d] > 1]
 
 
-def recovery_heatmap(ds, path: str, axes=None) -> str:
-    """P(recovered) of a `local_convergence` scan over two grid axes (`axes`, default: width
-    across and the next swept axis up; one axis gives a single row), seed standard errors and
-    the numbers in the cells (`jaxfeat.analysis.recovery_probability`). Swept axes
-    beyond the two are fixed at their first value and named in the title."""
-    fig, ax = _subplots(figsize=(8, 4.6), dpi=110)
-    _recovery_panel(ax, ds, axes)
-    fig.tight_layout()
-    _save(fig, path)
+def recovery_heatmap(ds, path: str, axes=None, *, width=None) -> str:
+    """P(recovered) of a `local_convergence` scan over two grid axes (`recovery_panel`), saved to
+    `path`; `width=`: the figure's width (`figure_width`)."""
+    with _panels([[1]], 1, (8, 4.6), width, dpi=110) as (fig, (ax,)):
+        _recovery_panel(ax, ds, axes)
+        fig.tight_layout()
+        _save(fig, path)
     return path
+
+
+def recovery_panel(ds, ax=None, axes=None):
+    """The recovery-probability heat map of a `local_convergence` scan: P(recovered) per grid
+    point over two grid axes, the estimate and its 95 % Wilson interval over the finished seeds
+    in each cell (`jaxfeat.analysis.recovery_probability`), with a colour bar from 0 to 1. Swept
+    axes beyond the two are fixed at their first value and named in the title.
+
+    **Arguments:**
+
+    - `ds`: a `local_convergence` scan that sweeps a grid axis other than `decay`.
+    - `ax`: the matplotlib axes to draw on; None: those of a new `Figure`.
+    - `axes`: the grid axes drawn across and up (default: width across and the next swept axis
+      up); one axis gives a single row.
+
+    **Returns:** the axes.
+    """
+    ax = _axes_or_new(ax, (8, 4.6))
+    _recovery_panel(ax, ds, axes)
+    return ax
 
 
 def _heat_axes(ds, axes=None):
@@ -624,7 +869,8 @@ def _recovery_panel(ax, ds, axes=None):
     im = ax.imshow(p, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.figure.colorbar(im, ax=ax, label="P(recovered)")
     # P and its 95 % Wilson interval (not empty at 0 or 1, where ± se is)
-    _cell_numbers(ax, p, hi, ".2f", fontsize=7, color=lambda v: "k" if v > 0.6 else "w", low=lo)
+    dark = lambda v: "k" if v > 0.6 else "w"  # noqa: E731 - text readable on the colour
+    _cell_numbers(ax, p, hi, ".2f", fontsize=_fs(7), color=dark, low=lo)
     ax.set_xticks(range(p.shape[1]), [str(v) for v in ds[x].values])
     ax.set_xlabel(x)
     if y:
@@ -640,7 +886,7 @@ def _recovery_panel(ax, ds, axes=None):
         title += f"\naxes {' × '.join(axes)} of {', '.join(swept)}; fixed " + ", ".join(
             f"{d}={v}" for d, v in fixed.items()
         )
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=_fs(9))
     return title
 
 
@@ -670,26 +916,28 @@ def _mean_se(da):
     return da.mean("seed"), da.std("seed", ddof=1) / np.sqrt(np.maximum(s, 1))
 
 
-def gradient_features_figure(ds, path: str) -> str:
+def gradient_features_figure(ds, path: str, *, width=None) -> str:
     """Test error against the swept axis (k, d, n or width) for the network and the three
     fixed-feature baselines, seed mean ± standard error, the Bayes error dashed; one column per
-    value of a second swept axis; the network's test error over training below."""
+    value of a second swept axis; the network's test error over training below. `width=`: the
+    figure's width (`figure_width`)."""
     ok = _ok(ds)
     x, facet = _gf_axes(ds)
     cols = list(ds[facet].values[:_MAX_ROWS]) if facet else [None]
-    fig, axes = _subplots(2, len(cols), figsize=(max(6.4, 4.6 * len(cols)), 8), squeeze=False)
-    for j, v in enumerate(cols):
-        sub = ds.sel({facet: v}) if facet else ds
-        sok = ok.sel({facet: v}) if facet else ok
-        extra = [d for d in sub["train_error"].dims if d not in ("seed", x)]
-        sub, sok = sub.isel({d: 0 for d in extra}), sok.isel({d: 0 for d in extra})
-        _gf_error_panel(axes[0, j], sub, sok, x)
-        _gf_curve_panel(axes[1, j], sub, sok, x)
-        where = f"{facet} = {v}" if facet else ""
-        axes[0, j].set_title(f"test error {where}  ({_seeds_label(ds)})", fontsize=9)
-    fig.suptitle(_gf_title(ds), fontsize=10)
-    fig.tight_layout()
-    _save(fig, path, dpi=110)
+    panel = (max(6.4 / len(cols), 4.6), 4)
+    with _panels([[1] * len(cols)] * 2, len(cols), panel, width, dpi=110) as (fig, axes):
+        for j, v in enumerate(cols):
+            sub = ds.sel({facet: v}) if facet else ds
+            sok = ok.sel({facet: v}) if facet else ok
+            extra = [d for d in sub["train_error"].dims if d not in ("seed", x)]
+            sub, sok = sub.isel({d: 0 for d in extra}), sok.isel({d: 0 for d in extra})
+            _gf_error_panel(axes[j], sub, sok, x)
+            _gf_curve_panel(axes[len(cols) + j], sub, sok, x)
+            where = f"{facet} = {v}" if facet else ""
+            axes[j].set_title(f"test error {where}  ({_seeds_label(ds)})", fontsize=_fs(9))
+        fig.suptitle(_gf_title(ds), fontsize=_fs(10))
+        fig.tight_layout()
+        _save(fig, path)
     return path
 
 
@@ -739,7 +987,7 @@ def _gf_error_panel(ax, ds, ok, x):
         ax.set_xscale("log", base=2)
     ax.set_xlabel({"k": "parity degree k", "dim": "d"}.get(x, x or ""))
     ax.set_ylabel("test 0-1 error (seed mean ± se)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=_fs(7))
 
 
 def _gf_curve_panel(ax, ds, ok, x):
@@ -765,12 +1013,13 @@ def _gf_curve_panel(ax, ds, ok, x):
         )
     ax.set_xlabel("step t ≥ 2 (0 = right after step 1)")
     ax.set_ylabel("network test error")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=_fs(7))
 
 
-def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
+def test_error_heatmap(ds, path: str, axes=("n", "width"), *, width=None) -> str:
     """The network's test error over two swept axes, and its gap to the best fixed-feature
-    baseline (negative: the network is better), seed means with standard errors in the cells."""
+    baseline (negative: the network is better), seed means with standard errors in the cells;
+    `width=`: the figure's width (`figure_width`)."""
     ok = _ok(ds)
     err = ds["test_error"].where(ok)
     net = err.sel(learner="network")
@@ -781,28 +1030,33 @@ def test_error_heatmap(ds, path: str, axes=("n", "width")) -> str:
     )
     rest = [d for d in net.dims if d not in (*axes, "seed")]
     panels = (("network test error", net, "viridis"), ("network − best baseline", gap, "RdBu_r"))
-    fig, axs = _subplots(1, 2, figsize=(10, 4))
-    for ax, (title, da, cmap) in zip(axs, panels):
-        da = da.isel({d: 0 for d in rest})
-        mean, se = _mean_se(da)
-        M = np.asarray(mean.transpose(*axes).values, float)
-        S = np.asarray(se.transpose(*axes).values, float)
-        lim = np.nanmax(np.abs(M)) if cmap == "RdBu_r" else None
-        im = ax.imshow(
-            M.T, origin="lower", aspect="auto", cmap=cmap, vmin=-lim if lim else None, vmax=lim
-        )
-        color = "w" if cmap == "viridis" else "k"
-        _cell_numbers(ax, M.T, S.T, ".3f", fontsize=7, color=lambda v, c=color: c)
-        ax.set_xticks(range(M.shape[0]), ds[axes[0]].values)
-        ax.set_yticks(range(M.shape[1]), ds[axes[1]].values)
-        ax.set_xlabel(axes[0])
-        ax.set_ylabel(axes[1])
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax)
-    fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path, dpi=110)
+    with _panels([[1, 1]], 2, (5, 4), width, dpi=110) as (fig, axs):
+        for ax, (title, da, cmap) in zip(axs, panels):
+            _gap_panel(ax, ds, da.isel({d: 0 for d in rest}), axes, cmap)
+            ax.set_title(title, fontsize=_fs(9))
+        fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
     return path
+
+
+def _gap_panel(ax, ds, da, axes, cmap) -> None:
+    """A heat map of `da`'s seed mean over `axes` (mean ± se in the cells; "RdBu_r": centred on
+    0) with a colour bar."""
+    mean, se = _mean_se(da)
+    M = np.asarray(mean.transpose(*axes).values, float)
+    S = np.asarray(se.transpose(*axes).values, float)
+    lim = np.nanmax(np.abs(M)) if cmap == "RdBu_r" else None
+    im = ax.imshow(
+        M.T, origin="lower", aspect="auto", cmap=cmap, vmin=-lim if lim else None, vmax=lim
+    )
+    color = "w" if cmap == "viridis" else "k"
+    _cell_numbers(ax, M.T, S.T, ".3f", fontsize=_fs(7), color=lambda v, c=color: c)
+    ax.set_xticks(range(M.shape[0]), ds[axes[0]].values)
+    ax.set_yticks(range(M.shape[1]), ds[axes[1]].values)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.figure.colorbar(im, ax=ax)
 
 
 def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> str:
@@ -831,7 +1085,7 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=_fs(10))
     t = np.linspace(-lim, lim, 2)
     for w, bi in zip(W1, b):  # boundary w·x = b
         if abs(w[1]) > abs(w[0]):
@@ -840,23 +1094,33 @@ def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> s
             axes[1].plot((bi - w[1] * t) / w[0], t, color="k", lw=0.5, alpha=0.5)
     axes[1].set_xlim(-lim, lim)
     axes[1].set_ylim(-lim, lim)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=_fs(8), loc="lower left")
     fig.suptitle(
         "Algorithm 1, step 1: w_i⁽¹⁾ = η a_i Ĝ(w_i⁽⁰⁾, b_i) (green: a_i > 0, purple: a_i < 0;"
         " lines: activation boundaries)",
-        fontsize=9,
+        fontsize=_fs(9),
     )
     fig.tight_layout()
     _save(fig, path, dpi=110)
     return path
 
 
-def draw(ds, path: str, experiment=None) -> str:
+def draw(ds, path: str, experiment=None, *, width=None) -> str:
     """Draw the figure of the scan `ds` to `path` (PNG/PDF) with `experiment`'s `plot` function
     (`jaxfeat plot`): `generic_scan` when the experiment has none or is not given.
 
+    **Arguments:**
+
+    - `ds`, `path`, `experiment`: the scan, the figure's file and the `Experiment` it ran.
+    - `width`: the figure's width (`figure_width`: "column", "page" or inches), passed on to
+      the plot function as `width=`; None: the figure's own size.
+
     **Returns:** `path`.
+
+    **Raises:** `jaxfeat._checks.InputError` naming `width` for a bad width, or when the plot
+    function takes no `width=`.
     """
+    figure_width(width)  # a bad width fails before anything is drawn
     plot = getattr(experiment, "plot", None)
     if isinstance(plot, str):  # a name in this module: the spelling before 0.2
         import warnings
@@ -868,4 +1132,20 @@ def draw(ds, path: str, experiment=None) -> str:
             stacklevel=2,
         )
         plot = globals()[plot]
-    return (plot or generic_scan)(ds, path)
+    plot = plot or generic_scan
+    if width is None:  # plot functions of one's own need not take width=
+        return plot(ds, path)
+    if not _takes_width(plot):
+        name = getattr(plot, "__name__", repr(plot))
+        raise InputError(f"width: the plot function {name} takes no width= argument")
+    return plot(ds, path, width=width)
+
+
+def _takes_width(fn) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    return "width" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
