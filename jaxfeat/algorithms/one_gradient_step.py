@@ -333,6 +333,7 @@ def one_step_spikes(
     intercept: bool = True,
     ridge_scale: str = "1",
     test_tile: int | None = None,
+    init_readout: bool = True,
     tile: int | None = None,
     iters: int = 8,
     N: int | None = None,
@@ -350,8 +351,10 @@ def one_step_spikes(
     grid (default 10⁻⁷..1, the best test error reported, one eigendecomposition) or one λ (a
     0-d value: one solve); `ridge_loss` `"mean"` | `"sum"`, `intercept`, `ridge_scale` (the
     features' scale s in ŷ = s·F a + b, the output-scale strings) as in `jaxfeat.ridge`;
-    `test_tile` draws the test set `test_tile` rows at a time (memory O(test_tile·(N + d))
-    whatever `n_test` is; the points then differ from the untiled draw).
+    `test_tile` forms the test features `test_tile` rows at a time (memory n_test·d for the
+    test points, which do not depend on the tiling, plus test_tile·N); `init_readout=False`
+    skips the random-features baseline on W₀ (its ridge, test error and the F₀ edge: about half
+    the readout's cost at a large test set), returning NaN for `NO_INIT_READOUT` outputs.
 
     With `tile`, the scale path: the step is streamed (`one_step(tile=…)`), X̃ is drawn tile
     by tile and never stored, and the spike statistics come from the matrix-free Krylov path
@@ -368,6 +371,9 @@ def one_step_spikes(
     n_tilde = _check_readout(readout, n, n_tilde, tile)
     spikes = _check_spike_args(degree, k, margin)
     ridge = _check_ridge(lambdas, ridge_loss, intercept, ridge_scale, n_test, test_tile, N)
+    if not isinstance(init_readout, bool):
+        raise InputTypeError(f"init_readout must be True or False, got {init_readout!r}")
+    ridge["init_readout"] = init_readout
     k_step, k_feat, k_test = jax.random.split(key, 3)
     res = one_step(
         k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, labels=labels,
@@ -439,6 +445,8 @@ def _check_spike_args(degree, k, margin) -> dict:
 # outputs the matrix-free path (`tile=`) has no value for: NaN there, on purpose. An experiment
 # that runs that path declares them `not_applicable`, so NaN keeps meaning "diverged" (DESIGN §8)
 NOT_ON_THE_STREAMED_PATH = ("f0_edge", "test_mse_w1", "test_mse_w0")
+# and those `init_readout=False` skips (the W₀ random-features baseline)
+NO_INIT_READOUT = ("f0_edge", "test_mse_w0")
 
 
 def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[str, Array]:
@@ -453,10 +461,10 @@ def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[
 
 
 def _test_rows(dist, key, ridge) -> Rows:
-    """The test set: `n_test` points drawn at once, or `test_tile` at a time (never stored)."""
-    if ridge["test_tile"] is None:
-        return ArrayRows(*dist.sample(key, ridge["n_test"]), tile=ridge["n_test"])
-    return SampledRows(dist, ridge["n_test"], key=key, tile=ridge["test_tile"])
+    """The test set, `n_test` points drawn at once (the same points whatever `test_tile` is),
+    visited `test_tile` rows at a time so that only one tile of features is ever formed."""
+    X, y = dist.sample(key, ridge["n_test"])
+    return ArrayRows(X, y, tile=ridge["test_tile"] or ridge["n_test"])
 
 
 def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes) -> dict[str, Array]:
@@ -466,12 +474,18 @@ def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes) -> dict[st
     yt = _labels.preprocess_labels(Xt, yt, labels)
     zeros = jnp.zeros(res.W1.shape[0], Xt.dtype)
     feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
-    F1, F0 = feats(res.W1, Xt), feats(res.W0, Xt)
+    F1 = feats(res.W1, Xt)
     H = hermite_features(Xt, res.zeta, spikes["degree"])
     stats = count_spikes(F1, H, k=spikes["k"], margin=spikes["margin"])
-    fits = [_readout_fit(F, yt, ridge) for F in (F1, F0)]
-    errors = _test_errors(test, _labels.label_adjuster(test, labels), feats, res, fits, ridge)
-    return stats | errors | {"f0_edge": _centred_top_singular_value(F0, fits[1], ridge)}
+    weights = (res.W1, res.W0) if ridge["init_readout"] else (res.W1,)
+    Fs = [F1] + [feats(W, Xt) for W in weights[1:]]
+    fits = [_readout_fit(F, yt, ridge) for F in Fs]
+    adjust = _labels.label_adjuster(test, labels)
+    errors = _test_errors(test, adjust, feats, weights, fits, ridge)
+    if not ridge["init_readout"]:
+        nan = jnp.full((), jnp.nan, F1.dtype)
+        return stats | errors | dict.fromkeys(NO_INIT_READOUT, nan)
+    return stats | errors | {"f0_edge": _centred_top_singular_value(Fs[1], fits[1], ridge)}
 
 
 def _readout_fit(F, y, ridge) -> dict:
@@ -482,13 +496,14 @@ def _readout_fit(F, y, ridge) -> dict:
     return ridge_path(F, y, ridge["lambdas"], **conv)
 
 
-def _test_errors(test: Rows, adjust, feats, res, fits, ridge) -> dict[str, Array]:
-    """The smallest test MSE over λ of W₁ and W₀ features, summed tile by tile over `test`."""
+def _test_errors(test: Rows, adjust, feats, weights, fits, ridge) -> dict[str, Array]:
+    """The smallest test MSE over λ of the readouts on W₁'s (and W₀'s) features, summed tile by
+    tile over `test`."""
 
     def tile_sq_errors(X: Array, y: Array, valid: Array):
         y = adjust(X, y)
         out = []
-        for W, fit in zip((res.W1, res.W0), fits):
+        for W, fit in zip(weights, fits):
             pred: Array = (feats(W, X) * ridge["scale"]) @ fit["coef"].T
             if pred.ndim == 2:  # a λ grid: predictions (tile, L)
                 r = pred + fit["intercept"][None, :] - y[:, None]
@@ -499,8 +514,9 @@ def _test_errors(test: Rows, adjust, feats, res, fits, ridge) -> dict[str, Array
         return tuple(out)
 
     init = tuple(jnp.zeros_like(fit["intercept"]) for fit in fits)
-    sq1, sq0 = fold_rows(test, tile_sq_errors, init)
-    return {"test_mse_w1": jnp.min(sq1) / test.n, "test_mse_w0": jnp.min(sq0) / test.n}
+    sq = fold_rows(test, tile_sq_errors, init)
+    names = ("test_mse_w1", "test_mse_w0")
+    return {name: jnp.min(s) / test.n for name, s in zip(names, sq)}
 
 
 def _centred_top_singular_value(F0, fit0, ridge):
