@@ -19,6 +19,16 @@ jax.config.update("jax_platforms", "cpu")
 os.environ["JAXFEAT_CACHE_DIR"] = "off"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_scan_caches():
+    """Each test starts with no compiled scan programs and no traced shapes kept from another
+    test (`jaxfeat._scan.program.PROGRAMS`, `SHAPES`): compile counts do not depend on order."""
+    from jaxfeat._scan import program
+
+    program.PROGRAMS.clear()
+    program.SHAPES.clear()
+
+
 @pytest.fixture
 def getkey():
     """Fresh, distinct PRNG keys on each call; deterministic per test."""

@@ -311,6 +311,20 @@ def test_one_compile_per_static_point_with_a_budget_sized_chunk_and_a_short_last
     assert 1 <= int(small.attrs["chunk_size"]) < 64
 
 
+def test_a_second_identical_scan_compiles_and_traces_nothing():
+    """`jf.scan` called again in the same process (a notebook cell rerun) reuses the compiled
+    chunk programs and the traced output shapes; another static value compiles its own."""
+    first = scan(toy, GRID, 20, chunk_size=8, progress=False)
+    with compile_log() as log:
+        again = scan(toy, GRID, 20, chunk_size=8, progress=False)
+    assert log.count("jit(chunk)") == 0, log
+    assert float(again.attrs["compile_seconds"]) == 0.0
+    _assert_same(again, first)
+    with compile_log() as log:
+        scan(toy, {"n": [48]}, 20, chunk_size=8, progress=False)
+    assert log.count("jit(chunk)") == 1, log
+
+
 def test_workers_compute_the_same_chunks(tmp_path):
     """Two chunks in flight (threads) give bit-identical results, in memory and in a store."""
     one = scan(toy, GRID, 40, chunk_size=7, workers=1, progress=False)

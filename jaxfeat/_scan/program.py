@@ -4,7 +4,9 @@ anything compiles; the chunk size from a memory budget; divergence flags."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import json
 import math
 import threading
 import time
@@ -63,7 +65,7 @@ class Runner:
         fn, shapes = self.plan.exp.fn, None
         for params in self.plan.points_to_validate():
             try:
-                got = jax.eval_shape(lambda k, p=params: fn(k, **p), self.base_key)
+                got = _traced_shapes(fn, params, self.base_key)
             except (InputError, _checks.InputTypeError) as e:
                 where = {a: params[a] for a in self.plan.axes}
                 at = f" at grid point {where}" if where else ""
@@ -83,11 +85,28 @@ class Runner:
 
     def program(self, s: int, batch: int):
         """The compiled program of static point s for `batch` seeds (compiled once; workers
-        asking for it at the same time wait for the one compile)."""
+        asking for it at the same time wait for the one compile). A program compiled by an
+        earlier scan of the same experiment function, static parameters, dynamic point shapes,
+        batch, devices and JAX numerics config is reused (`PROGRAMS`): calling `jf.scan` again
+        from a notebook does not compile again, as a `jax.jit`-ed function would not."""
         with self._lock:
             if (s, batch) not in self._programs:
-                self._programs[(s, batch)] = self._compile(s, batch)
+                key = self._program_key(s, batch)
+                compiled = PROGRAMS.get(key)
+                if compiled is None:
+                    compiled = PROGRAMS.put(key, self._compile(s, batch))
+                self._programs[(s, batch)] = compiled
             return self._programs[(s, batch)]
+
+    def _program_key(self, s: int, batch: int):
+        """What a chunk program depends on besides the values of its arguments."""
+        exp = self.plan.exp
+        points = tuple((a, v.shape, str(v.dtype)) for a, v in sorted(self.points.items()))
+        return (
+            exp.fn, _canonical(exp.check), tuple(sorted(exp.not_applicable)),
+            _canonical(self.plan.static_params(s)), points, batch,
+            tuple(d.id for d in self.plan.devices), _numerics_config(),
+        )  # fmt: skip
 
     def _compile(self, s: int, batch: int):
         static = self.plan.static_params(s)
@@ -131,18 +150,21 @@ class Runner:
     def _chunk_from_budget(self, budget: int) -> int:
         """Seeds per chunk so that the `workers` chunks in flight fit `budget` bytes per device
         at every static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)
-        and, on a CPU, a chunk's buffers stay near the caches (`CPU_CHUNK_BYTES`).
+        and, on a CPU, a chunk's buffers stay near the caches (`CPU_CHUNK_BYTES`) when one seed's
+        do; when one seed alone outgrows them (the spike experiment's feature matrices), the
+        seeds are split evenly over the workers instead, within the budget (at d = 128, 10 seeds:
+        one seed a chunk ran 1.5× slower than `jit(vmap)` over all ten, five a chunk 0.99×;
+        `benchmarks/results/one_step_protocols-cpu.json`).
 
         The programs are compiled first at a guess (every seed, or `CPU_GUESS_SEEDS` on a CPU)
         and their `memory_analysis` read: when the guess fits, those programs are the ones the
         scan runs (one compile per static point); otherwise the chunk shrinks in proportion
         and compiles again."""
         limit = budget // self.workers
-        if _on_cpu(self.plan.devices):
-            limit = min(limit, CPU_CHUNK_BYTES)
-            guess = self.batch(min(self.plan.seeds, CPU_GUESS_SEEDS * self.n_dev))
-        else:
-            guess = self.batch(self.plan.seeds)
+        cpu = _on_cpu(self.plan.devices)
+        guess = self.batch(
+            min(self.plan.seeds, CPU_GUESS_SEEDS * self.n_dev) if cpu else self.plan.seeds
+        )
         used = 0
         for s in range(len(self.plan.static_points)):
             mem = self.program(s, guess).memory_analysis()
@@ -150,9 +172,13 @@ class Runner:
                 return min(guess, 16 * self.n_dev)
             total = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
             used = max(used, total // self.n_dev)
+        per_seed = used / (guess // self.n_dev)
+        if cpu and per_seed <= CPU_CHUNK_BYTES:  # small seeds: keep a chunk near the caches
+            limit = min(limit, CPU_CHUNK_BYTES)
+        elif cpu:  # one seed outgrows the caches anyway: large GEMMs, every worker busy
+            limit = min(limit, per_seed * -(-self.plan.seeds // self.workers))
         if used <= limit:
             return guess
-        per_seed = used / (guess // self.n_dev)
         most = max(1, int(limit // per_seed)) * self.n_dev
         n_chunks = -(-self.plan.seeds // most)  # as few chunks as fit, then equal sizes:
         even = -(-self.plan.seeds // n_chunks)  # 32 seeds at most 31 a chunk → 16 + 16
@@ -170,6 +196,64 @@ CPU_CHUNK_BYTES = 32 * 2**20
 
 def _on_cpu(devices) -> bool:
     return all(d.platform == "cpu" for d in devices)
+
+
+class _Bounded:
+    """A small least-recently-used map with a lock: compiled chunk programs by their key (a
+    scan rerun in the same process reuses them; the oldest beyond `size` are dropped)."""
+
+    def __init__(self, size: int):
+        self.size, self._items, self._lock = size, collections.OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key, value):
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# Compiled programs kept across `jf.scan` calls in this process (`PROGRAMS.clear()` frees them;
+# like `jax.jit`'s own cache it keys on the function object, so an edited function recompiles).
+PROGRAMS = _Bounded(32)
+
+
+# Output shapes of (experiment function, parameters) already traced (and so validated) in this
+# process: a rerun of the same scan skips tracing its grid again.
+SHAPES = _Bounded(256)
+
+
+def _traced_shapes(fn, params: dict, key):
+    """`jax.eval_shape` of fn(key, **params), remembered in `SHAPES`."""
+    cache_key = (fn, _canonical(params), _numerics_config())
+    got = SHAPES.get(cache_key)
+    if got is None:
+        got = SHAPES.put(cache_key, jax.eval_shape(lambda k: fn(k, **params), key))
+    return got
+
+
+def _canonical(x) -> str:
+    """A stable text key of parameters (JSON, sorted keys; anything else by repr)."""
+    return json.dumps(x, sort_keys=True, default=repr)
+
+
+def _numerics_config() -> tuple:
+    """The JAX settings a traced program depends on beyond its arguments' shapes."""
+    c = jax.config
+    names = ("jax_enable_x64", "jax_numpy_rank_promotion", "jax_default_matmul_precision")
+    return tuple(str(getattr(c, n, None)) for n in names)
 
 
 def default_workers(devices) -> int:
