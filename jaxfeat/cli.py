@@ -1,4 +1,4 @@
-"""Command line: `jaxfeat list | run NAME | plot PATH | info PATH | demo | hermite ACT`."""
+"""Command line: `jaxfeat list | run NAME | plot PATH | info PATH | bench | demo | hermite ACT`."""
 
 from __future__ import annotations
 
@@ -344,6 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_list)
     _add_run(sub)
     _add_store_tools(sub)
+    _add_bench(sub)
     _add_demos(sub)
     return parser
 
@@ -431,6 +432,39 @@ def _add_width(p) -> None:
         help="figure width: column (3.5 in, one column of a two-column paper), page (7.0 in) or "
         "inches; the height follows (default: the figure's own size)",
     )
+
+
+def _bench(args) -> int:
+    from . import bench
+
+    if args.x64:  # no persistent compilation cache: compile times are what is measured
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    sizes = None
+    if args.sizes is not None:
+        values = _int_list("--sizes", args.sizes)
+        sizes = {name: values for name in (args.names or list(bench.CASES))}
+    bench.run_bench(args.names, quick=args.quick, sizes=sizes, repeats=args.repeats, out=args.out)
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="time the kernels against width, seeds and n on this machine (JSON + figure)"
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="benchmarks (default: all): population_gradient, population_loss, one_step_spikes, "
+        "train",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes on 2 cores)")
+    p.add_argument("--sizes", help="comma-separated sizes along each benchmark's axis")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per size (median)")
+    p.add_argument("--out", default="out/bench", help="directory for bench-PLATFORM.json/.png")
+    p.add_argument("--x64", action="store_true", help="compute in float64 (float32 by default)")
+    p.set_defaults(fn=_bench)
 
 
 def _add_demos(sub) -> None:

@@ -34,6 +34,7 @@ from ._checks import InputError
 from .analysis import recovery_probability, summarize
 
 __all__ = [
+    "bench_figure",
     "draw",
     "ensemble_predictions",
     "figure_width",
@@ -414,6 +415,8 @@ def _error_panel(ax, sm) -> None:
         y, e = (np.ravel(_over(v.isel(sel), ("alpha",))) for v in (m1, se1))
         line = ax.errorbar(alphas, y, e, marker="o", ms=3, capsize=2, label=f"F₁, n={n}")
         y0, e0 = (np.ravel(_over(v.isel(sel), ("alpha",))) for v in (m0, se0))
+        if not np.isfinite(y0).any():  # no W₀ baseline in this scan (init_readout=False)
+            continue
         level, band = np.nanmean(y0), np.sqrt(np.nanmean(e0**2))
         colour = line.lines[0].get_color()
         ax.axhline(level, color=colour, ls="--", lw=1, label=f"F₀, n={n}")
@@ -1149,3 +1152,55 @@ def _takes_width(fn) -> bool:
     except (TypeError, ValueError):  # no signature to read: let the call decide
         return True
     return "width" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def bench_figure(result: dict, path: str, *, width=None) -> str:
+    """`jaxfeat bench`'s figure: for each case, steady-state seconds per call against its size
+    axis (log-log, the fitted slope in the legend, the expected one dotted), with the per-seed
+    baselines timed in the same run (dashed) and the compile seconds (grey)."""
+    cases = result["cases"]
+    k = max(1, len(cases))
+    with _panels([[1] * k], k, (4.2, 3.4), width, dpi=110) as (fig, axes):
+        for ax, (name, case) in zip(axes, cases.items()):
+            _bench_panel(ax, name, case)
+        fig.suptitle(_bench_title(result), fontsize=_fs(9))
+        fig.tight_layout()
+        _save(fig, path)
+    return path
+
+
+def _bench_panel(ax, name, case) -> None:
+    rows = case["rows"]
+    x = np.array([r["size"] for r in rows], float)
+    slope = case["slope"]
+    label = "jaxfeat" + ("" if slope is None else f" (slope {slope:.2f})")
+    ax.loglog(x, [r["steady_s"] for r in rows], "o-", label=label)
+    for key in sorted({k for r in rows for k in r if k.endswith("_s") and k not in _BENCH_OWN}):
+        ax.loglog(
+            x, [r.get(key, np.nan) for r in rows], "s--", ms=3, label=key[:-2].replace("_", " ")
+        )
+    ax.loglog(x, [r["compile_s"] for r in rows], "x:", color="0.6", label="compile")
+    if case.get("expected_slope") and len(x) > 1:
+        y0 = rows[-1]["steady_s"]
+        ax.loglog(
+            x,
+            y0 * (x / x[-1]) ** case["expected_slope"],
+            "k:",
+            lw=0.8,
+            label=f"slope {case['expected_slope']:g}",
+        )
+    ax.set_xlabel(case["axis"])
+    ax.set_ylabel("seconds per call")
+    ax.set_title(name, fontsize=_fs(9))
+    ax.legend(fontsize=_fs(6))
+
+
+_BENCH_OWN = ("compile_s", "steady_s")
+
+
+def _bench_title(result) -> str:
+    m, r = result["machine"], result["rates"]
+    return (
+        f"jaxfeat bench on {m['device']} ({m['cpu_count']} CPUs), "
+        f"GEMM {r['gemm_flops'] / 1e9:.0f} GFLOP/s, copy {r['copy_bytes_per_s'] / 1e9:.1f} GB/s"
+    )
