@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -165,7 +166,8 @@ def run_bench(
             "slope": _slope(rows),
             "expected_slope": case.expected_slope,
         }
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    result["peak_rss_bytes"] = peak if sys.platform == "darwin" else peak * 1024
     if out is not None:
         say(f"wrote {_write(result, out)}")
     return result

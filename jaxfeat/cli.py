@@ -437,7 +437,8 @@ def _add_width(p) -> None:
 def _bench(args) -> int:
     from . import bench
 
-    if args.x64:  # no persistent compilation cache: compile times are what is measured
+    # no persistent compilation cache here: compile times are what is measured
+    if args.x64:
         import jax
 
         jax.config.update("jax_enable_x64", True)

@@ -9,6 +9,7 @@ built, and `n`/`key` when `sample` is called, before anything compiles.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -149,7 +150,7 @@ def _to_normalised(hermite, basis: str):
     if hermite is None or basis == "normalised":
         return hermite
     c = np.asarray(hermite, dtype=np.float64)
-    return c * np.sqrt([float(np.prod(np.arange(1, k + 1))) for k in range(c.shape[-1])])
+    return c * np.sqrt([float(math.factorial(k)) for k in range(c.shape[-1])])
 
 
 def orthonormal_directions(key: PRNGKeyArray, k: int, dim: int) -> Float[Array, "k dim"]:

@@ -45,7 +45,7 @@ class LowOrder(eqx.Module):
 def check_rule(rule: Any, *, streamed: bool = False) -> Any:
     """`rule` if it is None, one of `LABEL_RULES` or (not `streamed`) a callable; else an
     `InputError` naming `labels`."""
-    if rule is None or rule in LABEL_RULES:
+    if rule is None or (isinstance(rule, str) and rule in LABEL_RULES):
         return rule
     if callable(rule) and not isinstance(rule, str):
         if streamed:

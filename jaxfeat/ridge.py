@@ -74,6 +74,8 @@ def ridge_fit(
     **Returns:** `coef` (N,), `intercept` (), `train_mse` () and, with a test set, `test_mse` ().
     """
     _checks.check_ndim("lam", lam, 0, "() (one λ; ridge_path takes a grid)")
+    if _checks.is_concrete(lam) and not float(lam) > 0:
+        raise InputError(f"lam must be > 0, got {lam}")
     _check_ridge_args(F, y, jnp.reshape(jnp.asarray(lam), (1,)), F_test, y_test, loss)
     F, y = jnp.asarray(F), jnp.asarray(y)
     G, fm, ym = _centring(F * feature_scale, y, intercept)

@@ -76,7 +76,7 @@ def test_dandi_preset_test_error_is_their_ridge_on_the_step_samples(getkey):
     p = SMALL["width"]
     Z, Y = np.asarray(res.X), np.asarray(res.y)
     Y_touse = Y - Y.mean() - Z @ np.mean(Y[:, None] * Z, axis=0)
-    dist = spikes._protocol(key, **params)[0]
+    dist = spikes._protocol(**params)[0]
     Zt, Yt = (np.asarray(v) for v in dist.sample(jax.random.split(key, 3)[2], SMALL["n_test"]))
     Yt_touse = Yt - Yt.mean() - Zt @ np.mean(Yt[:, None] * Zt, axis=0)
     X = np.maximum(Z @ np.asarray(res.W1).T, 0) / np.sqrt(p)

@@ -323,6 +323,15 @@ def test_a_second_identical_scan_compiles_and_traces_nothing():
     with compile_log() as log:
         scan(toy, {"n": [48]}, 20, chunk_size=8, progress=False)
     assert log.count("jit(chunk)") == 1, log
+    # a setting the traced program depends on (here the PRNG's bits) is part of the key
+    old = jax.config.jax_threefry_partitionable  # pyright: ignore[reportAttributeAccessIssue]
+    jax.config.update("jax_threefry_partitionable", not old)
+    try:
+        with compile_log() as log:
+            scan(toy, GRID, 20, chunk_size=8, progress=False)
+        assert log.count("jit(chunk)") == 2, log
+    finally:
+        jax.config.update("jax_threefry_partitionable", old)
 
 
 def test_workers_compute_the_same_chunks(tmp_path):

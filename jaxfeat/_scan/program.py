@@ -105,7 +105,7 @@ class Runner:
         return (
             exp.fn, _canonical(exp.check), tuple(sorted(exp.not_applicable)),
             _canonical(self.plan.static_params(s)), points, batch,
-            tuple(d.id for d in self.plan.devices), _numerics_config(),
+            tuple((d.platform, d.id) for d in self.plan.devices), _numerics_config(),
         )  # fmt: skip
 
     def _compile(self, s: int, batch: int):
@@ -252,7 +252,10 @@ def _canonical(x) -> str:
 def _numerics_config() -> tuple:
     """The JAX settings a traced program depends on beyond its arguments' shapes."""
     c = jax.config
-    names = ("jax_enable_x64", "jax_numpy_rank_promotion", "jax_default_matmul_precision")
+    names = (
+        "jax_enable_x64", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion",
+        "jax_default_matmul_precision", "jax_default_prng_impl", "jax_threefry_partitionable",
+    )  # fmt: skip
     return tuple(str(getattr(c, n, None)) for n in names)
 
 

@@ -66,7 +66,7 @@ def run(
     `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width`
     (stores written by 0.1 hold `N`; `--set N=…` still works and warns)."""
     dist, step, spikes = _protocol(
-        key, alpha=alpha, c=c, n=n, n_tilde=n_tilde, dim=dim, width=width, ratio=ratio,
+        alpha=alpha, c=c, n=n, n_tilde=n_tilde, dim=dim, width=width, ratio=ratio,
         activation=activation, target=target, basis=basis, indices=indices, noise=noise,
         output_scale=output_scale, scheme=scheme, a_law=a_law, init_seed=init_seed,
         labels=labels, readout=readout, lambdas=lambdas, ridge_loss=ridge_loss,
@@ -79,12 +79,12 @@ def run(
 def step(key, **params) -> OneStepResult:
     """The step alone of `run(key, **params)` (the same draws), with its samples
     (`return_data=True`): what the tests pin against each paper's update rule."""
-    dist, step, spikes = _protocol(key, **(keyword_defaults(run) | params))
+    dist, step, spikes = _protocol(**(keyword_defaults(run) | params))
     k_step = jax.random.split(key, 3)[0]  # one_step_spikes' key for its step
     return one_step(k_step, dist, **step, labels=spikes["labels"], return_data=True)
 
 
-def _protocol(key, **p) -> tuple[Any, dict, dict]:
+def _protocol(**p) -> tuple[Any, dict, dict]:
     """(dist, one_step's arguments, the readout's arguments) of `run`'s parameters."""
     n = _checks.check_positive_int("n", p["n"])
     if not 0 < _checks.check_nonneg_float("ratio", p["ratio"]):
