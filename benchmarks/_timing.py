@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 
 import jax
+
+from jaxfeat.bench import machine  # one record of the machine and versions
 
 
 def block(x):
@@ -37,19 +38,6 @@ def matmul_flops(n: int = 2048, dtype="float32", repeats: int = 5) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     return 2.0 * n**3 / time_jitted(f, a, repeats=repeats)["steady_s"]
-
-
-def machine() -> dict:
-    dev = jax.devices()[0]
-    return {
-        "jax": jax.__version__,
-        "device": dev.device_kind,
-        "platform": dev.platform,
-        "n_devices": jax.device_count(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
 
 
 def save(name: str, result: dict) -> str:

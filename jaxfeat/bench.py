@@ -55,18 +55,12 @@ class Case:
     description: str = ""
 
 
-def _block(x):
-    return jax.tree_util.tree_map(
-        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x
-    )
-
-
 def _median_seconds(call, repeats: int) -> float:
-    _block(call())  # warm-up
+    jax.block_until_ready(call())  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        _block(call())
+        jax.block_until_ready(call())
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
