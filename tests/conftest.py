@@ -27,6 +27,7 @@ def _fresh_scan_caches():
 
     program.PROGRAMS.clear()
     program.SHAPES.clear()
+    program.ESTIMATES.clear()
 
 
 @pytest.fixture

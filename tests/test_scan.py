@@ -253,14 +253,16 @@ def test_cli_run_plot_info_list(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert os.path.exists(out.replace(".zarr", ".png")) and "4 seeds × 2 grid points" in text
+    journal = os.path.join(out, "_done", "journal")
+    done = open(journal).read().split()
     assert main(argv) == 0  # resume of a finished scan recomputes nothing
-    assert len(open(os.path.join(out, "_done", "journal")).read().split()) == 1
+    assert open(journal).read().split() == done and len(done) == 2  # a chunk per CPU worker
     assert main(["run", "random_features", "--seeds", "5", "--out", out, "--quiet"]) == 2
     assert "different scan" in capsys.readouterr().err
     assert main(["plot", out, "--out", str(tmp_path / "f.pdf")]) == 0
     assert os.path.getsize(tmp_path / "f.pdf") > 1000
     assert main(["info", out]) == 0
-    assert "chunks finished: 1/1" in capsys.readouterr().out
+    assert "chunks finished: 2/2" in capsys.readouterr().out
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in experiments.names())
@@ -290,25 +292,50 @@ def test_memory_budget_holds_at_the_largest_static_point():
         return _Runner(plan, None, "64MiB").chunk_size
 
     big = chunk([100_000])
-    assert 1 <= big < 64 and chunk([16]) == 64
+    assert 1 <= big < 32 and chunk([16]) == 32  # 64 small seeds: one chunk per worker
     assert chunk([16, 100_000]) == chunk([100_000, 16]) == big
 
 
 def test_one_compile_per_static_point_with_a_budget_sized_chunk_and_a_short_last_chunk():
-    """The default chunk (on a CPU: a 64-seed guess, kept because it fits the budget) compiles
-    the programs the scan runs, and the short last chunk (100 = 64 + 36) is padded, not
-    compiled again: one `jit(chunk)` per static point (GRID has two: n = 32, 64)."""
-    with compile_log() as log:
-        ds = scan(toy, GRID, 100, progress=False)
+    """The chunk is sized from the traced programs' estimated bytes before anything compiles,
+    and the short last chunk is padded, not compiled again: one `jit(chunk)` per static point
+    (GRID has two: n = 32, 64), whether or not the budget binds."""
+    with compile_log() as log:  # caps only: 130 seeds, 2 workers, ≤ 64 a chunk → 44 + 44 + 42
+        ds = scan(toy, GRID, 130, progress=False)
     assert log.count("jit(chunk)") == 2, log
-    assert int(ds.attrs["chunk_size"]) == 64
-    ref = scan(toy, GRID, 100, chunk_size=50, progress=False)  # no padding: 50 + 50
+    assert int(ds.attrs["chunk_size"]) == 44
+    ref = scan(toy, GRID, 130, chunk_size=65, progress=False)  # no padding: 65 + 65
     _assert_same(ds, ref)
-    # a budget that binds: the guess is measured, then the shrunk chunk compiles (two per point)
+    # a budget that binds: the estimate sizes the chunk before anything compiles (one compile
+    # per static point) and XLA's count of the compiled program fits the budget
+    params = {"dim": 8, "n_test": 256, "width": 64}
+    grid = {"n_train": [512, 1024]}
     with compile_log() as log:
-        small = scan(toy, {"n": [4096]}, 100, memory_budget="2MiB", workers=1, progress=False)
+        small = scan("random_features", grid, 31, params=params, memory_budget="40MiB",
+                     workers=1, progress=False)  # fmt: skip
     assert log.count("jit(chunk)") == 2, log
-    assert 1 <= int(small.attrs["chunk_size"]) < 64
+    chunk = int(small.attrs["chunk_size"])
+    assert 1 < chunk < 31 and 31 % chunk != 0, chunk  # budget-sized, with a short last chunk
+    assert np.all(small["finished"].values) and not small["diverged"].any()
+    one = scan("random_features", grid, 31, params=params, chunk_size=31, progress=False)
+    np.testing.assert_allclose(small["test_mse"], one["test_mse"], rtol=1e-9)
+
+
+def test_an_estimate_that_falls_short_shrinks_the_chunk_to_fit():
+    """The toy's elementwise chain (XLA keeps 2.5× the live bytes the jaxpr shows): the
+    estimate-sized program is measured, found over the budget, and the chunk shrinks and
+    compiles again; the program the scan runs fits the budget by XLA's count."""
+    from jaxfeat._scan.plan import Plan as _Plan
+    from jaxfeat._scan.program import Runner as _Runner
+
+    budget = 8 * 2**20
+    plan = _Plan(toy, {"n": [4096]}, 100, {}, 0, None)
+    with compile_log() as log:
+        runner = _Runner(plan, None, budget, workers=1)
+        mem = runner.program(0, runner.batch(runner.chunk_size)).memory_analysis()
+    assert log.count("jit(chunk)") == 2, log
+    used = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
+    assert budget / 3 < used <= budget, (runner.chunk_size, used)
 
 
 def test_a_second_identical_scan_compiles_and_traces_nothing():

@@ -309,7 +309,7 @@ def test_single_point_and_dry_run_from_the_cli(tmp_path, capsys):
     assert os.path.getsize(tmp_path / "sub" / "fig.svg") > 1000
     assert main(["info", out, "--verify"]) == 0
     text = capsys.readouterr().out
-    assert "chunks finished: 1/1 (verified by checksum); damaged: 0" in text
+    assert "chunks finished: 2/2 (verified by checksum); damaged: 0" in text  # one per worker
 
 
 @pytest.mark.parametrize(

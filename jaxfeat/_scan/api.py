@@ -50,10 +50,12 @@ def scan(
       share its chunks (see `jaxfeat._store`).
     - `params`: fixed values of the experiment's other parameters.
     - `chunk_size`: seeds per chunk; default: the most that keep the chunks in flight within
-      `memory_budget` (bytes or "2GiB", per device), read from the compiled programs, and on a
-      CPU at most 64 seeds and 32 MiB a chunk (throughput, not only memory:
-      `benchmarks/results/scan-throughput-cpu.json`). The last chunk is padded, so each static
-      point compiles one program.
+      `memory_budget` (bytes or "2GiB", per device), estimated from the traced programs
+      before anything compiles and checked against the compiled ones, and on a CPU at most 64
+      seeds a chunk, near the caches (32 MiB) for small seeds, one chunk per worker at least
+      (throughput, not only memory: `benchmarks/results/scan-throughput-cpu.json`). The last
+      chunk is padded, so each static point compiles one program (two only when the estimate
+      fell short of the compiled program's size).
     - `workers`: chunks computed at once (default: 2 on one CPU device, where two chunks in
       flight ran 1.4× faster than one, else 1). Results do not depend on it.
     - `devices`: devices to shard each chunk over (default: all local devices).

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _checks
 from .._checks import InputError
+from .liveness import peak_bytes
 from .plan import Plan
 
 
@@ -33,6 +34,7 @@ class Runner:
         self.P = math.prod(plan.dynamic_shape)
         self.base_key = jax.random.key(plan.key)
         self._programs = {}
+        self._traced = {}  # traced for the memory estimate, awaiting their compile
         self._lock = threading.Lock()
         self.trace_seconds = 0.0  # tracing and lowering to StableHLO
         self.compile_seconds = 0.0  # XLA, or loading from the persistent compilation cache
@@ -108,14 +110,19 @@ class Runner:
             tuple((d.platform, d.id) for d in self.plan.devices), _numerics_config(),
         )  # fmt: skip
 
-    def _compile(self, s: int, batch: int):
-        static = self.plan.static_params(s)
+    def _jitted(self, s: int):
         seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
         out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
         rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        jitted = jax.jit(self._fn(static), in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
+        fn = self._fn(self.plan.static_params(s))
+        return jax.jit(fn, in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
+
+    def _compile(self, s: int, batch: int):
         t0 = time.perf_counter()
-        lowered = jitted.lower(*self._args(0, batch))
+        traced = self._traced.pop((s, batch), None)
+        if traced is None:
+            traced = self._jitted(s).trace(*self._args(0, batch))
+        lowered = traced.lower()
         t1 = time.perf_counter()
         compiled = lowered.compile()
         self.trace_seconds += t1 - t0
@@ -149,40 +156,66 @@ class Runner:
 
     def _chunk_from_budget(self, budget: int) -> int:
         """Seeds per chunk so that the `workers` chunks in flight fit `budget` bytes per device
-        at every static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000)
-        and, on a CPU, a chunk's buffers stay near the caches (`CPU_CHUNK_BYTES`) when one seed's
-        do; when one seed alone outgrows them (the spike experiment's feature matrices), the
-        seeds are split evenly over the workers instead, within the budget (at d = 128, 10 seeds:
-        one seed a chunk ran 1.5× slower than `jit(vmap)` over all ten, five a chunk 0.99×;
-        `benchmarks/results/one_step_protocols-cpu.json`).
+        at every static point (their sizes differ: n = 4000 needs 16× the memory of n = 1000),
+        sized before anything compiles, so each static point compiles one program.
 
-        The programs are compiled first at a guess (every seed, or `CPU_GUESS_SEEDS` on a CPU)
-        and their `memory_analysis` read: when the guess fits, those programs are the ones the
-        scan runs (one compile per static point); otherwise the chunk shrinks in proportion
-        and compiles again."""
+        A chunk's bytes are estimated from its traced program (`liveness.peak_bytes`, within
+        0.7–2.1× of XLA's `memory_analysis` on the registered presets), with `ESTIMATE_MARGIN`
+        for the budget. After the programs compile, their measured sizes are checked against
+        the budget; only when the estimate fell short does the chunk shrink and compile again.
+        On a CPU a chunk holds at most `CPU_GUESS_SEEDS` seeds, stays near the caches
+        (`CPU_CHUNK_BYTES`) when at least `CPU_MIN_CACHED_SEEDS` seeds fit there, and the
+        seeds are split so that every worker has a chunk (at
+        d = 128, 10 spike seeds: one seed a chunk ran 1.5× slower than `jit(vmap)` over all
+        ten, five a chunk 0.99×; `benchmarks/results/one_step_protocols-cpu.json`)."""
         limit = budget // self.workers
         cpu = _on_cpu(self.plan.devices)
-        guess = self.batch(
-            min(self.plan.seeds, CPU_GUESS_SEEDS * self.n_dev) if cpu else self.plan.seeds
-        )
-        used = 0
-        for s in range(len(self.plan.static_points)):
-            mem = self.program(s, guess).memory_analysis()
-            if mem is None:
-                return min(guess, 16 * self.n_dev)
-            total = mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
-            used = max(used, total // self.n_dev)
-        per_seed = used / (guess // self.n_dev)
-        if cpu and per_seed <= CPU_CHUNK_BYTES:  # small seeds: keep a chunk near the caches
-            limit = min(limit, CPU_CHUNK_BYTES)
-        elif cpu:  # one seed outgrows the caches anyway: large GEMMs, every worker busy
-            limit = min(limit, per_seed * -(-self.plan.seeds // self.workers))
-        if used <= limit:
-            return guess
-        most = max(1, int(limit // per_seed)) * self.n_dev
-        n_chunks = -(-self.plan.seeds // most)  # as few chunks as fit, then equal sizes:
-        even = -(-self.plan.seeds // n_chunks)  # 32 seeds at most 31 a chunk → 16 + 16
-        return -(-even // self.n_dev) * self.n_dev
+        probe = self._fit(0.0, 0.0, limit, cpu)  # what the caps alone allow
+        n_static = range(len(self.plan.static_points))
+        per_seed = max(self._estimate(s, probe) for s in n_static) / probe
+        chunk = self._fit(per_seed, per_seed * ESTIMATE_MARGIN, limit, cpu)
+        batch = self.batch(chunk)
+        measured = [_total_bytes(self.program(s, batch).memory_analysis()) for s in n_static]
+        most = max((m for m in measured if m is not None), default=0)
+        if most // self.n_dev <= limit:
+            return chunk
+        return self._fit(most / batch, most / batch, limit, cpu)
+
+    def _fit(self, per_seed: float, hard_per_seed: float, limit: int, cpu: bool) -> int:
+        """Seeds per chunk (a multiple of the device count) for seeds of `per_seed` bytes per
+        device (`hard_per_seed` against the budget's `limit`): as few chunks as fit, then equal
+        sizes (32 seeds at most 31 a chunk → 16 + 16)."""
+        seeds, n_dev = self.plan.seeds, self.n_dev
+        most = seeds if hard_per_seed <= 0 else max(1, int(limit // hard_per_seed)) * n_dev
+        if cpu:
+            near_cache = int(CPU_CHUNK_BYTES // per_seed) if per_seed > 0 else seeds
+            if near_cache >= CPU_MIN_CACHED_SEEDS:  # small seeds: keep a chunk near the caches
+                most = min(most, near_cache * n_dev)
+            most = min(most, CPU_GUESS_SEEDS * n_dev, -(-seeds // self.workers))  # all busy
+        most = -(-max(1, min(most, seeds)) // n_dev) * n_dev
+        n_chunks = -(-seeds // most)
+        even = -(-seeds // n_chunks)
+        return -(-even // n_dev) * n_dev
+
+    def _estimate(self, s: int, batch: int) -> int:
+        """Estimated peak bytes of static point s's program for `batch` seeds, from its trace
+        (kept in `self._traced` for the compile when the chunk is `batch`; remembered in
+        `ESTIMATES`, so a rerun traces nothing)."""
+        key = self._program_key(s, batch)
+        got = ESTIMATES.get(key)
+        if got is None:
+            t0 = time.perf_counter()
+            traced = self._jitted(s).trace(*self._args(0, batch))
+            got = ESTIMATES.put(key, peak_bytes(traced.jaxpr))
+            self.trace_seconds += time.perf_counter() - t0
+            self._traced[(s, batch)] = traced
+        return got
+
+
+def _total_bytes(mem) -> int | None:
+    if mem is None:
+        return None
+    return mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
 
 
 # Measured on 2 CPU cores (benchmarks/results/scan-throughput-cpu.json): the local-convergence
@@ -192,6 +225,12 @@ class Runner:
 CPU_WORKERS = 2
 CPU_GUESS_SEEDS = 64
 CPU_CHUNK_BYTES = 32 * 2**20
+# Below this many seeds in `CPU_CHUNK_BYTES` a chunk cannot stay near the caches anyway: no
+# cache cap (large GEMMs; the spike experiment at n = 1000 is 32 MiB a seed).
+CPU_MIN_CACHED_SEEDS = 4
+# XLA's measured bytes over the traced estimate reached 1/0.72 = 1.39 on the spike presets
+# (elsewhere the estimate is the larger, up to 2.1×): the budget is checked against 1.5× it.
+ESTIMATE_MARGIN = 1.5
 
 
 def _on_cpu(devices) -> bool:
@@ -233,6 +272,10 @@ PROGRAMS = _Bounded(32)
 # Output shapes of (experiment function, parameters) already traced (and so validated) in this
 # process: a rerun of the same scan skips tracing its grid again.
 SHAPES = _Bounded(256)
+
+# Estimated chunk bytes by program key (`Runner._estimate`): a rerun sizes its chunks without
+# tracing again.
+ESTIMATES = _Bounded(256)
 
 
 def _traced_shapes(fn, params: dict, key):
