@@ -19,6 +19,7 @@ XLA's cost analysis counts a loop's body once, not once per trip, so for program
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -34,6 +35,7 @@ import numpy as np
 
 from . import _checks
 from ._checks import InputError
+from ._scan.seed_batches import map_seeds
 
 __all__ = ["CASES", "Case", "run_bench", "machine_rates"]
 
@@ -56,13 +58,21 @@ class Case:
 
 
 def _median_seconds(call, repeats: int) -> float:
-    jax.block_until_ready(call())  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    return _interleaved({"t": call}, repeats)["t"]
+
+
+def _interleaved(calls: dict, repeats: int) -> dict:
+    """Median seconds of each zero-argument call, timed in turn (a, b, a, b, …) after one
+    warm-up each: on a shared machine whose speed drifts, the ratios between them stay fair."""
+    for call in calls.values():
         jax.block_until_ready(call())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: dict = {k: [] for k in calls}
+    for _ in range(repeats):
+        for k, call in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(call())
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def machine_rates(size: int = 1024, mib: int = 64) -> dict:
@@ -81,13 +91,15 @@ _double = jax.jit(lambda x: 2.0 * x)
 
 
 def _measure(case: Case, size: int, repeats: int, rates: dict) -> dict:
-    """One case at one size: compile and steady seconds, memory, FLOP/s, baselines."""
-    fn, args, baselines = case.build(size)
+    """One case at one size: compile and steady seconds, memory, FLOP/s, baselines (timed
+    interleaved with the case itself)."""
+    fn, args, baselines = case.build(size)[:3]
     jitted = jax.jit(fn)
     t0 = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     compile_s = time.perf_counter() - t0
-    steady = _median_seconds(lambda: compiled(*args), repeats)
+    timed = _interleaved({"steady": lambda: compiled(*args), **baselines}, repeats)
+    steady = timed.pop("steady")
     cost = compiled.cost_analysis() or {}
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     mem = compiled.memory_analysis()
@@ -102,10 +114,35 @@ def _measure(case: Case, size: int, repeats: int, rates: dict) -> dict:
         "flop_rate_vs_gemm": flops / steady / rates["gemm_flops"],
         "byte_rate_vs_copy": moved / steady / rates["copy_bytes_per_s"],
     }
-    for label, call in baselines.items():
-        row[f"{label}_s"] = _median_seconds(call, max(1, repeats // 2))
-        row[f"speedup_vs_{label}"] = row[f"{label}_s"] / steady
+    for label, seconds in timed.items():
+        factor = getattr(baselines[label], "factor", 1.0)
+        row[f"{label}_s"] = seconds * factor
+        row[f"speedup_vs_{label}"] = seconds * factor / steady
+        if factor != 1.0:
+            row[f"{label}_scaled_by"] = factor
     return row
+
+
+def batch_sweep(one: Callable, seeds: int, repeats: int = 3, batches=None) -> dict:
+    """Seeds per second of `seeds` seeds of `one(key)` computed in one jitted call, `batch`
+    seeds vmapped at a time (`jf.map_seeds(one, keys, batch_size=batch)`: `lax.map` over batches),
+    for batch = 1, 4, 16, … up to all of them, against a Python loop over `jax.jit(one)` (timed
+    interleaved). **Returns:** `{"seeds", "rows": [{"batch", "seeds_per_s", "vs_loop"}],
+    "best_batch", "loop_seeds_per_s"}`."""
+    keys = jax.random.split(jax.random.key(0), seeds)
+    batches = batches or sorted({min(4**i, seeds) for i in range(12) if 4 ** (i - 1) < seeds})
+    one_jit = jax.jit(one)
+    calls = {"loop": lambda: [one_jit(k) for k in keys]}
+    for b in batches:
+        calls[b] = functools.partial(map_seeds, one, keys, batch_size=b)
+    timed = _interleaved(calls, repeats)
+    loop = seeds / timed.pop("loop")
+    rows = [
+        {"batch": b, "seeds_per_s": seeds / t, "vs_loop": seeds / t / loop}
+        for b, t in timed.items()
+    ]
+    best = max(rows, key=lambda r: r["seeds_per_s"])
+    return {"seeds": seeds, "rows": rows, "best_batch": best["batch"], "loop_seeds_per_s": loop}
 
 
 def _memory_bytes(mem) -> int | None:
@@ -160,6 +197,8 @@ def run_bench(
             "slope": _slope(rows),
             "expected_slope": case.expected_slope,
         }
+        if case.axis == "seeds":
+            result["cases"][name]["batch_sweep"] = _sweep(case, rows, quick, repeats, say)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     result["peak_rss_bytes"] = peak if sys.platform == "darwin" else peak * 1024
     if out is not None:
@@ -176,6 +215,27 @@ def _table_line(name, axis, row) -> str:
         f"{name:22s} {axis}={row['size']:<6d} compile {row['compile_s']:6.2f} s  steady "
         f"{row['steady_s'] * 1e3:9.3f} ms  mem {(mem or 0) / 2**20:8.1f} MiB  "
         f"{row['flop_rate_vs_gemm'] * 100:5.1f}% GEMM  {base}"
+    )
+
+
+# Seeds of the batch sweep (`batch_sweep`), at most: its loop baseline runs every seed.
+SWEEP_SEEDS = 256
+
+
+def _sweep(case: Case, rows, quick: bool, repeats: int, say) -> dict:
+    """The batch sweep of a case over seeds, at its largest size (at most `SWEEP_SEEDS`)."""
+    seeds = min(max(r["size"] for r in rows), SWEEP_SEEDS)
+    batches = (1, seeds) if quick else None  # --quick: the two ends only
+    sweep = batch_sweep(case.build(seeds)[3], seeds, max(1, repeats // 2 + 1), batches)
+    say(_sweep_line(case.name, sweep))
+    return sweep
+
+
+def _sweep_line(name, sweep) -> str:
+    cells = "  ".join(f"{r['batch']}: {r['seeds_per_s']:.0f}" for r in sweep["rows"])
+    return (
+        f"{name:22s} {sweep['seeds']} seeds, seeds/s by batch  {cells}  (loop "
+        f"{sweep['loop_seeds_per_s']:.0f}; best batch {sweep['best_batch']})"
     )
 
 
@@ -287,10 +347,72 @@ def _one_step_seeds(seeds: int):
         )
         return out["n_outliers"]
 
-    keys = jax.random.split(jax.random.key(0), seeds)
-    one_jit = jax.jit(one)
-    loop = lambda: [one_jit(k) for k in keys]  # noqa: E731
-    return jax.vmap(one), (keys,), {"loop": loop}
+    fn, args, baselines, one = _over_seeds(one, seeds)
+    baselines["numpy_loop"] = _numpy_loop(lambda rng: _numpy_spike_count(rng, n, d, 0.3), seeds)
+    return fn, args, baselines, one
+
+
+def _numpy_loop(one_seed: Callable, seeds: int):
+    """A per-seed NumPy loop over `min(seeds, NUMPY_SEEDS)` seeds, as a `Scaled` baseline: its
+    time × seeds/timed seeds (a loop's time is linear in its trips; the large seed counts would
+    take minutes)."""
+    timed = min(seeds, NUMPY_SEEDS)
+
+    def loop():
+        rng = np.random.default_rng(0)
+        for _ in range(timed):
+            one_seed(rng)
+
+    return Scaled(loop, seeds / timed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaled:
+    """A baseline timed on part of the work: its seconds are multiplied by `factor`."""
+
+    call: Callable
+    factor: float
+
+    def __call__(self):
+        return self.call()
+
+
+# Seeds a NumPy baseline loops over at most (then scaled).
+NUMPY_SEEDS = 64
+
+
+def _numpy_spike_count(rng, n: int, d: int, alpha: float, k: int = 10, degree: int = 8) -> int:
+    """The spike count of `one_step_spikes` in NumPy (what the jitted case computes: its other
+    outputs are dead code there): relu, W₀ rows on the sphere, a ~ N(0, 1/N), output scale
+    1/√N, the step W₁ = W₀ − (η/scale)∇L with η = n^α, F₁ = σ(X̃W₁ᵀ) centred, the outliers of
+    its singular values above 1.02× the largest after projecting out He_1..He_degree(X̃ζ̂)."""
+    N = d
+
+    def sample(m):
+        X = rng.standard_normal((m, d))
+        z = X[:, 0]
+        return X, z + 0.5 * (z**2 - 1) + 0.1 * rng.standard_normal(m)
+
+    X, y = sample(n)
+    W0 = rng.standard_normal((N, d))
+    W0 /= np.linalg.norm(W0, axis=1, keepdims=True)
+    a = rng.standard_normal(N) / np.sqrt(N)
+    scale = 1 / np.sqrt(N)
+    pre = X @ W0.T
+    r = y - scale * np.maximum(pre, 0) @ a
+    grad = -(scale / n) * ((r[:, None] * (pre > 0)) * a[None, :]).T @ X
+    W1 = W0 - (n**alpha / scale) * grad
+    zeta = X.T @ r / n
+    Xt, _ = sample(n)
+    F1 = np.maximum(Xt @ W1.T, 0)
+    F1c = F1 - F1.mean(0)
+    s = np.linalg.svd(F1c, compute_uv=False)
+    u = Xt @ (zeta / np.linalg.norm(zeta))
+    H = np.stack([np.polynomial.hermite_e.hermeval(u, np.eye(degree + 1)[j]) for j in
+                  range(1, degree + 1)], 1)  # fmt: skip
+    Q = np.linalg.qr(H)[0]
+    edge = np.linalg.svd(F1c - Q @ (Q.T @ F1c), compute_uv=False)[0]
+    return int(np.sum(s[:k] > 1.02 * edge))
 
 
 def _train_seeds(seeds: int):
@@ -308,10 +430,106 @@ def _train_seeds(seeds: int):
         net, _ = train(key, net, Population(teacher), optax.sgd(0.05), steps=steps)
         return net.a
 
+    fn, args, baselines, one = _over_seeds(one, seeds)
+    start = TwoLayer.init(jax.random.key(0), width, d, "sigma_ge2", "small")
+    W, a = np.asarray(start.W, np.float64), np.asarray(start.a, np.float64)
+    Ws, a_s = np.asarray(teacher.W, np.float64), np.asarray(teacher.a, np.float64)
+    baselines["numpy_loop"] = _numpy_loop(
+        lambda rng: _numpy_sigma_ge2_train(W, a, Ws, a_s, 0.05, steps), seeds
+    )
+    return fn, args, baselines, one
+
+
+def _numpy_sigma_ge2_train(W, a, Ws, a_s, lr: float, steps: int):
+    """Gradient descent on the closed-form σ≥2 population loss in NumPy (each seed starts from
+    the same draw: the cost does not depend on it)."""
+    for _ in range(steps):
+        gW, ga = _numpy_sigma_ge2_grad(W, a, Ws, a_s)
+        W, a = W - lr * gW, a - lr * ga
+    return W, a
+
+
+def _numpy_sigma_ge2_grad(W, a, Ws, a_s):
+    """(∂L/∂W, ∂L/∂a) of the σ≥2 population loss (MATH §2.2): K(w, v) = |w||v|h(ρ),
+    h = (√(1−ρ²) + ρ arcsin ρ − 1)/2π, ∇₁K = |v|[(h − ρh′)ŵ + h′v̂]."""
+    n, ns = np.linalg.norm(W, axis=1), np.linalg.norm(Ws, axis=1)
+    Wh, Wsh = W / n[:, None], Ws / ns[:, None]
+
+    def parts(R):
+        R = np.clip(R, -1.0, 1.0)
+        s = np.sqrt(1.0 - R**2)
+        return (
+            (s + R * np.arcsin(R) - 1.0) / (2 * np.pi),
+            (s - 1.0) / (2 * np.pi),
+            np.arcsin(R) / (2 * np.pi),
+        )
+
+    H, A, B = parts(Wh @ Wh.T)
+    Hs, As, Bs = parts(Wh @ Wsh.T)
+    an, asn = a * n, a_s * ns
+    ga = 2 * n * (H @ an - Hs @ asn)
+    radial = A @ an - As @ asn
+    gW = (
+        2 * a[:, None] * (radial[:, None] * Wh + (B * an[None, :]) @ Wh - (Bs * asn[None, :]) @ Wsh)
+    )
+    return gW, ga
+
+
+def _over_seeds(one, seeds: int):
+    """A per-seed case: `jf.map_seeds(one, keys)` over `seeds` keys (a `vmap` over all of them;
+    `one` itself for one seed), its loop baseline, and `one` (for the batch sweep)."""
     keys = jax.random.split(jax.random.key(0), seeds)
     one_jit = jax.jit(one)
     loop = lambda: [one_jit(k) for k in keys]  # noqa: E731
-    return jax.vmap(one), (keys,), {"loop": loop}
+    return functools.partial(map_seeds, one), (keys,), {"loop": loop}, one
+
+
+def _matrix_free_spikes(n: int):
+    """One seed of the matrix-free spike path (`tile=`: the n step samples and ñ = n feature
+    rows drawn tile by tile, block Krylov statistics) at d = N = n/4, α = 0.4; baseline: the
+    dense path (F materialised, Gram + `eigh`) on the same seed, while F fits."""
+    from .algorithms.one_gradient_step import one_step_spikes
+    from .data import SingleIndex
+
+    d = max(8, n // 4)
+    dist = SingleIndex(np.eye(1, d)[0], [0.0, 1.0, 0.7071067811865476], noise=0.1)
+
+    def spikes(key, tile):
+        out = one_step_spikes(
+            key, dist, n=n, n_tilde=n, width=d, n_test=256, activation="relu", alpha=0.4, k=10,
+            tile=tile,
+        )  # fmt: skip
+        return out["singular_values"], out["deflated_edge"]
+
+    key = jax.random.key(0)
+    baselines = {}
+    if n * d * 4 <= DENSE_BYTES:
+        dense = jax.jit(lambda k: spikes(k, None))
+        baselines["dense"] = lambda: dense(key)
+    return (lambda k: spikes(k, min(512, n))), (key,), baselines
+
+
+# The dense baselines run while F (ñ × N float32) stays under this.
+DENSE_BYTES = 2**28
+
+
+def _feature_spectrum(width: int):
+    """Top-10 singular values and vectors of a centred (4·width) × width feature matrix
+    (`jf.feature_spectrum`, dense: Gram + `eigh`); baselines: the matrix-free block Krylov
+    method on the same matrix, and NumPy's full SVD of the centred matrix."""
+    from .spectrum import feature_spectrum
+
+    F = jax.nn.relu(jax.random.normal(jax.random.key(0), (4 * width, width)))
+    key = jax.random.key(1)
+    krylov = jax.jit(lambda F: feature_spectrum(F, 10, method="krylov", key=key)[0])
+    Fn = np.asarray(F, np.float64)
+
+    def numpy_svd():
+        Fc = Fn - Fn.mean(axis=0)
+        return np.linalg.svd(Fc, compute_uv=True, full_matrices=False)[0][:, :10]
+
+    baselines = {"krylov": lambda: krylov(F), "numpy_svd": numpy_svd}
+    return (lambda F: feature_spectrum(F, 10, method="dense")), (F,), baselines
 
 
 CASES: dict[str, Case] = {
@@ -326,11 +544,20 @@ CASES: dict[str, Case] = {
             _population_loss, 2.0, "closed-form σ≥2 population loss + gradient, 4 teachers, d = 20",
         ),
         Case(
-            "one_step_spikes", "seeds", (1, 4, 16), (1, 4, 16, 64, 256),
+            "one_step_spikes", "seeds", (1, 16), (1, 4, 16, 64, 256, 1024, 4096),
             _one_step_seeds, 1.0, "the spike experiment per seed, n = ñ = 250, d = N = 62, vmapped",
         ),
         Case(
-            "train", "seeds", (1, 8, 64), (1, 8, 64, 512, 4096),
+            "one_step_spikes_matrix_free", "n", (512, 1024), (1024, 2048, 4096, 8192),
+            _matrix_free_spikes, 3.0,
+            "one seed of the matrix-free spike path, d = N = n/4, tiles of 512 rows",
+        ),
+        Case(
+            "feature_spectrum", "width", (64, 256), tuple(2**k for k in range(6, 12)),
+            _feature_spectrum, 3.0, "top-10 SVD of a centred (4·width) × width feature matrix",
+        ),
+        Case(
+            "train", "seeds", (1, 16), (1, 8, 64, 512, 4096),
             _train_seeds, 1.0, "jf.train on the population loss, d = 20, width 50, 200 SGD steps",
         ),
     )

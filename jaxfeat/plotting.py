@@ -28,6 +28,7 @@ import matplotlib
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from . import theory
 from ._checks import InputError
@@ -1157,12 +1158,17 @@ def _takes_width(fn) -> bool:
 def bench_figure(result: dict, path: str, *, width=None) -> str:
     """`jaxfeat bench`'s figure: for each case, steady-state seconds per call against its size
     axis (log-log, the fitted slope in the legend, the expected one dotted), with the per-seed
-    baselines timed in the same run (dashed) and the compile seconds (grey)."""
+    baselines timed in the same run (dashed) and the compile seconds (grey); below, for the
+    cases over seeds, seeds per second against the seed batch, the loop's level dashed."""
     cases = result["cases"]
+    sweeps = {n: c["batch_sweep"] for n, c in cases.items() if c.get("batch_sweep")}
     k = max(1, len(cases))
-    with _panels([[1] * k], k, (4.2, 3.4), width, dpi=110) as (fig, axes):
+    rows = [[1] * k] + ([[1] * len(sweeps)] if sweeps else [])
+    with _panels(rows, k, (4.2, 3.4), width, dpi=110) as (fig, axes):
         for ax, (name, case) in zip(axes, cases.items()):
             _bench_panel(ax, name, case)
+        for ax, (name, sweep) in zip(axes[len(cases) :], sweeps.items()):
+            _sweep_panel(ax, name, sweep)
         fig.suptitle(_bench_title(result), fontsize=_fs(9))
         fig.tight_layout()
         _save(fig, path)
@@ -1189,9 +1195,22 @@ def _bench_panel(ax, name, case) -> None:
             lw=0.8,
             label=f"slope {case['expected_slope']:g}",
         )
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded 2×10³ labels
     ax.set_xlabel(case["axis"])
     ax.set_ylabel("seconds per call")
     ax.set_title(name, fontsize=_fs(9))
+    ax.legend(fontsize=_fs(6))
+
+
+def _sweep_panel(ax, name, sweep) -> None:
+    rows = sweep["rows"]
+    ax.semilogx([r["batch"] for r in rows], [r["seeds_per_s"] for r in rows], "o-", base=2,
+                label=f"batched, {sweep['seeds']} seeds")  # fmt: skip
+    ax.axhline(sweep["loop_seeds_per_s"], color="C1", ls="--", label="loop over jit(one seed)")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seeds vmapped at a time (batch)")
+    ax.set_ylabel("seeds per second")
+    ax.set_title(f"{name}: best batch {sweep['best_batch']}", fontsize=_fs(9))
     ax.legend(fontsize=_fs(6))
 
 

@@ -84,3 +84,22 @@ def test_spike_heat_map_colour_limits_come_from_the_theory():
     assert plotting.spike_colour_limits(alphas, counts) == {"vmin": 0, "vmax": 9}
     assert plotting.spike_colour_limits([0.0], np.zeros((1, 1))) == {"vmin": 0, "vmax": 1}
     assert plotting.spike_colour_limits([0.1], np.array([[2.4]])) == {"vmin": 0, "vmax": 3}
+
+
+def test_cpus_pins_the_process_before_jax_starts_and_refuses_bad_counts(capsys):
+    import os
+
+    code = (
+        "import os, jaxfeat.cli as c, jax.numpy as jnp\n"
+        "got = c.pin_cpus(1)\n"
+        "jnp.ones(3).block_until_ready()\n"
+        "print(got, sorted(os.sched_getaffinity(0)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    chosen, mask = out.stdout.strip().rsplit(" [", 1)
+    assert len(eval(chosen)) == 1 and eval("[" + mask) == eval(chosen)
+    too_many = str(len(os.sched_getaffinity(0)) + 1)
+    for bad in ("0", too_many):
+        assert cli.main(["run", "random_features", "--cpus", bad, "--dry-run"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--cpus" in err[0]
