@@ -32,6 +32,7 @@ import optax
 from _timing import block, matmul_flops, save, time_jitted
 
 import jaxfeat as jf
+from jaxfeat.bench import _numpy_sigma_ge2_grad, _numpy_sigma_ge2_loss
 
 D, WIDTH, A_STAR, LR = 20, 50, (1.0, 0.8, 1.2, -0.9), 0.05
 
@@ -89,31 +90,10 @@ def step_flops(keys) -> float:
 
 
 def numpy_grad(W, a, Ws, a_s):
-    """Closed-form σ≥2 population loss L and (∂L/∂W, ∂L/∂a) in NumPy (MATH §2.2):
-    K(w,v) = |w||v|h(ρ), h = (√(1−ρ²) + ρ arcsin ρ − 1)/2π, ∇₁K = |v|[(h − ρh')ŵ + h'v̂]."""
-    n, ns = np.linalg.norm(W, axis=1), np.linalg.norm(Ws, axis=1)
-    Wh, Wsh = W / n[:, None], Ws / ns[:, None]
-
-    def parts(R):
-        R = np.clip(R, -1.0, 1.0)
-        s = np.sqrt(1.0 - R**2)
-        return (
-            (s + R * np.arcsin(R) - 1.0) / (2 * np.pi),
-            (s - 1.0) / (2 * np.pi),
-            np.arcsin(R) / (2 * np.pi),
-        )
-
-    H, A, B = parts(Wh @ Wh.T)
-    Hs, As, Bs = parts(Wh @ Wsh.T)
-    Hss, _, _ = parts(Wsh @ Wsh.T)
-    an, asn = a * n, a_s * ns
-    loss = an @ H @ an - 2 * an @ Hs @ asn + asn @ Hss @ asn
-    ga = 2 * n * (H @ an - Hs @ asn)
-    radial = A @ an - As @ asn
-    gW = (
-        2 * a[:, None] * (radial[:, None] * Wh + (B * an[None, :]) @ Wh - (Bs * asn[None, :]) @ Wsh)
-    )
-    return loss, gW, ga
+    """Closed-form σ≥2 population loss L and (∂L/∂W, ∂L/∂a) in NumPy (MATH §2.2), the same
+    functions `jaxfeat bench` times as its NumPy baseline (pinned to `jax.grad` in
+    tests/test_bench.py)."""
+    return (_numpy_sigma_ge2_loss(W, a, Ws, a_s), *_numpy_sigma_ge2_grad(W, a, Ws, a_s))
 
 
 def numpy_run(W, a, steps):
