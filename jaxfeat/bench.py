@@ -225,8 +225,17 @@ SWEEP_SEEDS = 256
 def _sweep(case: Case, rows, quick: bool, repeats: int, say) -> dict:
     """The batch sweep of a case over seeds, at its largest size (at most `SWEEP_SEEDS`)."""
     seeds = min(max(r["size"] for r in rows), SWEEP_SEEDS)
-    batches = (1, seeds) if quick else None  # --quick: the two ends only
-    sweep = batch_sweep(case.build(seeds)[3], seeds, max(1, repeats // 2 + 1), batches)
+    if quick:  # the two ends only; all seeds at once is the case's own row at this size
+        sweep = batch_sweep(case.build(seeds)[3], seeds, max(1, repeats // 2 + 1), (1,))
+        row = next(r for r in rows if r["size"] == seeds)
+        loop = sweep["loop_seeds_per_s"]
+        sweep["rows"].append(
+            {"batch": seeds, "seeds_per_s": seeds / row["steady_s"],
+             "vs_loop": seeds / row["steady_s"] / loop}
+        )  # fmt: skip
+        sweep["best_batch"] = max(sweep["rows"], key=lambda r: r["seeds_per_s"])["batch"]
+    else:
+        sweep = batch_sweep(case.build(seeds)[3], seeds, max(1, repeats // 2 + 1))
     say(_sweep_line(case.name, sweep))
     return sweep
 
@@ -299,6 +308,29 @@ def _population_gradient(width: int):
     return (lambda W, b: population_gradient(dist, W, b)), (W, b), {}
 
 
+def _population_gradient_seeds(seeds: int):
+    """G(w, b) of a fresh width-64 network per seed (d = 32): microseconds of work a seed, so a
+    per-seed loop is dispatch-bound — where `vmap` should gain most."""
+    return _over_seeds(_per_seed_gradient(), seeds)
+
+
+# The per-seed functions are built once (`functools.cache`): jitting the same function object
+# again at another seed count reuses its compiled one-seed program (the loop baselines').
+@functools.cache
+def _per_seed_gradient():
+    from .data import SingleIndex
+    from .population import population_gradient
+
+    d, width = 32, 64
+    dist = SingleIndex(np.eye(1, d)[0], [0.0, 1.0, 0.5, 0.3])
+
+    def one(key):
+        W = jax.random.normal(key, (width, d)) / np.sqrt(d)
+        return population_gradient(dist, W, jnp.zeros(width))
+
+    return one
+
+
 def _population_loss(width: int):
     import equinox as eqx
 
@@ -335,10 +367,21 @@ def _numpy_sigma_ge2_loss(W, a, Wt, at):
 
 
 def _one_step_seeds(seeds: int):
+    fn, args, baselines, one = _over_seeds(_per_seed_spikes(), seeds)
+    n, d = SPIKES_SIZES
+    baselines["numpy_loop"] = _numpy_loop(lambda rng: _numpy_spike_count(rng, n, d, 0.3), seeds)
+    return fn, args, baselines, one
+
+
+SPIKES_SIZES = (250, 62)  # n = ñ, d = N of the one-step case
+
+
+@functools.cache
+def _per_seed_spikes():
     from .algorithms.one_gradient_step import one_step_spikes
     from .data import SingleIndex
 
-    n, d = 250, 62
+    n, d = SPIKES_SIZES
     dist = SingleIndex(np.eye(1, d)[0], [0.0, 1.0, 0.7071067811865476], noise=0.1)
 
     def one(key):
@@ -347,9 +390,7 @@ def _one_step_seeds(seeds: int):
         )
         return out["n_outliers"]
 
-    fn, args, baselines, one = _over_seeds(one, seeds)
-    baselines["numpy_loop"] = _numpy_loop(lambda rng: _numpy_spike_count(rng, n, d, 0.3), seeds)
-    return fn, args, baselines, one
+    return one
 
 
 def _numpy_loop(one_seed: Callable, seeds: int):
@@ -416,21 +457,11 @@ def _numpy_spike_count(rng, n: int, d: int, alpha: float, k: int = 10, degree: i
 
 
 def _train_seeds(seeds: int):
-    import optax
-
     from .nets import TwoLayer
-    from .objectives import Population
-    from .training import train
 
-    d, width, steps = 20, 50, 200
-    teacher = TwoLayer(jnp.eye(4, d), jnp.zeros(4), jnp.array([1.0, 0.8, 1.2, -0.9]), "sigma_ge2")
-
-    def one(key):
-        net = TwoLayer.init(key, width, d, "sigma_ge2", "small")
-        net, _ = train(key, net, Population(teacher), optax.sgd(0.05), steps=steps)
-        return net.a
-
+    one, teacher = _per_seed_train()
     fn, args, baselines, one = _over_seeds(one, seeds)
+    d, width, steps = TRAIN_SIZES
     start = TwoLayer.init(jax.random.key(0), width, d, "sigma_ge2", "small")
     W, a = np.asarray(start.W, np.float64), np.asarray(start.a, np.float64)
     Ws, a_s = np.asarray(teacher.W, np.float64), np.asarray(teacher.a, np.float64)
@@ -438,6 +469,28 @@ def _train_seeds(seeds: int):
         lambda rng: _numpy_sigma_ge2_train(W, a, Ws, a_s, 0.05, steps), seeds
     )
     return fn, args, baselines, one
+
+
+TRAIN_SIZES = (20, 50, 200)  # d, width, SGD steps of the train case
+
+
+@functools.cache
+def _per_seed_train():
+    import optax
+
+    from .nets import TwoLayer
+    from .objectives import Population
+    from .training import train
+
+    d, width, steps = TRAIN_SIZES
+    teacher = TwoLayer(jnp.eye(4, d), jnp.zeros(4), jnp.array([1.0, 0.8, 1.2, -0.9]), "sigma_ge2")
+
+    def one(key):
+        net = TwoLayer.init(key, width, d, "sigma_ge2", "small")
+        net, _ = train(key, net, Population(teacher), optax.sgd(0.05), steps=steps)
+        return net.a
+
+    return one, teacher
 
 
 def _numpy_sigma_ge2_train(W, a, Ws, a_s, lr: float, steps: int):
@@ -538,6 +591,11 @@ CASES: dict[str, Case] = {
         Case(
             "population_gradient", "width", (64, 512, 4096), tuple(2**k for k in range(6, 17, 2)),
             _population_gradient, 1.0, "exact G(w, b), Hermite single-index target, d = 32",
+        ),
+        Case(
+            "population_gradient_seeds", "seeds", (1, 64), (1, 16, 256, 4096),
+            _population_gradient_seeds, 1.0,
+            "exact G(w, b) of a width-64 network per seed, d = 32, vmapped (dispatch-bound loop)",
         ),
         Case(
             "population_loss", "width", (64, 256, 1024), tuple(2**k for k in range(6, 14)),

@@ -483,8 +483,8 @@ def _add_bench(sub) -> None:
     p.add_argument(
         "names",
         nargs="*",
-        help="benchmarks (default: all): population_gradient, population_loss, one_step_spikes, "
-        "one_step_spikes_matrix_free, feature_spectrum, train",
+        help="benchmarks (default: all): population_gradient, population_gradient_seeds, "
+        "population_loss, one_step_spikes, one_step_spikes_matrix_free, feature_spectrum, train",
     )
     p.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes on 2 cores)")
     p.add_argument("--sizes", help="comma-separated sizes along each benchmark's axis")

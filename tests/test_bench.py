@@ -14,6 +14,7 @@ def test_bench_reports_compile_steady_memory_rates_slopes_and_baselines(tmp_path
         "one_step_spikes": [1, 2],
         "one_step_spikes_matrix_free": [128],
         "feature_spectrum": [16],
+        "population_gradient_seeds": [1, 3],
     }
     res = bench.run_bench(list(sizes), sizes=sizes, repeats=2, out=str(tmp_path), progress=None)
     assert res["rates"]["gemm_flops"] > 1e8 and res["rates"]["copy_bytes_per_s"] > 1e8
@@ -39,6 +40,8 @@ def test_bench_reports_compile_steady_memory_rates_slopes_and_baselines(tmp_path
     assert "batch_sweep" not in loss  # only the cases over seeds
     free = res["cases"]["one_step_spikes_matrix_free"]["rows"][0]
     assert free["size"] == 128 and free["dense_s"] > 0  # the dense path on the same seed
+    g = res["cases"]["population_gradient_seeds"]
+    assert [r["batch"] for r in g["batch_sweep"]["rows"]] == [1, 3] and g["rows"][1]["loop_s"] > 0
     spectrum = res["cases"]["feature_spectrum"]["rows"][0]
     assert spectrum["krylov_s"] > 0 and spectrum["numpy_svd_s"] > 0
     written = json.loads((tmp_path / f"bench-{res['machine']['platform']}.json").read_text())
