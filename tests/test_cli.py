@@ -1,5 +1,6 @@
 """The `jaxfeat` command line."""
 
+import json
 import subprocess
 import sys
 
@@ -90,14 +91,14 @@ def test_cpus_pins_the_process_before_jax_starts_and_refuses_bad_counts(capsys):
     import os
 
     code = (
-        "import os, jaxfeat.cli as c, jax.numpy as jnp\n"
+        "import json, os, jaxfeat.cli as c, jax.numpy as jnp\n"
         "got = c.pin_cpus(1)\n"
         "jnp.ones(3).block_until_ready()\n"
-        "print(got, sorted(os.sched_getaffinity(0)))\n"
+        "print(json.dumps([got, sorted(os.sched_getaffinity(0))]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    chosen, mask = out.stdout.strip().rsplit(" [", 1)
-    assert len(eval(chosen)) == 1 and eval("[" + mask) == eval(chosen)
+    chosen, mask = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(chosen) == 1 and mask == chosen
     too_many = str(len(os.sched_getaffinity(0)) + 1)
     for bad in ("0", too_many):
         assert cli.main(["run", "random_features", "--cpus", bad, "--dry-run"]) == 2

@@ -176,6 +176,7 @@ class Runner:
         chunk = self._fit(per_seed, per_seed * ESTIMATE_MARGIN, limit, cpu)
         batch = self.batch(chunk)
         measured = [_total_bytes(self.program(s, batch).memory_analysis()) for s in n_static]
+        self._traced.clear()  # the probe's traces, when the chunk differs from it
         most = max((m for m in measured if m is not None), default=0)
         if most // self.n_dev <= limit:
             return chunk
