@@ -23,6 +23,7 @@ from . import (
     spectrum as spectrum,
     theory as theory,
 )
+from ._compile_cache import enable_compile_cache as enable_compile_cache
 from ._scan import (
     map_seeds as map_seeds,
     open_scan as open_scan,
@@ -31,6 +32,7 @@ from ._scan import (
     seed_batch_for as seed_batch_for,
     verify_scan as verify_scan,
 )
+from ._sized import Capacity as Capacity
 from ._version import __version__ as __version__
 from .activations import Activation as Activation
 from .algorithms.gradient_features import gradient_features as gradient_features

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ._checks import InputError, InputTypeError
+from ._compile_cache import default_cache_dir, enable_compile_cache
 
 
 def _demo(args) -> int:
@@ -134,6 +135,7 @@ def _run(args) -> int:
 
     common: dict[str, Any] = dict(out=out, params=params, seed=args.seed, workers=args.workers)
     common |= dict(chunk_size=args.chunk_size, memory_budget=args.memory_budget)
+    common["buckets"] = args.buckets
     common["devices"] = _devices(args.devices)
     if args.dry_run:
         print(plan_summary(exp, grid, seeds, **common))
@@ -208,9 +210,7 @@ def _configure_jax(args) -> None:
 
     if args.x64:
         jax.config.update("jax_enable_x64", True)
-    cache = compilation_cache_dir(args.cache_dir)
-    if cache is not None:
-        jax.config.update("jax_compilation_cache_dir", cache)
+    enable_compile_cache(compilation_cache_dir(args.cache_dir))
     if args.distributed:
         jax.distributed.initialize()
 
@@ -240,14 +240,13 @@ def pin_cpus(count: int | None) -> list[int] | None:
 
 def compilation_cache_dir(flag: str | None) -> str | None:
     """Where `jaxfeat run` keeps JAX's persistent compilation cache, so that rerunning a command
-    loads its programs instead of compiling them: `--cache-dir`, else `$JAXFEAT_CACHE_DIR`,
-    else `$XDG_CACHE_HOME/jaxfeat/xla` (`~/.cache/jaxfeat/xla`); "off" disables it. JAX keys
-    entries by program, backend and versions, so a stale entry is never used."""
-    choice = flag or os.environ.get("JAXFEAT_CACHE_DIR")
-    if choice is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        choice = os.path.join(base, "jaxfeat", "xla")
-    return None if choice == "off" else choice
+    loads its programs instead of compiling them: `--cache-dir`, else `default_cache_dir()`
+    (`$JAXFEAT_CACHE_DIR`, else `$XDG_CACHE_HOME/jaxfeat/xla`, `~/.cache/jaxfeat/xla`); "off"
+    disables it. JAX keys entries by program, backend, versions and CPU target, so a stale
+    entry is never used."""
+    if flag:
+        return None if flag == "off" else flag
+    return default_cache_dir()
 
 
 def _npoints(ds) -> int:
@@ -399,6 +398,12 @@ def _add_run(sub) -> None:
         "--workers", type=int, help="chunks computed at once (default: 2 on a CPU, else 1)"
     )
     p.add_argument("--devices", help="number of local devices to shard over (default: all)")
+    p.add_argument(
+        "--buckets",
+        default="auto",
+        help="sample sizes sharing a compiled program: auto (a cost model weighs a compile "
+        "against the padded compute), off (one program per value) or K (K programs)",
+    )
     p.add_argument(
         "--distributed",
         action="store_true",

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from . import _checks, _exact_gradient as _G
+from . import _checks, _exact_gradient as _G, _sized
 from ._checks import InputError, InputTypeError
 from ._quadrature import hermite_polynomials
 
@@ -66,11 +66,22 @@ class Distribution(eqx.Module):
         `InputError` (`why_no_exact_gradient`) when the law has no exact G. Callers check the
         arguments first: use `jaxfeat.population_gradient`."""
 
-    def sample(self, key: PRNGKeyArray, n: int) -> tuple[Float[Array, "n dim"], Float[Array, " n"]]:
-        """Draw `n` i.i.d. pairs: X of shape (n, dim) and y of shape (n,)."""
+    def sample(
+        self, key: PRNGKeyArray, n, *, capacity: int | None = None
+    ) -> tuple[Float[Array, "n dim"], Float[Array, " n"]]:
+        """Draw `n` i.i.d. pairs: X of shape (n, dim) and y of shape (n,).
+
+        With a static `capacity`, `n` may be a traced size: X (capacity, dim) and y
+        (capacity,) hold the same n pairs in their first rows and zeros after them
+        (`jaxfeat._sized`: row j never depends on the capacity), so a sweep over n under
+        `jit`/`vmap` compiles once."""
         _checks.check_key(key)
-        n = _checks.check_positive_int("n", n)
-        return self._sample(key, n)
+        n, cap = _sized.check_size("n", n, capacity)
+        X, y = self._sample(key, cap)
+        if capacity is None:
+            return X, y
+        valid = _sized.live_mask(cap, n)
+        return _sized.where(valid[:, None], X, 0.0), _sized.where(valid, y, 0.0)
 
 
 def _vector(name: str, x, expected: str = "(dim,)") -> Array:
@@ -164,6 +175,33 @@ def orthonormal_directions(key: PRNGKeyArray, k: int, dim: int) -> Float[Array, 
     return (Q * jnp.sign(jnp.diag(R))[None, :]).T  # the sign fix makes the law Haar
 
 
+_PADDED_NO_EXACT = (
+    "dist: padded inputs (live_dim=) are not N(0, I_dim); the exact G needs Gaussian inputs in "
+    "every coordinate"
+)
+
+
+def _check_live_dim(live_dim, directions) -> Array | None:
+    """`live_dim` as an int32 scalar (None stays None): 1 ≤ live_dim ≤ dim, and the index
+    directions (rows of `directions`) zero beyond it, when concrete."""
+    if live_dim is None:
+        return None
+    dim = directions.shape[1]
+    live, _ = _sized.check_size("live_dim", live_dim, dim)
+    if _sized.is_static(live) and _checks.is_concrete(directions):
+        if np.any(np.asarray(directions)[:, int(live) :] != 0):
+            raise InputError(f"live_dim={live}: the index directions must be zero beyond it")
+    return jnp.asarray(live, jnp.int32)
+
+
+def _gaussian_inputs(key, n: int, dim: int, live_dim) -> Array:
+    """X ~ N(0, I) of shape (n, dim); with `live_dim` its first live_dim columns are the
+    (n, live_dim) draw and the rest zero (`jaxfeat._sized.normal`)."""
+    if live_dim is None:
+        return jax.random.normal(key, (n, dim))
+    return _sized.normal(key, (n, dim), (n, live_dim))
+
+
 class SingleIndex(Distribution):
     """x ~ N(0, I_d), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
 
@@ -172,11 +210,16 @@ class SingleIndex(Distribution):
     converted, hermite[k] = c_k√(k!)), as `target="relu"` or `"sign"` (for which
     `population_gradient` is exact), or as a callable `target` acting elementwise on JAX
     arrays. `beta` is normalised to unit length.
+
+    `live_dim` (an int ≤ dim, possibly traced) pads the input: only the first `live_dim`
+    coordinates are drawn (exactly as `live_dim`-dimensional inputs would be) and the rest are
+    zero, so a sweep over the dimension compiles once at dim = its capacity (`jaxfeat._sized`).
     """
 
     beta: Float[Array, " dim"]
     hermite: Float[Array, " degree"] | None
     noise: Float[Array, ""]
+    live_dim: Array | None
     target: Callable | str | None = eqx.field(static=True)
 
     def __init__(
@@ -187,11 +230,13 @@ class SingleIndex(Distribution):
         *,
         target: Callable | str | None = None,
         basis: str = "normalised",
+        live_dim=None,
     ):
         self.noise = _scalar("noise", noise)
         self.beta = _unit_vector("beta", beta)
         self.hermite = _check_target(_to_normalised(hermite, basis), target)
         self.target = target
+        self.live_dim = _check_live_dim(live_dim, self.beta[None, :])
 
     @property
     def dim(self) -> int:
@@ -207,11 +252,13 @@ class SingleIndex(Distribution):
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
-        X = jax.random.normal(kx, (n, self.dim))
+        X = _gaussian_inputs(kx, n, self.dim, self.live_dim)
         y = self.link(X @ self.beta) + self.noise * jax.random.normal(ke, (n,))
         return X, y
 
     def why_no_exact_gradient(self):
+        if self.live_dim is not None:
+            return _PADDED_NO_EXACT
         if self.hermite is None and self.target not in ("relu", "sign"):
             return (
                 "dist: SingleIndex with a callable target has no exact G; give it by "
@@ -235,12 +282,13 @@ class MultiIndex(Distribution):
 
     g is a callable on the last axis (`target(Z)` with Z (n, k) -> (n,)), or, with `hermite` of
     shape (k, K+1), the additive model g(z) = Σ_j Σ_k hermite[j, k] h_k(z_j); a 1-D `hermite`
-    (K+1,) is the same link for every direction. `basis` as in `SingleIndex`.
+    (K+1,) is the same link for every direction. `basis` and `live_dim` as in `SingleIndex`.
     """
 
     B: Float[Array, "k dim"]
     hermite: Float[Array, "k degree"] | None
     noise: Float[Array, ""]
+    live_dim: Array | None
     target: Callable | None = eqx.field(static=True)
 
     def __init__(
@@ -251,6 +299,7 @@ class MultiIndex(Distribution):
         *,
         target: Callable | None = None,
         basis: str = "normalised",
+        live_dim=None,
     ):
         self.noise = _scalar("noise", noise)
         k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
@@ -275,6 +324,7 @@ class MultiIndex(Distribution):
         if hermite is not None:
             hermite = jnp.asarray(hermite, dtype=self.B.dtype)
         self.hermite, self.target = hermite, target
+        self.live_dim = _check_live_dim(live_dim, self.B)
 
     @property
     def dim(self) -> int:
@@ -289,10 +339,12 @@ class MultiIndex(Distribution):
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
-        X = jax.random.normal(kx, (n, self.dim))
+        X = _gaussian_inputs(kx, n, self.dim, self.live_dim)
         return X, self.link(X @ self.B.T) + self.noise * jax.random.normal(ke, (n,))
 
     def why_no_exact_gradient(self):
+        if self.live_dim is not None:
+            return _PADDED_NO_EXACT
         return None if self.hermite is not None else _no_exact_gradient(self)
 
     def exact_gradient(self, W, b):

@@ -22,7 +22,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from . import _checks
+from . import _checks, _sized
 from ._checks import InputError
 from .rows import Rows, fold_rows
 
@@ -50,8 +50,8 @@ def check_rule(rule: Any, *, streamed: bool = False) -> Any:
     if callable(rule) and not isinstance(rule, str):
         if streamed:
             raise InputError(
-                "labels: a callable rule needs the whole sample at once; with tile= use one of "
-                f"{LABEL_RULES} or None"
+                "labels: a callable rule needs the whole sample at once and knows no padding; "
+                f"with tile= or a capacity use one of {LABEL_RULES} or None"
             )
         return rule
     raise InputError(f"labels must be None, one of {LABEL_RULES} or a callable, got {rule!r}")
@@ -69,33 +69,39 @@ def _from_sums(rule: str, n, sy, Xty, sx) -> LowOrder:
     return LowOrder(ybar, linear)
 
 
-def fit_low_order(X: ArrayLike | Rows, y: ArrayLike | None = None, rule: str = "moments"):
+def fit_low_order(
+    X: ArrayLike | Rows, y: ArrayLike | None = None, rule: str = "moments", *, n=None
+):
     """The He₀ + He₁ part of the labels estimated by `rule` (`"moments"` | `"centred"`, module
     docstring) from X (n, d) and y (n,), or from a `jaxfeat.rows.Rows` (one pass over its
-    tiles, y=None). **Returns:** a `LowOrder`."""
+    tiles, y=None). `n` (arrays only, may be traced): only the first n rows are live, the rest
+    padding (`jaxfeat._sized`). **Returns:** a `LowOrder`."""
     if rule not in LABEL_RULES:
         raise InputError(f"rule must be one of {LABEL_RULES}, got {rule!r}")
     if isinstance(X, Rows):
         dtype = jnp.zeros(()).dtype
         zeros = (jnp.zeros((), dtype), jnp.zeros(X.dim, dtype), jnp.zeros(X.dim, dtype))
-        return _from_sums(rule, X.n, *fold_rows(X, _sums, zeros))
-    n, _ = _checks.check_ndim("X", X, 2, "(n, dim)")
-    _checks.check_shape("y", y, (n,), "(n,)")
+        return _from_sums(rule, X.count, *fold_rows(X, _sums, zeros))
+    rows, _ = _checks.check_ndim("X", X, 2, "(n, dim)")
+    _checks.check_shape("y", y, (rows,), "(n,)")
     X, y = jnp.asarray(X), jnp.asarray(y)
-    return _from_sums(rule, n, *_sums(X, y, jnp.ones(n, bool)))
+    n, _ = _sized.check_size("n", rows if n is None else n, rows)
+    return _from_sums(rule, n, *_sums(X, y, _sized.live_mask(rows, n)))
 
 
 def preprocess_labels(
-    X: ArrayLike, y: ArrayLike, rule: str | Callable | None
+    X: ArrayLike, y: ArrayLike, rule: str | Callable | None, *, n=None
 ) -> Float[Array, " n"]:
     """y pre-processed by `rule` on its own sample (X, y): y − m − X·ℓ for a named rule (module
-    docstring), `rule(X, y)` for a callable, y itself for None."""
-    rule = check_rule(rule)
+    docstring), `rule(X, y)` for a callable, y itself for None. With `n` (live rows, the rest
+    padding) a named rule is fitted on the live rows and the padding rows stay zero."""
+    rule = check_rule(rule, streamed=n is not None)
     if rule is None:
         return jnp.asarray(y)
     if callable(rule):
         return jnp.asarray(rule(jnp.asarray(X), jnp.asarray(y)))
-    return fit_low_order(X, y, rule)(jnp.asarray(X), jnp.asarray(y))
+    y_new = fit_low_order(X, y, rule, n=n)(jnp.asarray(X), jnp.asarray(y))
+    return y_new if n is None else _sized.where(_sized.live_mask(y_new.shape[0], n), y_new, 0.0)
 
 
 def label_adjuster(rows: Rows, rule) -> Callable:

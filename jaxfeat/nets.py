@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from . import _checks, _vocabulary, activations as _act
+from . import _checks, _sized, _vocabulary, activations as _act
 from ._checks import InputError, InputTypeError
 
 __all__ = ["TwoLayer", "init_ensemble", "apply_ensemble", "fit_readout", "SCHEMES"]
@@ -235,11 +235,23 @@ def _rows(Z, scheme, w_std=None):
     return Z / np.sqrt(Z.shape[-1]) if w_std is None else (w_std / math.sqrt(Z.shape[-1])) * Z
 
 
-def unit_rows(key: PRNGKeyArray, width: int, dim: int, scheme: str, dtype, tile=None) -> Array:
+def unit_rows(
+    key: PRNGKeyArray, width: int, dim: int, scheme: str, dtype, tile=None, live=None
+) -> Array:
     """`width` first-layer rows, uniform on the unit sphere (`"sphere"`) or N(0, I/dim)
     (`"gaussian"`): W₀ of `jaxfeat.one_step`. With `tile`, drawn `tile` rows at a time (block
     b from fold_in(key, b)): one (width, dim) normal draw needs ~5 (width, dim) buffers of RNG
-    temporaries, more than the whole streamed step."""
+    temporaries, more than the whole streamed step. `live=(w, d)` (possibly traced): only the
+    first w rows and d columns are drawn, exactly the (w, d) draw, the rest zero
+    (`jaxfeat._sized`)."""
+    if live is not None and not _sized.fills(live, (width, dim)):
+        if tile is not None:
+            raise InputError("unit_rows: live sizes and tile= cannot be combined")
+        Z = _sized.normal(key, (width, dim), tuple(live), dtype)
+        if scheme == "sphere":
+            norm = jnp.linalg.norm(Z, axis=-1, keepdims=True)
+            return Z / _sized.where(norm > 0, norm, 1.0)
+        return Z / jnp.sqrt(jnp.asarray(live[1], dtype))
     if tile is None:
         return _rows(jax.random.normal(key, (width, dim), dtype), scheme)
     rows = min(tile, width)

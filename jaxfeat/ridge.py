@@ -7,9 +7,15 @@ The model is ŷ = s·F a + b (s the `feature_scale`, b the unpenalised intercept
 no intercept). The two conventions differ by λ_sum = n·λ_mean. With the eigendecomposition of
 the smaller Gram matrix, GᵀG/n = V diag(e) Vᵀ (n ≥ N) or GGᵀ/n = U diag(e) Uᵀ (n < N), G = sF,
 every λ costs one diagonal rescaling, not one solve.
+
+`n=` (may be traced) marks only the first n rows of F and y live, the rest padding below a
+static capacity (`jaxfeat._sized`): padding rows count in no mean, Gram matrix or error, so the
+results are those of the n live rows alone (to rounding), in the primal and the dual form.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +23,7 @@ import jax.scipy.linalg
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from . import _checks
+from . import _checks, _sized
 from ._checks import InputError
 
 __all__ = ["RIDGE_LOSSES", "ridge_fit", "ridge_path"]
@@ -35,13 +41,14 @@ def ridge_path(
     intercept: bool = True,
     loss: str = "mean",
     feature_scale=1.0,
+    n=None,
 ) -> dict[str, Float[Array, ...]]:
     """Ridge solutions and errors for every λ in `lambdas`.
 
     **Arguments:** `F` (n, N) training features, `y` (n,), `lambdas` (L,) all > 0, optional test
     set `F_test` (n_test, N), `y_test`; the conventions `intercept` (F and y centred on the
     training means; the intercept is not penalised), `loss` and `feature_scale` (module
-    docstring).
+    docstring); `n` the live rows of F and y (module docstring; default all).
 
     **Returns:** `coef` (L, N) (of the scaled features sF), `intercept` (L,), `train_mse` (L,),
     `gram_eigenvalues` (the eigenvalues of the (centred) Gram matrix of sF divided by n,
@@ -50,11 +57,14 @@ def ridge_path(
     """
     _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
-    G, fm, ym = _centring(F * feature_scale, y, intercept)
-    e, coef = _ridge_coefficients(G - fm[None, :], y - ym, _mean_lambda(lam, loss, F.shape[0]))
+    n, live = _live_rows(F, n)
+    G, fm, ym = _centring(F * feature_scale, y, intercept, live, n)
+    Gc, yc = _masked(G - fm[None, :], live), _masked(y - ym, live)
+    e, coef = _ridge_coefficients(Gc, yc, _mean_lambda(lam, loss, n), n)
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0, "gram_eigenvalues": e}
-    return out | _errors(lambda F: (F * feature_scale) @ coef.T + b0[None, :], F, y, F_test, y_test)
+    predict = lambda F: (F * feature_scale) @ coef.T + b0[None, :]  # noqa: E731
+    return out | _errors(predict, F, y, F_test, y_test, live, n)
 
 
 def ridge_fit(
@@ -67,9 +77,10 @@ def ridge_fit(
     intercept: bool = True,
     loss: str = "mean",
     feature_scale=1.0,
+    n=None,
 ) -> dict[str, Float[Array, ...]]:
     """Ridge for one λ > 0 by one Cholesky solve (of the N×N or the n×n system, whichever is
-    smaller), with the conventions of `ridge_path` (module docstring).
+    smaller), with the conventions of `ridge_path` (module docstring), `n` its live rows.
 
     **Returns:** `coef` (N,), `intercept` (), `train_mse` () and, with a test set, `test_mse` ().
     """
@@ -78,37 +89,65 @@ def ridge_fit(
         raise InputError(f"lam must be > 0, got {lam}")
     _check_ridge_args(F, y, jnp.reshape(jnp.asarray(lam), (1,)), F_test, y_test, loss)
     F, y = jnp.asarray(F), jnp.asarray(y)
-    G, fm, ym = _centring(F * feature_scale, y, intercept)
-    Gc, yc, n, N = G - fm[None, :], y - ym, *F.shape
+    n, live = _live_rows(F, n)
+    G, fm, ym = _centring(F * feature_scale, y, intercept, live, n)
+    Gc, yc = _masked(G - fm[None, :], live), _masked(y - ym, live)
+    rows, N = F.shape
     lam = _mean_lambda(jnp.asarray(lam, F.dtype), loss, n)
-    if N <= n:  # (GᵀG/n + λ) a = Gᵀy/n
+    if N <= rows:  # (GᵀG/n + λ) a = Gᵀy/n
         coef = jax.scipy.linalg.cho_solve(_cho(Gc.T @ Gc / n, lam), Gc.T @ yc / n)
     else:  # a = Gᵀ (GGᵀ/n + λ)⁻¹ y/n
         coef = Gc.T @ jax.scipy.linalg.cho_solve(_cho(Gc @ Gc.T / n, lam), yc / n)
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0}
-    return out | _errors(lambda F: (F * feature_scale) @ coef + b0, F, y, F_test, y_test)
+    predict = lambda F: (F * feature_scale) @ coef + b0  # noqa: E731
+    return out | _errors(predict, F, y, F_test, y_test, live, n)
 
 
 def _cho(A, lam):
     return jax.scipy.linalg.cho_factor(A + lam * jnp.eye(A.shape[0], dtype=A.dtype))
 
 
-def _mean_lambda(lam, loss: str, n: int):
+def _mean_lambda(lam, loss: str, n):
     """λ of the mean-loss convention: λ_sum / n for `loss="sum"`."""
     return lam if loss == "mean" else lam / n
 
 
-def _centring(G, y, intercept: bool):
-    """(G, column means of G, mean of y), the means zero without an intercept."""
+def _live_rows(F, n) -> tuple[Any, Array | None]:
+    """(live rows n, their mask (None when every row is live)) of F's rows."""
+    rows = F.shape[0]
+    if n is None:
+        return rows, None
+    n, _ = _sized.check_size("n", n, rows)
+    return n, _sized.live_mask(rows, n)
+
+
+def _masked(x, live) -> Array:
+    """x with its padding rows zeroed (x itself when every row is live)."""
+    if live is None:
+        return x
+    return _sized.where(live.reshape(live.shape + (1,) * (x.ndim - 1)), x, 0.0)
+
+
+def _centring(G, y, intercept: bool, live=None, n: Any = None):
+    """(G, column means of G, mean of y) over the live rows, the means zero without an
+    intercept."""
     if not intercept:
         return G, jnp.zeros(G.shape[1], G.dtype), jnp.zeros((), G.dtype)
-    return G, jnp.mean(G, axis=0), jnp.mean(y)
+    if live is None:
+        return G, jnp.mean(G, axis=0), jnp.mean(y)
+    return G, jnp.sum(_masked(G, live), axis=0) / n, jnp.sum(_masked(y, live)) / n
 
 
-def _errors(predict, F, y, F_test, y_test) -> dict:
-    """`train_mse` and, with a test set, `test_mse` and `best` (the λ index of the smallest)."""
-    out = {"train_mse": _mse(predict(F), y)}
+def _errors(predict, F, y, F_test, y_test, live=None, n: Any = None) -> dict:
+    """`train_mse` (over the live rows) and, with a test set, `test_mse` and `best` (the λ
+    index of the smallest)."""
+    if live is None:
+        out = {"train_mse": _mse(predict(F), y)}
+    else:
+        pred = predict(F)
+        r = pred - (y[:, None] if pred.ndim == 2 else y)
+        out = {"train_mse": jnp.sum(_masked(r**2, live), axis=0) / n}
     if F_test is not None:
         out["test_mse"] = _mse(predict(jnp.asarray(F_test)), jnp.asarray(y_test))
         if out["test_mse"].ndim:
@@ -122,11 +161,12 @@ def _mse(pred, y):
     return jnp.mean(r**2, axis=0)
 
 
-def _ridge_coefficients(Fc, yc, lam):
+def _ridge_coefficients(Fc, yc, lam, n):
     """(eigenvalues of the Gram matrix / n, coefficients (L, N)) of min |Fc·a − yc|²/n + λ|a|²
-    for every λ, from one eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n."""
-    n, N = Fc.shape
-    if N <= n:
+    for every λ, from one eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n (padding
+    rows of Fc and yc are zero: they add zero eigenvalues, whose directions Fcᵀ annihilates)."""
+    rows, N = Fc.shape
+    if N <= rows:
         e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
         proj = V.T @ (Fc.T @ yc) / n  # (N,)
         return e, (V[None, :, :] * (proj[None, :] / (e[None, :] + lam[:, None]))[:, None, :]).sum(

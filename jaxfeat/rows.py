@@ -11,6 +11,10 @@ d = N = 2.5·10⁴, where X̃ alone is 10 GB in float32) only ever need sums ove
 
 `fold_rows(rows, fn, init)` is Σ_t fn(X_t, y_t, valid_t) by `lax.scan`; rows past n are padding
 and `valid_t` is False there (`fn` must mask them).
+
+`n` is the number of rows a source produces (a static shape). `ArrayRows(…, live=k)` marks only
+the first k of them live (k may be traced: a sample size below a static capacity,
+`jaxfeat._sized`); `count` is the live number, the divisor of every mean over the rows.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from . import _checks
+from . import _checks, _sized
 from ._checks import InputError
 from .data import Distribution
 
@@ -34,6 +38,12 @@ class Rows(eqx.Module):
 
     n: int = eqx.field(static=True)
     tile: int = eqx.field(static=True)
+    live: Array | None  # None: every row is live
+
+    @property
+    def count(self):
+        """The number of live rows: `n`, or `live` when only the first `live` rows count."""
+        return self.n if self.live is None else self.live
 
     @property
     @abc.abstractmethod
@@ -45,7 +55,7 @@ class Rows(eqx.Module):
         return -(-self.n // self.tile)
 
     def valid(self, t) -> Bool[Array, " tile"]:
-        return t * self.tile + jnp.arange(self.tile) < self.n
+        return t * self.tile + jnp.arange(self.tile) < self.count
 
     @abc.abstractmethod
     def tile_at(self, t) -> tuple[Float[Array, "tile dim"], Float[Array, " tile"]]:
@@ -53,12 +63,13 @@ class Rows(eqx.Module):
 
 
 class ArrayRows(Rows):
-    """The rows of X (n, d), with labels y (n,) (zeros when not given), in tiles of `tile`."""
+    """The rows of X (n, d), with labels y (n,) (zeros when not given), in tiles of `tile`;
+    with `live=k` only the first k rows count (k may be traced, `jaxfeat._sized`)."""
 
     X: Float[Array, "n_pad dim"]
     y: Float[Array, " n_pad"]
 
-    def __init__(self, X: ArrayLike, y: ArrayLike | None = None, *, tile: int = 2048):
+    def __init__(self, X: ArrayLike, y: ArrayLike | None = None, *, tile: int = 2048, live=None):
         n, d = _checks.check_ndim("X", X, 2, "(n, d)")
         if n == 0:
             raise InputError("X must have at least one row")
@@ -71,6 +82,7 @@ class ArrayRows(Rows):
         self.X = jnp.concatenate([X, jnp.zeros((pad, d), X.dtype)]) if pad else X
         self.y = jnp.concatenate([y, jnp.zeros(pad, X.dtype)]) if pad else y
         self.n, self.tile = n, tile
+        self.live = None if live is None else jnp.asarray(_sized.check_size("live", live, n)[0])
 
     @property
     def dim(self) -> int:
@@ -96,7 +108,7 @@ class SampledRows(Rows):
         _checks.check_key(key)
         self.n = _checks.check_positive_int("n", n)
         self.tile = min(_checks.check_positive_int("tile", tile), self.n)
-        self.dist, self.key = dist, key
+        self.dist, self.key, self.live = dist, key, None
 
     @property
     def dim(self) -> int:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _checks, activations as _act
+from . import _checks, _sized, activations as _act
 from ._checks import InputError
 from ._quadrature import hermite_polynomials
 from .rows import Rows, as_rows, fold_rows, map_rows, materialize
@@ -96,14 +96,30 @@ class FeatureSource(eqx.Module):
 
 
 class DenseFeatures(FeatureSource):
-    """A feature matrix held in memory, F (ñ, N)."""
+    """A feature matrix held in memory, F (ñ, N). With `n=k` (may be traced) only its first k
+    rows are live, the rest padding below a static capacity (`jaxfeat._sized`): column means
+    are over the live rows and the padding rows are zero once centred, so spectra and spike
+    statistics are those of the k live rows alone."""
 
     F: Float[Array, "n N"]
+    live: Array | None
     default_method: ClassVar[str] = "dense"
 
-    def __init__(self, F: ArrayLike):
-        _checks.check_ndim("F", F, 2, "(n, N)")
+    def __init__(self, F: ArrayLike, *, n=None):
+        rows, _ = _checks.check_ndim("F", F, 2, "(n, N)")
         self.F = jnp.asarray(F)
+        self.live = None if n is None else jnp.asarray(_sized.check_size("n", n, rows)[0])
+
+    def _rows(self, x) -> Array:
+        """x (rows, …) with its padding rows zeroed."""
+        if self.live is None:
+            return x
+        live = _sized.live_mask(self.F.shape[0], self.live)
+        return _sized.where(live.reshape(live.shape + (1,) * (x.ndim - 1)), x, 0.0)
+
+    def centred(self, mu) -> Array:
+        """F − μ on the live rows, zero on the padding rows."""
+        return self._rows(self.F - mu[None, :])
 
     @property
     def shape(self):
@@ -114,17 +130,19 @@ class DenseFeatures(FeatureSource):
         return self.F.dtype
 
     def materialize(self):
-        return self.F
+        return self._rows(self.F)
 
     def column_mean(self):
-        return jnp.mean(self.F, axis=0)
+        if self.live is None:
+            return jnp.mean(self.F, axis=0)
+        return jnp.sum(self._rows(self.F), axis=0) / self.live
 
     def centred_gram(self, mu):
-        Fc = self.F - mu[None, :]
+        Fc = self.centred(mu)
         return lambda V: Fc.T @ (Fc @ V)
 
     def left_vectors(self, mu, V, s):
-        return (self.F - mu[None, :]) @ V / jnp.where(s > 0, s, 1.0)[None, :]
+        return self.centred(mu) @ V / jnp.where(s > 0, s, 1.0)[None, :]
 
     def hermite_input(self, H, direction, degree):
         if H is None or direction is not None:
@@ -141,8 +159,8 @@ class DenseFeatures(FeatureSource):
         return jnp.asarray(H), None, degree
 
     def hermite_stats(self, H, direction, degree):
-        mu = jnp.mean(self.F, axis=0)
-        return mu, H.T @ (self.F - mu[None, :]), H.T @ H
+        mu, H = self.column_mean(), self._rows(H)
+        return mu, H.T @ self.centred(mu), H.T @ H
 
     def densify(self, H, direction, degree):
         return self, H
@@ -294,10 +312,10 @@ def _top(evals, vecs, k) -> tuple[Array, Array]:
     return jnp.sqrt(jnp.maximum(evals[::-1][:k], 0.0)), vecs[:, ::-1][:, :k]
 
 
-def _dense_spectrum(F, k, center):
+def _dense_spectrum(F: DenseFeatures, k, center):
     """`eigh` of the smaller Gram matrix; the other side's vectors are F_c V/s or F_cᵀU/s."""
     n, N = F.shape
-    Fc = F - jnp.mean(F, axis=0, keepdims=True) if center else F
+    Fc = F.centred(F.column_mean()) if center else F.materialize()
     right = N <= n
     evals, vecs = jnp.linalg.eigh(Fc.T @ Fc if right else Fc @ Fc.T)
     s, Y = _top(evals, vecs, k)
@@ -331,7 +349,8 @@ def feature_spectrum(
     k = _check_k(k, n, N)
     method = _check_method(method, F, key, iters)
     if method == "dense":
-        s, U, V = _dense_spectrum(F.materialize(), k, center)
+        dense = F if isinstance(F, DenseFeatures) else DenseFeatures(F.materialize())
+        s, U, V = _dense_spectrum(dense, k, center)
         return s, (U if left else None), V
     mu = F.column_mean() if center else jnp.zeros(N, F.dtype)
     apply = F.centred_gram(mu)
@@ -415,7 +434,7 @@ def count_spikes(
 
 def _dense_spikes(F: DenseFeatures, mu, B, *, k, key, iters):
     """Top-k of F_cᵀF_c and the deflated edge, by two `eigh`s of N×N matrices."""
-    Fc = F.F - mu[None, :]
+    Fc = F.centred(mu)
     gram = Fc.T @ Fc
     evals, vecs = jnp.linalg.eigh(gram)
     s, V = _top(evals, vecs, k)

@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from . import _checks
 from ._checks import InputError, InputTypeError
+from ._static_key import Static
 from .nets import TwoLayer, check_single
 from .objectives import Objective, as_objective
 
@@ -61,6 +62,9 @@ def train(
       never move, bit for bit.
     - `objective`: `jaxfeat.objectives.Population | Online | Dataset`.
     - `optimizer`: any `optax.GradientTransformation`; learning-rate schedules are optax's.
+      The compiled program is kept by the optimizer's structure and hyperparameters (and the
+      weight-decay schedules' and `metrics`' code and values), not by object: a fresh
+      `optax.sgd(0.05)` reuses it, `optax.sgd(0.1)` compiles its own (`_static_key`).
     - `steps`: number of steps; `log_every` (default `steps`): the history holds the states after
       0, log_every, 2·log_every, … steps, and after `steps` if log_every does not divide it.
     - `trainable`: the leaves that move, a subset of ("W", "b", "a"): ("a",) is random features,
@@ -78,10 +82,15 @@ def train(
     """
     _checks.check_key(key)
     cfg = _check(net, objective, optimizer, steps, log_every, trainable, weight_decay, metrics)
+    # Callables reach the compiled program as static arguments compared by structure, not
+    # identity: a fresh `optax.sgd(0.05)` (or a lambda pasted again) reuses the program, and
+    # `optax.sgd(0.1)` does not (`_static_key`).
     decay = {
-        k: v if callable(v) else jnp.asarray(v, net.W.dtype) for k, v in cfg.pop("decay").items()
+        k: Static(v) if callable(v) else jnp.asarray(v, net.W.dtype)
+        for k, v in cfg.pop("decay").items()
     }
-    return _train(key, net, objective, optimizer, decay, tuple(sorted(cfg.items())))
+    cfg["metrics"] = None if metrics is None else Static(metrics)
+    return _train(key, net, objective, Static(optimizer), decay, tuple(sorted(cfg.items())))
 
 
 def log_steps(steps: int, log_every: int | None = None) -> np.ndarray:
@@ -169,15 +178,18 @@ def _check_metrics(metrics, net) -> None:
 
 
 @eqx.filter_jit
-def _train(key, net, objective, optimizer, decay, static):
-    """`train` after its checks: one trace for a network's shapes, config and leaf choice."""
+def _train(key, net, objective, optimizer: Static, decay, static):
+    """`train` after its checks: one trace for a network's shapes, config and leaf choice, and
+    the optimizer's, schedules' and metrics' structure (`Static`)."""
     cfg = dict(static)
+    decay = {k: lam.value if isinstance(lam, Static) else lam for k, lam in decay.items()}
+    metrics = None if cfg["metrics"] is None else cfg["metrics"].value
     bind_key, step_key = jax.random.split(key)
     objective = objective.bind(bind_key)
     params, frozen = eqx.partition(net, _filter_spec(net, cfg["trainable"]))
     tx = optax.chain(
         *(optax.add_decayed_weights(lam, mask=_leaf_mask(params, k)) for k, lam in decay.items()),
-        optimizer,
+        optimizer.value,
     )
 
     def loss_at(p, t):  # step t's loss: its sampling key is fold_in(step_key, t)
@@ -185,7 +197,7 @@ def _train(key, net, objective, optimizer, decay, static):
 
     step = functools.partial(_step, loss_at=loss_at, tx=tx, mask=net.mask)
     record = functools.partial(
-        _record, objective=objective, frozen=frozen, decay=decay, metrics=cfg["metrics"]
+        _record, objective=objective, frozen=frozen, decay=decay, metrics=metrics
     )
     log = functools.partial(_checked_log, record)
     carry = (params, params, tx.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), bool))

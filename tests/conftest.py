@@ -17,6 +17,11 @@ jax.config.update("jax_platforms", "cpu")
 # `jaxfeat run` called in-process must not turn on the persistent compilation cache for the
 # whole test process (compile-counting tests would see cache hits); tests of the cache set it
 os.environ["JAXFEAT_CACHE_DIR"] = "off"
+# the scan engine's timing calibration (`jaxfeat._scan.cost`) is per machine: tests must neither
+# read the user's nor write it
+os.environ["JAXFEAT_CALIBRATION"] = os.path.join(
+    __import__("tempfile").mkdtemp(prefix="jaxfeat-calibration-"), "calibration.json"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +33,7 @@ def _fresh_scan_caches():
     program.PROGRAMS.clear()
     program.SHAPES.clear()
     program.ESTIMATES.clear()
+    program.COSTS.clear()
 
 
 @pytest.fixture

@@ -171,8 +171,9 @@ def test_train():
 
 
 def test_train_learning_rate_sweep_under_jit():
-    """The way to sweep a learning rate: jit over a traced lr (a new optax.sgd(lr) object per
-    eager call is a new static argument)."""
+    """The way to sweep a learning rate: jit over a traced lr, one program for every value
+    (called eagerly, each new value of `optax.sgd(lr)` compiles a program of its own). Here
+    the optimizer closes over a tracer, which has no structural key: identity is used."""
 
     @jax.jit
     def run(key, lr):
@@ -184,3 +185,134 @@ def test_train_learning_rate_sweep_under_jit():
     first_compiles_second_does_not(
         lambda: run(jax.random.key(0), 0.05), lambda: run(jax.random.key(1), 0.2)
     )
+
+
+# --- jf.train keys its program on the optimizer's structure, not its identity (issue 27) ------
+
+
+def _start(width):
+    kn, kt, key = jax.random.split(jax.random.key(7), 3)
+    return key, jf.TwoLayer.init(kn, width, D, "sigma_ge2", "gaussian"), kt
+
+
+def _train_run(optimizer, *, width=6, steps=3, log_every=1, **kwargs):
+    """A notebook cell: the same key, net and teacher each time, with the optimizer (and
+    schedules, metrics) given, freshly made by the caller."""
+    key, net, kt = _start(width)
+    objective = jf.objectives.Population(jf.TwoLayer.init(kt, 2, D, "sigma_ge2", "gaussian"))
+    return jf.train(key, net, objective, optimizer, steps=steps, log_every=log_every, **kwargs)
+
+
+def _uncached(make):
+    """`make()` after `jax.clear_caches()`: from a program compiled for it alone."""
+    jax.clear_caches()
+    with compile_log() as names:
+        out = jax.block_until_ready(make())
+    assert "jit(_train)" in names, names
+    return out
+
+
+def _same(a, b) -> bool:
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(
+        np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b)
+    )
+
+
+def test_train_with_a_fresh_optimizer_schedule_and_metrics_compiles_nothing():
+    """The README's call pasted twice: a new `optax.sgd(0.05)`, a new weight-decay schedule and
+    a new metrics lambda (same code, same values) reuse the compiled program."""
+
+    def call():
+        scale = 3.0
+        decay = optax.piecewise_constant_schedule(1e-3, {2: 0.5})
+        metrics = lambda net: {"scaled_a": scale * jnp.sum(net.a)}
+        return _train_run(optax.sgd(0.05), width=7, weight_decay=decay, metrics=metrics)
+
+    first_compiles_second_does_not(call, call)
+
+
+def test_train_learning_rates_get_their_own_programs():
+    """`optax.sgd(0.1)` after `optax.sgd(0.05)` must not be served the program with 0.05 baked
+    in: one SGD step moves the weights by −η∇L, twice as far at η = 0.1, and the result is
+    that of a program compiled for it alone."""
+    w0 = _start(6)[1].W
+    slow = _train_run(optax.sgd(0.05), steps=1)
+    fast = _train_run(optax.sgd(0.1), steps=1)
+    assert not np.array_equal(slow[0].W, w0)
+    np.testing.assert_allclose(fast[0].W - w0, 2 * (slow[0].W - w0), rtol=1e-9, atol=1e-14)
+    assert _same(fast, _uncached(lambda: _train_run(optax.sgd(0.1), steps=1)))
+
+
+@pytest.mark.parametrize("where", ["learning_rate", "weight_decay"])
+def test_train_schedule_hyperparameters_get_their_own_programs(where):
+    """A schedule's boundary scale is a value in a closure two levels down (sgd → chain →
+    scale_by_schedule → the schedule): changing it compiles a new program."""
+
+    def make(scale):
+        schedule = optax.piecewise_constant_schedule(0.05, {1: scale})
+        if where == "learning_rate":
+            return lambda: _train_run(optax.sgd(schedule), width=8)
+        return lambda: _train_run(optax.sgd(0.05), width=8, weight_decay=schedule)
+
+    half, quarter = make(0.5)(), make(0.25)()
+    assert not _same(half, quarter)
+    assert _same(quarter, _uncached(make(0.25)))
+
+
+def test_train_metrics_follow_their_closure_and_global_values():
+    """A metrics lambda as a notebook defines it: changing a global it reads, or a value it
+    closes over, is seen (re-running the cell, or even calling with the same lambda)."""
+    cell = "metrics = lambda net: {'s': scale * jnp.sum(net.a)}"
+    notebook = {"jnp": jnp, "scale": 2.0}
+    exec(cell, notebook)
+    two = _train_run(optax.sgd(0.05), width=9, metrics=notebook["metrics"])[1]["s"]
+    notebook["scale"] = 3.0
+    exec(cell, notebook)  # the cell run again: a fresh lambda, same code
+    three = _train_run(optax.sgd(0.05), width=9, metrics=notebook["metrics"])[1]["s"]
+    notebook["scale"] = 4.0  # the same lambda object, the global changed
+    four = _train_run(optax.sgd(0.05), width=9, metrics=notebook["metrics"])[1]["s"]
+    np.testing.assert_allclose(three, 1.5 * two, rtol=1e-12)
+    np.testing.assert_allclose(four, 2.0 * two, rtol=1e-12)
+
+    def closing_over(scale):
+        return lambda net: {"s": scale * jnp.sum(net.a)}
+
+    runs = [_train_run(optax.sgd(0.05), width=9, metrics=closing_over(v)) for v in (2.0, 5.0)]
+    np.testing.assert_allclose(runs[0][1]["s"], two, rtol=1e-12)
+    np.testing.assert_allclose(runs[1][1]["s"], 2.5 * two, rtol=1e-12)
+
+
+def test_static_keys():
+    """Equal for equal structure and values; different for any value; identity (never equal
+    to a fresh object) when something has no sound structural key."""
+    from jaxfeat._static_key import Static
+
+    assert Static(optax.sgd(0.05)) == Static(optax.sgd(0.05))
+    assert Static(optax.adamw(1e-3)) == Static(optax.adamw(1e-3))
+    assert Static(optax.sgd(0.05)) != Static(optax.sgd(0.1))
+    assert Static(optax.sgd(0.0)) != Static(optax.sgd(-0.0))  # −0.0 == 0.0 in Python
+    assert Static(optax.sgd(0.05)) != Static(optax.sgd(0.05, momentum=0.9))
+    assert Static(optax.sgd(np.float32(0.05))) != Static(optax.sgd(0.05))
+    assert Static(optax.sgd(jnp.asarray(0.05))) == Static(optax.sgd(jnp.asarray(0.05)))
+    assert Static(optax.sgd(jnp.asarray(0.05))) != Static(optax.sgd(jnp.asarray(0.1)))
+    assert Static(optax.sgd(jnp.asarray(0.05))) != Static(optax.sgd(jnp.asarray([0.05])))
+    assert Static(optax.sgd(jnp.float32(0.05))) != Static(optax.sgd(jnp.asarray(0.05)))
+
+    class Config:  # an object whose attributes could change between calls
+        lr = 0.05
+
+    config = Config()
+    reads_config = lambda: optax.sgd(lambda t: config.lr)
+    first = reads_config()
+    assert Static(first) == Static(first) and Static(first) != Static(reads_config())
+
+    # a notebook cell reading a class attribute, run twice, then again after a change
+    cell = "make = lambda: optax.sgd(lambda t: Config.lr)"
+    notebook = {"optax": optax, "Config": Config}
+    keys = []
+    for lr in (0.05, 0.05, 0.1):
+        Config.lr = lr
+        exec(cell, notebook)
+        keys.append(Static(notebook["make"]()))
+    assert keys[0] == keys[1] != keys[2]

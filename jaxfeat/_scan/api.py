@@ -12,6 +12,7 @@ import jax
 
 from .._checks import InputError
 from . import store as _store
+from .cost import Calibration, default_path
 from .loop import forget_damaged, run_chunks
 from .plan import Plan
 from .program import Runner
@@ -32,6 +33,7 @@ def scan(
     overwrite: bool = False,
     allow_code_change: bool = False,
     progress: bool = True,
+    buckets: str | int = "auto",
     **deprecated,
 ):
     """Run `experiment` over every point of `grid` × `seeds` seeds; return an `xarray.Dataset`.
@@ -61,6 +63,12 @@ def scan(
     - `devices`: devices to shard each chunk over (default: all local devices).
     - `seed`: the base PRNG seed (an int ≥ 0; before 0.2 it was called `key`, which still works
       with a `DeprecationWarning`).
+    - `buckets`: for an experiment with sizes below a capacity (`Experiment.capacity`, e.g.
+      the spikes experiment's n): `"auto"` groups an axis's values into buckets that share a
+      compiled program, from a cost model (a compile against the padded compute, calibrated
+      on this machine by earlier scans), `"off"` compiles one program per value, an int k
+      exactly k programs (the cheapest split; one per value when there are fewer). Results
+      do not depend on it (to rounding; the same draws).
 
     **Returns:** a Dataset with dims (grid axes…, seed, output dims…), a `diverged` flag per
     (point, seed) (its float outputs are NaN), a `finished` flag per (point, seed), and
@@ -80,22 +88,42 @@ def scan(
             out, plan, overwrite=overwrite, allow_code_change=allow_code_change, code=code
         )
     store.code = code
-    runner = Runner(plan, store.chunk_size or chunk_size, memory_budget, workers)
+    calibration = Calibration(default_path(), plan.devices[0].platform)
+    runner = Runner(
+        plan, store.chunk_size or chunk_size, memory_budget, workers, buckets, calibration
+    )
     store.ensure(runner)
     if out is not None:
         forget_damaged(store)
-    order = [(s, c) for s in range(len(plan.static_points)) for c in range(store.n_chunks)]
+    order = [(s, c) for s in _static_order(runner) for c in range(store.n_chunks)]
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
     return _timed_loop(runner, store, todo, progress)
 
 
+def _static_order(runner) -> list[int]:
+    """Static points whose program is compiled first, then by program: the workers start on
+    chunks they can run at once, and the next program compiles while they do."""
+    batch = runner.batch(runner.chunk_size)
+    n = len(runner.plan.static_points)
+    return sorted(range(n), key=lambda s: (not runner.is_compiled(runner.program_of[s], batch),
+                                           runner.program_of[s], s))  # fmt: skip
+
+
 def _timed_loop(runner, store, todo, progress):
     """`run_chunks`, then the dataset with this call's `trace_seconds`, `compile_seconds` and
-    `compute_seconds` (the loop less the compiling done inside it) in its attrs (not stored)."""
+    `compute_seconds` (the loop less the compiling done inside it) in its attrs (not stored);
+    the machine's calibration updated with what this run measured."""
     before, t0 = runner.trace_seconds + runner.compile_seconds, time.perf_counter()
+    flops_before = runner.flops_done
     run_chunks(runner, store, todo, progress)
     compiling = runner.trace_seconds + runner.compile_seconds - before
+    computing = max(time.perf_counter() - t0 - compiling, 1e-9)
+    if runner.flops_done > flops_before:
+        runner.calibration.record_compute(
+            runner.flops_done - flops_before, computing, runner.plan.exp.name
+        )
+    runner.calibration.save()
     ds = store.dataset()
     ds.attrs["trace_seconds"] = runner.trace_seconds
     ds.attrs["compile_seconds"] = runner.compile_seconds
@@ -115,37 +143,59 @@ def plan_summary(
     memory_budget: float | str = "2GiB",
     workers: int | None = None,
     devices=None,
+    buckets: str | int = "auto",
     **deprecated,
 ) -> str:
     """What `scan` with these arguments would do, without running it (`jaxfeat run --dry-run`):
-    grid points, seeds, chunks (and how many `out` already holds), compiled programs, memory per
-    chunk, and an ETA timed on one seed per device (an upper estimate: a chunk vmaps its seeds).
-    Every grid value is validated; one small program is compiled and run once."""
+    grid points, seeds, chunks (and how many `out` already holds), the programs it will compile
+    (with the sample-size buckets), memory per chunk, and an ETA that counts tracing, compiling
+    and computing. Every grid value is validated and every program traced; nothing compiles.
+    The ETA comes from the programs' traces (equations, flops) and this machine's calibration
+    (`cost.Calibration`, updated by every scan), so it sharpens as the machine runs scans."""
     seed = _renamed_seed(seed, deprecated)
+    t0 = time.perf_counter()
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)
     stored_chunk, finished, clash = _stored_state(out, plan)
-    runner = Runner(plan, stored_chunk or chunk_size, memory_budget, workers)
+    calibration = Calibration(default_path(), plan.devices[0].platform)
+    runner = Runner(
+        plan, stored_chunk or chunk_size, memory_budget, workers, buckets, calibration,
+        measure=False,
+    )  # fmt: skip
+    batch = runner.batch(runner.chunk_size)
+    per_chunk = max(runner._estimate(pid, batch) for pid in range(len(runner.fixed)))
+    seconds = runner.estimate_seconds(batch)
+    return _summary(runner, out, finished, clash, per_chunk, time.perf_counter() - t0, seconds)
+
+
+def _summary(runner, out, finished, clash, per_chunk, tracing, seconds) -> str:
+    """The lines of `plan_summary`."""
+    plan, (compile_s, compute_s) = runner.plan, seconds
     n_static = len(plan.static_points)
     n_chunks = -(-plan.seeds // runner.chunk_size)
-    per_seed, per_run = _time_one_seed(runner)
-    todo = n_static * n_chunks - finished
-    eta = per_run * plan.seeds * n_static * (todo / max(n_static * n_chunks, 1))
+    compute_s *= (n_static * n_chunks - finished) / max(n_static * n_chunks, 1)
     points = math.prod(len(v) for v in plan.grid.values())
     sizes = ", ".join(f"{a}: {len(v)}" for a, v in plan.grid.items()) or "one point"
-    memory = f"{_fmt_bytes(per_seed * runner.chunk_size)}" if per_seed else "unknown"
+    programs = runner.program_summary()
+    total = tracing + compile_s + compute_s
     lines = [
         f"experiment: {plan.exp.name}",
         f"grid: {points} point{'s' * (points != 1)} ({sizes}); "
         f"vmapped: {', '.join(plan.dynamic) or '-'}; static: {', '.join(plan.static) or '-'}",
         f"seeds: {plan.seeds} in chunks of {runner.chunk_size} → {n_static * n_chunks} chunks"
         + (f", {finished} already finished in {out}" if finished else ""),
-        f"compiled programs: {n_static} (one per static point)",
-        f"memory per chunk: {memory} per device ({len(plan.devices)} devices); "
-        f"{runner.workers} chunk{'s' * (runner.workers != 1)} at once",
-        f"ETA: {_fmt_seconds(eta)} + compiling ({_fmt_seconds(per_run * runner.n_dev)} per "
-        "seed per static point, timed on one seed)",
+        f"compiled programs: {len(programs)}: " + "; ".join(programs),
+        f"memory per chunk: ≈ {_fmt_bytes(per_chunk)} per device ({len(plan.devices)} devices; "
+        f"estimated from the trace); {runner.workers} chunk{'s' * (runner.workers != 1)} at once",
+        f"ETA: {_fmt_seconds(total)} (tracing ≈ {_fmt_seconds(tracing)}, compiling ≈ "
+        f"{_fmt_seconds(compile_s)}, computing ≈ {_fmt_seconds(compute_s)}; "
+        f"{_calibration_note(runner.calibration, plan.exp.name)})",
     ] + ([clash] if clash else [])
     return "\n".join(lines)
+
+
+def _calibration_note(calibration, name: str) -> str:
+    measured = calibration.has_rate(name)
+    return "rates measured on this machine" if measured else "default rates: no scan of it here yet"
 
 
 def _stored_state(out, plan) -> tuple[int | None, int, str]:
@@ -158,23 +208,6 @@ def _stored_state(out, plan) -> tuple[int | None, int, str]:
         return stored_chunk, len(_store.verify_scan(os.fspath(out), full=False).ok), ""
     except InputError as e:
         return None, 0, f"note: {e}"
-
-
-def _time_one_seed(runner) -> tuple[int | None, float]:
-    """(bytes per seed, seconds per seed) of the first static point's program, compiled for one
-    seed per device and run twice (the second run is timed)."""
-    one = runner.program(0, runner.n_dev)
-    mem = one.memory_analysis()
-    per_seed = (
-        mem.temp_size_in_bytes + mem.output_size_in_bytes + mem.argument_size_in_bytes
-        if mem is not None
-        else None
-    )
-    args = runner._args(0, runner.n_dev)
-    jax.block_until_ready(one(*args))
-    t0 = time.perf_counter()
-    jax.block_until_ready(one(*args))
-    return per_seed, (time.perf_counter() - t0) / runner.n_dev
 
 
 def _fmt_bytes(b) -> str:

@@ -35,15 +35,19 @@ def run_chunks(runner: Runner, store, todo: list, progress: bool) -> None:
     from tqdm.auto import tqdm
 
     stop = _StopFlag()
+    runner.mark_loop()
     waiting_said = False
     pending = list(todo)
     pool = ThreadPoolExecutor(runner.workers, thread_name_prefix="jaxfeat-chunk")
+    # tqdm's own remaining time knows nothing of the programs still to compile: the bar shows
+    # `_Rate`'s ETA instead
+    fmt = "{l_bar}{bar}| {n_fmt}/{total_fmt} chunks [{elapsed}{postfix}]"
     with (
         stop,
-        tqdm(total=len(todo), unit="chunk", disable=not progress, file=sys.stderr) as bar,
+        tqdm(total=len(todo), disable=not progress, file=sys.stderr, bar_format=fmt) as bar,
         _shut_down(pool),
     ):
-        rate = _Rate(bar)
+        rate = _Rate(bar, runner, len(todo))
         while pending:
             held = _run_pass(runner, store, pending, pool, bar, rate, stop)
             if stop.requested:
@@ -121,16 +125,50 @@ def _shut_down(pool: ThreadPoolExecutor):
 
 
 class _Rate:
-    """Seeds per second on the progress bar."""
+    """Seeds per second and the ETA on the progress bar. The ETA counts the programs still to
+    compile (their calibrated compile time, `Runner.pending_compile_seconds`) and the chunks
+    still to compute (at the pace measured so far, or before the first chunk, the calibrated
+    estimate); compiling and computing overlap on 2+ workers, so the larger counts in full and
+    the smaller by half."""
 
-    def __init__(self, bar):
-        self.bar, self.t0, self.seeds = bar, time.perf_counter(), 0
+    def __init__(self, bar, runner=None, total: int = 0):
+        self.bar, self.runner, self.total = bar, runner, total
+        self.t0, self.seeds, self.chunks = time.perf_counter(), 0, 0
+        self._show()
 
     def add(self, seeds: int) -> None:
         self.seeds += seeds
-        per_s = self.seeds / (time.perf_counter() - self.t0)
-        self.bar.set_postfix(seeds_per_s=f"{per_s:.3g}")
+        self.chunks += 1
+        self._show()
         self.bar.update()
+
+    def _show(self) -> None:
+        elapsed = time.perf_counter() - self.t0
+        parts = []
+        eta = self.eta(elapsed)
+        if eta is not None:
+            parts.append(f"ETA {_fmt(eta)}")
+        if self.seeds:
+            parts.append(f"{self.seeds / elapsed:.3g} seeds/s")
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
+
+    def eta(self, elapsed: float) -> float | None:
+        if self.runner is None:
+            return None
+        compiling = self.runner.pending_compile_seconds()
+        left = self.total - self.chunks
+        if self.chunks:
+            computing = left * max(elapsed - self.runner.compiling_in_loop(), 0.0) / self.chunks
+        else:
+            computing = left * self.runner.chunk_seconds_estimate()
+        if self.runner.workers > 1:
+            return max(compiling, computing) + min(compiling, computing) / 2
+        return compiling + computing
+
+
+def _fmt(t: float) -> str:
+    t = max(t, 0.0)
+    return f"{t:.0f} s" if t < 90 else f"{t / 60:.1f} min" if t < 5400 else f"{t / 3600:.1f} h"
 
 
 def _wait_for_others(pending, said: bool, stop) -> bool:

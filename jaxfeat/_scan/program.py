@@ -1,6 +1,9 @@
-"""The compiled program of a scan: per static point, one `jit` of vmap over the dynamic points of
-vmap over seeds, sharded on seeds; output shapes traced (and every grid value checked) before
-anything compiles; the chunk size from a memory budget; divergence flags."""
+"""The compiled programs of a scan: one `jit` of vmap over the dynamic points of vmap over seeds,
+sharded on seeds, per static point, or per bucket of static points that share a program (sizes
+below a static capacity, `Experiment.capacity`); output shapes traced (and every grid value
+checked) before anything compiles; the buckets from a cost model; the chunk size from a memory
+budget; programs compiled as the loop first needs them, overlapping the chunks already
+running; divergence flags."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 
 import jax
 import jax.numpy as jnp
@@ -18,29 +22,52 @@ import numpy as np
 
 from .. import _checks
 from .._checks import InputError
+from . import cost as _cost
 from .liveness import peak_bytes
 from .plan import Plan
 
 
 class Runner:
-    """One jitted program per static point: vmap over points of vmap over seeds, sharded on
-    seeds."""
+    """One jitted program per static point, or per bucket of static points: vmap over points of
+    vmap over seeds, sharded on seeds.
 
-    def __init__(self, plan: Plan, chunk_size, memory_budget, workers=None):
+    `buckets` (for an experiment that declares `capacity`): `"auto"` groups the values of a
+    capacity axis (n, say) into buckets by the cost model (`cost.choose_buckets`: a compile
+    against the padded compute, from `calibration`), `"off"` compiles one program per value,
+    an int k exactly k programs (the cheapest split; one per value when fewer)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        chunk_size,
+        memory_budget,
+        workers=None,
+        buckets: str | int = "auto",
+        calibration=None,
+        measure: bool = True,
+    ):
         self.plan = plan
         self.n_dev = len(plan.devices)
         self.mesh = jax.sharding.Mesh(np.asarray(plan.devices), ("seed",))
         self.points = plan.dynamic_points()
         self.P = math.prod(plan.dynamic_shape)
         self.base_key = jax.random.key(plan.key)
-        self._programs = {}
+        self._programs: dict[tuple[int, int], Future] = {}
         self._traced = {}  # traced for the memory estimate, awaiting their compile
         self._lock = threading.Lock()
+        self.calibration = calibration or _cost.Calibration()
         self.trace_seconds = 0.0  # tracing and lowering to StableHLO
         self.compile_seconds = 0.0  # XLA, or loading from the persistent compilation cache
+        self.run_seconds = 0.0  # chunk programs running (summed over workers)
+        self.flops_done = 0.0  # their flops, as the cost model counts them
+        self._flops: dict[tuple[int, int], float] = {}
+        self._loop_mark = 0.0
         self.workers = default_workers(plan.devices) if workers is None else workers
         self.workers = _checks.check_positive_int("workers", self.workers)
+        buckets = _check_buckets(buckets)
         self.outputs = self._output_shapes()
+        self._group_programs(buckets)
+        self.measure = measure  # False: size chunks from the estimate alone, compiling nothing
         if chunk_size is None:
             chunk_size = self._chunk_from_budget(parse_bytes(memory_budget))
         self.chunk_size = min(_checks.check_positive_int("chunk_size", chunk_size), plan.seeds)
@@ -52,13 +79,103 @@ class Runner:
         fn, check = self.plan.exp.fn, self.plan.exp.check
         skip = frozenset(self.plan.exp.not_applicable)
 
-        def chunk(base_key, seeds, points):
+        def chunk(base_key, seeds, points, sized):
             keys = jax.vmap(jax.random.fold_in, (None, 0))(base_key, seeds)
-            per_seed = jax.vmap(lambda p, k: fn(k, **static, **p), (None, 0))
+            per_seed = jax.vmap(lambda p, k: fn(k, **static, **sized, **p), (None, 0))
             out = jax.vmap(per_seed, (0, None), axis_size=self.P)(points, keys)
             return flag_diverged(dict(out), check, skip)
 
         return chunk
+
+    def _group_programs(self, buckets) -> None:
+        """Which program each static point runs: `self.program_of[s]` (an index into
+        `self.fixed`, the static arguments of each program) and `self.sized[s]` (the sizes it
+        passes as values). A static point alone in its bucket runs its exact-size program."""
+        plan, n_static = self.plan, len(self.plan.static_points)
+        axes = [a for a in plan.static if a in plan.exp.capacity]
+        axis = axes[0] if axes and buckets != "off" else None
+        if axis is not None and not all(_checks_size(v) for v in plan.grid[axis]):
+            axis = None
+        self.bucket_axis = axis
+        self.buckets = self._choose_buckets(axis, buckets) if axis else None
+        self.fixed, self.program_of, self.sized, seen = [], [], [], {}
+        for s in range(n_static):
+            params, sized = plan.static_params(s), {}
+            bucket = self._bucket_of(params[axis]) if axis else None
+            if bucket is not None and len(bucket) > 1:
+                sized = {axis: params.pop(axis)}
+                params[plan.exp.capacity[axis]] = max(bucket)
+                self._validate_sized(params, sized, s)
+            key = _canonical(params)
+            if key not in seen:
+                seen[key] = len(self.fixed)
+                self.fixed.append(params)
+            self.program_of.append(seen[key])
+            self.sized.append(sized)
+
+    def _bucket_of(self, value):
+        assert self.buckets is not None
+        return next(b for b in self.buckets if value in b)
+
+    def _choose_buckets(self, axis: str, buckets) -> list[list[int]]:
+        """Buckets of the axis's values (module docstring of `cost`): the seconds of a static
+        point are its exact program's flops per seed × seeds × dynamic points at this
+        machine's calibrated rate, a compile the calibrated seconds per equation of the
+        largest program (each value's costliest static point stands for it)."""
+        plan = self.plan
+        per_value: dict[int, float] = {}
+        equations = 0
+        for s in range(len(plan.static_points)):
+            v = plan.static_params(s)[axis]
+            f, eq = self._point_cost(s)
+            per_value[v] = max(per_value.get(v, 0.0), f * plan.seeds)
+            equations = max(equations, eq)
+        compile_s = self.calibration.compile_seconds(equations)
+        name = plan.exp.name
+        seconds = lambda v: self.calibration.compute_seconds(per_value[v], name)  # noqa: E731
+        most = None if buckets == "auto" else int(buckets)
+        return _cost.choose_buckets(list(per_value), seconds, compile_s, most)
+
+    def _point_cost(self, s: int) -> tuple[float, int]:
+        """(flops per seed, equations) of static point s's exact-size program, from its trace
+        (remembered in `COSTS`)."""
+        params, batch = self.plan.static_params(s), self.n_dev
+        key = self._key_of(params, (), batch)
+        got = COSTS.get(key)
+        if got is None:
+            t0 = time.perf_counter()
+            traced = self._jitted(params).trace(*self._args_for({}, 0, batch))
+            got = COSTS.put(key, (_cost.flops(traced.jaxpr) / batch, _cost.equations(traced.jaxpr)))
+            self.trace_seconds += time.perf_counter() - t0
+        return got
+
+    def _validate_sized(self, params: dict, sized: dict, s: int) -> None:
+        """Run the experiment's checks with the size given below its capacity (concrete), and
+        check that the outputs keep the exact run's shapes."""
+        got = _traced_shapes(self.plan.exp.fn, {**params, **sized}, self.base_key)
+        shapes = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in got.items()}
+        want = {k: v for k, v in self.outputs.items() if k != "diverged"}
+        if shapes != want:
+            raise InputError(
+                f"experiment {self.plan.exp.name!r} returns other shapes below a capacity at "
+                f"{self.plan.static_params(s)}: {shapes} against {want}"
+            )
+
+    def program_summary(self) -> list[str]:
+        """One line per compiled program: its static point(s), and the capacity a bucket
+        runs at."""
+        lines = []
+        for pid, fixed in enumerate(self.fixed):
+            members = [s for s, p in enumerate(self.program_of) if p == pid]
+            axis = self.bucket_axis
+            if axis and self.sized[members[0]]:
+                cap = fixed[self.plan.exp.capacity[axis]]
+                values = ", ".join(str(self.sized[s][axis]) for s in members)
+                lines.append(f"{axis} ∈ {{{values}}} at capacity {cap}")
+            else:
+                point = {a: self.plan.static_params(members[0])[a] for a in self.plan.static}
+                lines.append(", ".join(f"{a}={v}" for a, v in point.items()) or "one point")
+        return lines
 
     def _output_shapes(self) -> dict:
         """Output shapes and dtypes; tracing the experiment at every grid value (`jax.eval_shape`,
@@ -85,61 +202,100 @@ class Runner:
             )
         return outputs | {"diverged": ((), np.dtype(bool))}
 
-    def program(self, s: int, batch: int):
-        """The compiled program of static point s for `batch` seeds (compiled once; workers
-        asking for it at the same time wait for the one compile). A program compiled by an
-        earlier scan of the same experiment function, static parameters, dynamic point shapes,
-        batch, devices and JAX numerics config is reused (`PROGRAMS`): calling `jf.scan` again
-        from a notebook does not compile again, as a `jax.jit`-ed function would not."""
+    def program(self, pid: int, batch: int):
+        """Compiled program `pid` for `batch` seeds (compiled once; a worker asking for it
+        while another compiles it waits for that compile, while workers running other programs
+        go on). A program compiled by an earlier scan of the same experiment function, static
+        parameters, dynamic point shapes, batch, devices and JAX numerics config is reused
+        (`PROGRAMS`): calling `jf.scan` again from a notebook does not compile again, as a
+        `jax.jit`-ed function would not."""
         with self._lock:
-            if (s, batch) not in self._programs:
-                key = self._program_key(s, batch)
-                compiled = PROGRAMS.get(key)
-                if compiled is None:
-                    compiled = PROGRAMS.put(key, self._compile(s, batch))
-                self._programs[(s, batch)] = compiled
-            return self._programs[(s, batch)]
+            slot = self._programs.get((pid, batch))
+            mine = slot is None
+            if mine:
+                slot = self._programs[(pid, batch)] = Future()
+        assert slot is not None
+        if mine:
+            try:
+                key = self._program_key(pid, batch)
+                got = PROGRAMS.get(key)
+                if got is None:
+                    got = PROGRAMS.put(key, self._compile(pid, batch))
+                self._flops[(pid, batch)] = got[1]
+                slot.set_result(got[0])
+            except BaseException as e:
+                slot.set_exception(e)
+                with self._lock:
+                    del self._programs[(pid, batch)]
+                raise
+        return slot.result()
 
-    def _program_key(self, s: int, batch: int):
+    def is_compiled(self, pid: int, batch: int) -> bool:
+        slot = self._programs.get((pid, batch))
+        return slot is not None and slot.done() and slot.exception() is None
+
+    def _program_key(self, pid: int, batch: int):
         """What a chunk program depends on besides the values of its arguments."""
+        sized = tuple(sorted(self.sized[self.program_of.index(pid)]))
+        return self._key_of(self.fixed[pid], sized, batch)
+
+    def _key_of(self, params: dict, sized: tuple, batch: int):
         exp = self.plan.exp
         points = tuple((a, v.shape, str(v.dtype)) for a, v in sorted(self.points.items()))
         return (
             exp.fn, _canonical(exp.check), tuple(sorted(exp.not_applicable)),
-            _canonical(self.plan.static_params(s)), points, batch,
+            _canonical(params), sized, points, batch,
             tuple((d.platform, d.id) for d in self.plan.devices), _numerics_config(),
         )  # fmt: skip
 
-    def _jitted(self, s: int):
+    def _jitted(self, params: dict):
         seeds_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("seed"))
         out_sh = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "seed"))
         rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        fn = self._fn(self.plan.static_params(s))
-        return jax.jit(fn, in_shardings=(rep, seeds_sh, rep), out_shardings=out_sh)
+        fn = self._fn(params)
+        return jax.jit(fn, in_shardings=(rep, seeds_sh, rep, rep), out_shardings=out_sh)
 
-    def _compile(self, s: int, batch: int):
+    def _trace(self, pid: int, batch: int):
+        s = self.program_of.index(pid)
+        return self._jitted(self.fixed[pid]).trace(*self._args(s, 0, batch))
+
+    def _compile(self, pid: int, batch: int):
         t0 = time.perf_counter()
-        traced = self._traced.pop((s, batch), None)
+        traced = self._traced.pop((pid, batch), None)
         if traced is None:
-            traced = self._jitted(s).trace(*self._args(0, batch))
+            traced = self._trace(pid, batch)
         lowered = traced.lower()
         t1 = time.perf_counter()
         compiled = lowered.compile()
-        self.trace_seconds += t1 - t0
-        self.compile_seconds += time.perf_counter() - t1
-        return compiled
+        t2 = time.perf_counter()
+        with self._lock:
+            self.trace_seconds += t1 - t0
+            self.compile_seconds += t2 - t1
+        self.calibration.record_compile(_cost.equations(traced.jaxpr), t2 - t1)
+        return compiled, _cost.flops(traced.jaxpr)
 
-    def _args(self, start: int, batch: int):
+    def _args(self, s: int, start: int, batch: int):
+        return self._args_for(self.sized[s], start, batch)
+
+    def _args_for(self, sized: dict, start: int, batch: int):
         seeds = jnp.arange(start, start + batch, dtype=jnp.int32)
         points = {a: jnp.asarray(v) for a, v in self.points.items()}
-        return self.base_key, seeds, points
+        return self.base_key, seeds, points, {a: jnp.int32(v) for a, v in sized.items()}
 
     def run(self, s: int, start: int, count: int) -> dict:
         """Outputs for seeds [start, start + count) at static point s: {name: (dyn…, count, …)}.
-        Every chunk runs the one program of its static point: a short last chunk is padded with
-        the seeds after it (computed, then dropped) instead of compiling a program of its own."""
+        Every chunk runs the one program of its static point (or bucket): a short last chunk
+        is padded with the seeds after it (computed, then dropped) instead of compiling a
+        program of its own."""
         batch = self.batch(max(count, self.chunk_size))
-        out = self.program(s, batch)(*self._args(start, batch))
+        pid = self.program_of[s]
+        program = self.program(pid, batch)
+        t0 = time.perf_counter()
+        out = program(*self._args(s, start, batch))
+        out = jax.block_until_ready(out)
+        with self._lock:
+            self.flops_done += self._flops.get((pid, batch), 0.0)
+            self.run_seconds += time.perf_counter() - t0
         shape = self.plan.dynamic_shape
         res = {}
         for name, v in jax.device_get(out).items():
@@ -171,16 +327,20 @@ class Runner:
         limit = budget // self.workers
         cpu = _on_cpu(self.plan.devices)
         probe = self._fit(0.0, 0.0, limit, cpu)  # what the caps alone allow
-        n_static = range(len(self.plan.static_points))
-        per_seed = max(self._estimate(s, probe) for s in n_static) / probe
+        estimates = [self._estimate(pid, probe) for pid in range(len(self.fixed))]
+        largest = int(np.argmax(estimates))
+        per_seed = estimates[largest] / probe
         chunk = self._fit(per_seed, per_seed * ESTIMATE_MARGIN, limit, cpu)
         batch = self.batch(chunk)
-        measured = [_total_bytes(self.program(s, batch).memory_analysis()) for s in n_static]
-        self._traced.clear()  # the probe's traces, when the chunk differs from it
-        most = max((m for m in measured if m is not None), default=0)
-        if most // self.n_dev <= limit:
+        if not self.measure:
             return chunk
-        return self._fit(most / batch, most / batch, limit, cpu)
+        # the largest program is compiled now and measured; the others as the loop needs them
+        measured = _total_bytes(self.program(largest, batch).memory_analysis())
+        for key in [k for k in self._traced if k[1] != batch]:
+            del self._traced[key]  # the probe's traces, when the chunk differs from it
+        if measured is None or measured // self.n_dev <= limit:
+            return chunk
+        return self._fit(measured / batch, measured / batch, limit, cpu)
 
     def _fit(self, per_seed: float, hard_per_seed: float, limit: int, cpu: bool) -> int:
         """Seeds per chunk (a multiple of the device count) for seeds of `per_seed` bytes per
@@ -198,19 +358,66 @@ class Runner:
         even = -(-seeds // n_chunks)
         return -(-even // n_dev) * n_dev
 
-    def _estimate(self, s: int, batch: int) -> int:
-        """Estimated peak bytes of static point s's program for `batch` seeds, from its trace
-        (kept in `self._traced` for the compile when the chunk is `batch`; remembered in
-        `ESTIMATES`, so a rerun traces nothing)."""
-        key = self._program_key(s, batch)
+    def _estimate(self, pid: int, batch: int) -> int:
+        """Estimated peak bytes of program `pid` for `batch` seeds, from its trace (kept in
+        `self._traced` for the compile when the chunk is `batch`; remembered in `ESTIMATES`,
+        so a rerun traces nothing)."""
+        key = self._program_key(pid, batch)
         got = ESTIMATES.get(key)
         if got is None:
             t0 = time.perf_counter()
-            traced = self._jitted(s).trace(*self._args(0, batch))
+            traced = self._trace(pid, batch)
             got = ESTIMATES.put(key, peak_bytes(traced.jaxpr))
             self.trace_seconds += time.perf_counter() - t0
-            self._traced[(s, batch)] = traced
+            self._traced[(pid, batch)] = traced
         return got
+
+    def pending_compile_seconds(self) -> float:
+        """Calibrated compile seconds of the programs this scan still has to compile."""
+        batch = self.batch(self.chunk_size)
+        total = 0.0
+        for pid in range(len(self.fixed)):
+            slot = self._programs.get((pid, batch))
+            if slot is not None and slot.done():
+                continue
+            traced = self._traced.get((pid, batch))
+            if traced is not None and PROGRAMS.get(self._program_key(pid, batch)) is None:
+                total += self.calibration.compile_seconds(_cost.equations(traced.jaxpr))
+        return total
+
+    def compiling_in_loop(self) -> float:
+        """Seconds spent compiling since `mark_loop` (the loop's compile time)."""
+        return self.trace_seconds + self.compile_seconds - self._loop_mark
+
+    def mark_loop(self) -> None:
+        self._loop_mark = self.trace_seconds + self.compile_seconds
+
+    def chunk_seconds_estimate(self) -> float:
+        """Calibrated seconds of one chunk of the average static point (before any ran)."""
+        batch = self.batch(self.chunk_size)
+        n_chunks = -(-self.plan.seeds // self.chunk_size) * len(self.plan.static_points)
+        return self.estimate_seconds(batch)[1] / max(n_chunks, 1)
+
+    def estimate_seconds(self, batch: int) -> tuple[float, float]:
+        """(compiling, computing) seconds of the whole scan from the programs' traces at
+        `batch` seeds a chunk and this machine's calibration (`cost.Calibration`): programs
+        not yet compiled (a program already compiled in this process costs nothing), and every
+        static point's chunks."""
+        compile_s, compute_s = 0.0, 0.0
+        n_chunks = -(-self.plan.seeds // self.chunk_size)
+        name = self.plan.exp.name
+        for pid in range(len(self.fixed)):
+            flops = self._flops.get((pid, batch))
+            if flops is None:
+                traced = self._traced.get((pid, batch))
+                if traced is None:
+                    traced = self._traced[(pid, batch)] = self._trace(pid, batch)
+                flops = _cost.flops(traced.jaxpr)
+                if PROGRAMS.get(self._program_key(pid, batch)) is None:
+                    compile_s += self.calibration.compile_seconds(_cost.equations(traced.jaxpr))
+            runs = n_chunks * self.program_of.count(pid)
+            compute_s += runs * self.calibration.compute_seconds(flops, name)
+        return compile_s, compute_s
 
 
 def _total_bytes(mem) -> int | None:
@@ -265,8 +472,9 @@ class _Bounded:
             self._items.clear()
 
 
-# Compiled programs kept across `jf.scan` calls in this process (`PROGRAMS.clear()` frees them;
-# like `jax.jit`'s own cache it keys on the function object, so an edited function recompiles).
+# Compiled programs (with their flops) kept across `jf.scan` calls in this process
+# (`PROGRAMS.clear()` frees them; like `jax.jit`'s own cache it keys on the function object, so
+# an edited function recompiles).
 PROGRAMS = _Bounded(32)
 
 
@@ -277,6 +485,26 @@ SHAPES = _Bounded(256)
 # Estimated chunk bytes by program key (`Runner._estimate`): a rerun sizes its chunks without
 # tracing again.
 ESTIMATES = _Bounded(256)
+
+# (flops per seed, equations) of static points' exact programs (`Runner._point_cost`): the
+# bucket choice of a rerun traces nothing.
+COSTS = _Bounded(256)
+
+
+def _check_buckets(buckets):
+    """`"auto"`, `"off"` or a positive int (that many programs for the bucketed axis)."""
+    if buckets in ("auto", "off"):
+        return buckets
+    if isinstance(buckets, str) and buckets.isdigit():
+        buckets = int(buckets)
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+        raise InputError(f"buckets must be 'auto', 'off' or a positive int, got {buckets!r}")
+    return buckets
+
+
+def _checks_size(v) -> bool:
+    """A value a capacity axis can pass as a dynamic size: a positive int."""
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def _traced_shapes(fn, params: dict, key):

@@ -22,13 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks, _vocabulary, activations as _act, labels as _labels
+from .. import _checks, _sized, _vocabulary, activations as _act, labels as _labels
 from .._checks import InputError, InputTypeError
+from .._sized import Capacity
 from ..data import Distribution, MultiIndex, SingleIndex
 from ..nets import TwoLayer, unit_rows
 from ..ridge import RIDGE_LOSSES, ridge_fit, ridge_path
 from ..rows import ArrayRows, Rows, SampledRows, fold_rows
-from ..spectrum import LazyFeatures, count_spikes, hermite_features
+from ..spectrum import DenseFeatures, LazyFeatures, count_spikes, hermite_features
 
 __all__ = ["OneStepResult", "init_weights", "one_step", "one_step_spikes"]
 
@@ -54,14 +55,15 @@ _SCALES = {  # output scale of a width-N network (the arithmetic of 0.1, so draw
 }
 
 
-def _check_width(where, width, N, stacklevel=5):
-    """`width` (or its deprecated name `N`) as a positive int; the error names the one given.
+def _check_width(where, width, N, stacklevel=5, capacity=None):
+    """(`width` (or its deprecated name `N`), its capacity): a positive int and itself, or
+    with a `capacity` a possibly traced live width below it; the error names the one given.
     `stacklevel` points the deprecation warning at the user's call (5: called from the public
     function itself)."""
     name, width = _vocabulary.renamed(where, "width", width, "N", N, stacklevel=stacklevel)
     if width is None:
         raise InputError(f"{where}: width= (the number of neurons) is required")
-    return _checks.check_positive_int(name, width)
+    return _sized.check_size(name, width, capacity)
 
 
 def _check_scheme(where, scheme, init, stacklevel=5):
@@ -98,8 +100,8 @@ def one_step(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
-    n: int | None = None,
-    width: int | None = None,
+    n: int | Array | None = None,
+    width: int | Array | None = None,
     activation: str | _act.Activation = "shifted_relu",
     alpha=0.3,
     c=1.0,
@@ -114,6 +116,7 @@ def one_step(
     return_data: bool = False,
     tile: int | None = None,
     remove_low_order: bool = False,
+    capacity: Capacity | None = None,
     N: int | None = None,
     init: str | None = None,
 ) -> OneStepResult:
@@ -138,23 +141,34 @@ def one_step(
     O(N·d + tile·(N + d)) whatever n is (the samples then differ from `tile=None`'s draw).
     `N=` and `init=` are the deprecated 0.1 names of `width=` and `scheme=`.
 
+    **Dynamic sizes** (DESIGN §4): with `capacity=jf.Capacity(n=…, width=…)`, `n` (and
+    `width`) may be traced values up to those static capacities, and a sweep over them
+    compiles once. The step then runs on capacity rows and neurons of which the first n and
+    width are live (the same draws as the exact sizes, `jaxfeat._sized`); padding contributes
+    nothing, and W₀, W₁, a hold zeros in their padding rows. A `dist` with `live_dim` pads the
+    dimension the same way. Not with `tile` or `data`.
+
     **Returns:** a `OneStepResult`.
     """
     _check_step_args(key, dist, alpha, c, eta)
-    labels = _check_labels(labels, remove_low_order, tile)
+    cap = _check_capacity(capacity, tile, data)
+    labels = _check_labels(labels, remove_low_order, tile or cap.n)
     tile = None if tile is None else _checks.check_positive_int("tile", tile)
-    n, data = _check_data(data, n, dist.dim, tile, return_data)
-    W0, a = _initial_weights(key, dist.dim, width, N, scheme, init, W0, a, a_law, tile)
-    N = W0.shape[0]
+    n, data = _check_data(data, n, dist.dim, tile, return_data, cap.n)
+    W0, a, live_width = _initial_weights(
+        key, dist, width, N, scheme, init, W0, a, a_law, tile, cap.width
+    )
     output_scale = _vocabulary.output_scale("one_step", output_scale)
     act = _act.get(activation)
     dtype = W0.dtype
-    rows = _step_rows(jax.random.split(key, 3)[0], dist, n, tile, data)
-    scale = jnp.asarray(_SCALES[output_scale](N), dtype)
+    rows = _step_rows(jax.random.split(key, 3)[0], dist, n, tile, data, cap.n)
+    scale = _output_scale(output_scale, live_width, dtype)
     eta = c * jnp.asarray(n, dtype) ** alpha if eta is None else jnp.asarray(eta, dtype)
     adjust = _labels.label_adjuster(rows, labels)
     # centred homogeneous neurons (sigma_ge2) depend on |w_i| too: ∂L/∂w_i gets ∂L/∂|w_i|·w_i/|w_i|
-    norms = TwoLayer(W0, jnp.zeros(N, dtype), a, act).norms() if act.removed else jnp.ones(N, dtype)
+    width_cap = W0.shape[0]
+    zeros = jnp.zeros(width_cap, dtype)
+    norms = TwoLayer(W0, zeros, a, act).norms() if act.removed else jnp.ones(width_cap, dtype)
     tile_terms = functools.partial(_tile_terms, W0, a, norms, act, scale, adjust, n)
     block = dist.dim if tile is None else min(dist.dim, max(tile, 1024))  # DᵀX columns at a time
     W1, zeta = _gradient_step(rows, W0, norms, tile_terms, eta / scale, act.removed, block)
@@ -165,24 +179,47 @@ def one_step(
 _A_LAWS = ("gaussian", "sign")
 
 
-def _check_labels(labels, remove_low_order, tile):
+def _check_capacity(capacity, tile, data) -> Capacity:
+    """The capacities of the dynamic sizes (an empty `Capacity` when none is given)."""
+    if capacity is None:
+        return Capacity()
+    if not isinstance(capacity, Capacity):
+        raise InputTypeError(f"capacity must be a jaxfeat.Capacity, got {capacity!r}")
+    if capacity.n is not None and (tile is not None or data is not None):
+        raise InputError("capacity.n (a dynamic sample size) is not for tile= or data=")
+    return capacity
+
+
+def _output_scale(output_scale, N, dtype):
+    """The network's output scale for N neurons (N may be traced)."""
+    if _sized.is_static(N):
+        return jnp.asarray(_SCALES[output_scale](N), dtype)
+    dtype = dtype or jnp.zeros(()).dtype
+    Nf = jnp.asarray(N, dtype)
+    return {"1": jnp.ones((), dtype), "1/sqrt(width)": 1.0 / jnp.sqrt(Nf), "1/width": 1.0 / Nf}[
+        output_scale
+    ]
+
+
+def _check_labels(labels, remove_low_order, streamed):
     """The label rule; the deprecated `remove_low_order=True` is `labels="centred"`."""
     if remove_low_order:
         if labels is not None:
             raise InputError("one_step: give labels= only (remove_low_order= is its old name)")
         _vocabulary.deprecated("one_step", "remove_low_order=True", "labels='centred'", 4)
         labels = "centred"
-    return _labels.check_rule(labels, streamed=tile is not None)
+    return _labels.check_rule(labels, streamed=streamed is not None)
 
 
-def _check_data(data, n, dim, tile, return_data):
-    """(n, (X, y) or None): the step's own samples when given (n = len(X))."""
+def _check_data(data, n, dim, tile, return_data, capacity=None):
+    """(n, (X, y) or None): the step's own samples when given (n = len(X)); n may be traced
+    below a `capacity`."""
     if return_data and tile is not None:
         raise InputError("return_data=True keeps all n samples; not with tile= (streamed)")
     if data is None:
         if n is None:
             raise InputError("one_step: n= (the number of step samples) is required")
-        return _checks.check_positive_int("n", n), None
+        return _sized.check_size("n", n, capacity)[0], None
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise InputTypeError("data must be a pair (X, y) of arrays of shape (n, dim) and (n,)")
     X, y = data
@@ -195,23 +232,31 @@ def _check_data(data, n, dim, tile, return_data):
     return m, (jnp.asarray(X, dtype), jnp.asarray(y, dtype))
 
 
-def _initial_weights(key, d, width, N, scheme, init, W0, a, a_law, tile) -> tuple[Array, Array]:
-    """(W₀, a): given, or drawn from the second and third of `key`'s three parts."""
+def _initial_weights(
+    key, dist, width, N, scheme, init, W0, a, a_law, tile, capacity=None
+) -> tuple[Array, Array, int | Array]:
+    """(W₀, a, live width): given, or drawn from the second and third of `key`'s three parts;
+    with a width `capacity`, drawn at the capacity with the first `width` rows live (and the
+    dimension's live part, `dist.live_dim`); given ones then hold `capacity` rows, zero
+    beyond the live width."""
+    d = dist.dim
     if W0 is not None:
         if scheme is not None or init is not None:
             raise InputError("one_step: give W0= or scheme=, not both")
         n_rows = _checks.check_ndim("W0", W0, 2, f"(width, {d})")[0]
         width = n_rows if width is None and N is None else width
-    N = _check_width("one_step", width, N, stacklevel=6)  # one_step → _initial_weights → here
+    N, cap = _check_width("one_step", width, N, stacklevel=6, capacity=capacity)
     scheme = _check_scheme("one_step", scheme, init, stacklevel=6)
-    W0_drawn, a_drawn = _draw_init(key, N, d, scheme, a_law, tile, W0 is None, a is None)
+    live_dim = getattr(dist, "live_dim", None)
+    live = (N, d if live_dim is None else live_dim)
+    W0_drawn, a_drawn = _draw_init(key, cap, d, scheme, a_law, tile, W0 is None, a is None, live)
     dtype = jnp.zeros(()).dtype
     W0 = W0_drawn if W0 is None else jnp.asarray(W0, dtype)
     a = a_drawn if a is None else jnp.asarray(a, dtype)
-    _checks.check_shape("W0", W0, (N, d), "(width, dim)")
-    _checks.check_shape("a", a, (N,), "(width,)")
+    _checks.check_shape("W0", W0, (cap, d), "(width, dim)")
+    _checks.check_shape("a", a, (cap,), "(width,)")
     assert W0 is not None and a is not None
-    return W0, a
+    return W0, a, N
 
 
 def init_weights(
@@ -228,25 +273,32 @@ def init_weights(
     return W0, a
 
 
-def _draw_init(key, N, d, scheme, a_law, tile, draw_W=True, draw_a=True):
+def _draw_init(key, N, d, scheme, a_law, tile, draw_W=True, draw_a=True, live=None):
     """W₀ and a (None where not `draw_…`) from the second and third of `key`'s three parts
-    (the first draws the data)."""
+    (the first draws the data); `live` = (live width, live dim) below (N, d) (`_sized`)."""
     if a_law not in _A_LAWS:
         raise InputError(f"a_law must be one of {_A_LAWS}, got {a_law!r}")
     _, k_w, k_a = jax.random.split(key, 3)
     dtype = jnp.zeros(()).dtype
-    W0 = unit_rows(k_w, N, d, scheme, dtype, tile) if draw_W else None
+    live = (N, d) if live is None else live
+    W0 = unit_rows(k_w, N, d, scheme, dtype, tile, live) if draw_W else None
     if not draw_a:
         return W0, None
     a = (jax.random.normal if a_law == "gaussian" else jax.random.rademacher)(k_a, (N,))
-    return W0, a.astype(dtype) / np.sqrt(N)
+    if _sized.is_static(live[0]) and live[0] == N:
+        return W0, a.astype(dtype) / np.sqrt(N)
+    a = a.astype(dtype) / jnp.sqrt(jnp.asarray(live[0], dtype))
+    return W0, _sized.where(_sized.live_mask(N, live[0]), a, 0.0)
 
 
-def _step_rows(key, dist, n, tile, data=None):
-    """The step's n samples: given, drawn at once, or (`tile`) tile by tile and never stored."""
+def _step_rows(key, dist, n, tile, data=None, capacity=None):
+    """The step's n samples: given, drawn at once, or (`tile`) tile by tile and never stored;
+    with a `capacity`, drawn at the capacity with the first n rows live."""
     if data is not None:
         return ArrayRows(*data, tile=n if tile is None else tile)
     if tile is None:
+        if capacity is not None:
+            return ArrayRows(*dist.sample(key, n, capacity=capacity), tile=capacity, live=n)
         return ArrayRows(*dist.sample(key, n), tile=n)
     return SampledRows(dist, n, key=key, tile=tile)
 
@@ -316,9 +368,9 @@ def one_step_spikes(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
-    n: int,
-    n_tilde: int | None = None,
-    width: int | None = None,
+    n: int | Array,
+    n_tilde: int | Array | None = None,
+    width: int | Array | None = None,
     n_test: int = 2000,
     activation="shifted_relu",
     alpha=0.3,
@@ -336,6 +388,7 @@ def one_step_spikes(
     init_readout: bool = True,
     tile: int | None = None,
     iters: int = 8,
+    capacity: Capacity | None = None,
     N: int | None = None,
     **step_kwargs,
 ) -> dict[str, Array]:
@@ -366,21 +419,29 @@ def one_step_spikes(
 
     `width` is the number of neurons (`N=` its deprecated name); `step_kwargs` (`scheme`,
     `output_scale`, `eta`, `W0`, `a`, `a_law`) go to `one_step`.
+
+    **Dynamic sizes**: with `capacity=jf.Capacity(n=…, n_tilde=…, width=…)` those sizes may be
+    traced values up to the static capacities (`one_step`'s docstring): a sweep over n, ñ and
+    the width compiles one program per capacity, and every output equals the exact-size run's
+    to rounding (the same draws; spike counts identical). Dense path only.
     """
-    N = _check_width("one_step_spikes", width, N)
+    cap = _check_capacity(capacity, tile, None)
+    live_width, _ = _check_width("one_step_spikes", width, N, capacity=cap.width)
     act = _act.get(activation)
-    n = _checks.check_positive_int("n", n)
-    n_tilde = _check_readout(readout, n, n_tilde, tile)
+    n, _ = _sized.check_size("n", n, cap.n)
+    n_tilde, tilde_cap = _check_readout(readout, n, n_tilde, tile, cap)
     spikes = _check_spike_args(degree, k, margin)
-    ridge = _check_ridge(lambdas, ridge_loss, intercept, ridge_scale, n_test, test_tile, N)
-    _labels.check_rule(labels, streamed=test_tile is not None)  # a callable sees whole sets
+    ridge = _check_ridge(lambdas, ridge_loss, intercept, ridge_scale, n_test, test_tile, live_width)
+    padded = cap != Capacity()  # a callable label rule sees whole sets and knows no padding
+    _labels.check_rule(labels, streamed=test_tile is not None or padded)
     if not isinstance(init_readout, bool):
         raise InputTypeError(f"init_readout must be True or False, got {init_readout!r}")
     ridge["init_readout"] = init_readout
     k_step, k_feat, k_test = jax.random.split(key, 3)
+    step_cap = Capacity(n=cap.n, width=cap.width) if padded else None
     res = one_step(
-        k_step, dist, n=n, width=N, activation=act, alpha=alpha, c=c, tile=tile, labels=labels,
-        return_data=readout == "step", **step_kwargs,
+        k_step, dist, n=n, width=live_width, activation=act, alpha=alpha, c=c, tile=tile, labels=labels,
+        return_data=readout == "step", capacity=step_cap, **step_kwargs,
     )  # fmt: skip
     info = {
         "eta": res.eta,
@@ -393,27 +454,30 @@ def one_step_spikes(
         assert res.X is not None and res.y is not None
         train = res.X, res.y
     else:
-        train = dist.sample(k_feat, n_tilde)
+        train = dist.sample(k_feat, n_tilde, capacity=tilde_cap)
     test = _test_rows(dist, k_test, ridge)
-    return _dense_spikes(train, test, res, act, labels, ridge, spikes) | info
+    live = (n_tilde if padded else None, live_width if cap.width is not None else None)
+    return _dense_spikes(train, test, res, act, labels, ridge, spikes, live) | info
 
 
 _READOUTS = ("fresh", "step")
 
 
-def _check_readout(readout, n, n_tilde, tile) -> int:
-    """ñ: `n_tilde` for a fresh readout sample, n for the step's own."""
+def _check_readout(readout, n, n_tilde, tile, cap: Capacity):
+    """(ñ, its capacity or None): `n_tilde` for a fresh readout sample, n for the step's own."""
     if readout not in _READOUTS:
         raise InputError(f"readout must be one of {_READOUTS}, got {readout!r}")
     if readout == "fresh":
         if n_tilde is None:
             raise InputError("n_tilde= (the readout sample size) is required with readout='fresh'")
-        return _checks.check_positive_int("n_tilde", n_tilde)
+        return _sized.check_size("n_tilde", n_tilde, cap.n_tilde)[0], cap.n_tilde
     if tile is not None:
         raise InputError("readout='step' reuses the step's samples; not with tile= (streamed)")
-    if n_tilde is not None and n_tilde != n:
+    if cap.n_tilde is not None:
+        raise InputError("readout='step' reuses the step's samples: give capacity.n, not n_tilde")
+    if n_tilde is not None and not (_sized.is_static(n_tilde) and n_tilde == n):
         raise InputError(f"readout='step' uses the step's n={n} samples; got n_tilde={n_tilde}")
-    return n
+    return n, cap.n
 
 
 def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
@@ -430,9 +494,10 @@ def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
     scale = _vocabulary.output_scale("one_step_spikes", scale)
     n_test = _checks.check_positive_int("n_test", n_test)
     test_tile = None if test_tile is None else _checks.check_positive_int("test_tile", test_tile)
+    feature_scale = _SCALES[scale](N) if _sized.is_static(N) else _output_scale(scale, N, None)
     return dict(
-        lambdas=lambdas, loss=loss, intercept=intercept, scale=_SCALES[scale](N),
-        n_test=n_test, test_tile=test_tile,
+        lambdas=lambdas, loss=loss, intercept=intercept, scale=feature_scale,
+        unit_scale=scale == "1", n_test=n_test, test_tile=test_tile,
     )  # fmt: skip
 
 
@@ -470,33 +535,43 @@ def _test_rows(dist, key, ridge) -> Rows:
     return ArrayRows(X, y, tile=ridge["test_tile"] or ridge["n_test"])
 
 
-def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes) -> dict[str, Array]:
+def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes, live) -> dict[str, Array]:
     """Spike statistics of the dense F₁ on the readout sample `train` = (X̃, ỹ), the F₀ edge,
-    and the ridge test errors of W₀ and W₁ features on the `test` rows."""
+    and the ridge test errors of W₀ and W₁ features on the `test` rows. `live` = (ñ, width)
+    live below the arrays' capacities (None: all of it; `jaxfeat._sized`)."""
     Xt, yt = train
-    yt = _labels.preprocess_labels(Xt, yt, labels)
-    zeros = jnp.zeros(res.W1.shape[0], Xt.dtype)
-    feats = lambda W, X: TwoLayer(W, zeros, res.a, act).features(X)  # noqa: E731
+    n_live, width_live = live
+    yt = _labels.preprocess_labels(Xt, yt, labels, n=n_live)
+    width_cap = res.W1.shape[0]
+    zeros = jnp.zeros(width_cap, Xt.dtype)
+    neurons = None if width_live is None else _sized.live_mask(width_cap, width_live)
+
+    def feats(W, X):  # σ(XWᵀ); padding neurons' columns zero (σ(0) need not be)
+        F = TwoLayer(W, zeros, res.a, act).features(X)
+        return F if neurons is None else _sized.where(neurons[None, :], F, 0.0)
+
     F1 = feats(res.W1, Xt)
     H = hermite_features(Xt, res.zeta, spikes["degree"])
-    stats = count_spikes(F1, H, k=spikes["k"], margin=spikes["margin"])
+    stats = count_spikes(DenseFeatures(F1, n=n_live), H, k=spikes["k"], margin=spikes["margin"])
     weights = (res.W1, res.W0) if ridge["init_readout"] else (res.W1,)
     Fs = [F1] + [feats(W, Xt) for W in weights[1:]]
-    fits = [_readout_fit(F, yt, ridge) for F in Fs]
+    fits = [_readout_fit(F, yt, ridge, n_live) for F in Fs]
     adjust = _labels.label_adjuster(test, labels)
     errors = _test_errors(test, adjust, feats, weights, fits, ridge)
     if not ridge["init_readout"]:
         nan = jnp.full((), jnp.nan, F1.dtype)
         return stats | errors | dict.fromkeys(NO_INIT_READOUT, nan)
-    return stats | errors | {"f0_edge": _centred_top_singular_value(Fs[1], fits[1], ridge)}
+    f0_edge = _centred_top_singular_value(DenseFeatures(Fs[1], n=n_live), fits[1], ridge)
+    return stats | errors | {"f0_edge": f0_edge}
 
 
-def _readout_fit(F, y, ridge) -> dict:
-    """The ridge readout on features F: a path over a λ grid, or one solve for one λ."""
+def _readout_fit(F, y, ridge, n=None) -> dict:
+    """The ridge readout on features F (its first n rows live): a path over a λ grid, or one
+    solve for one λ."""
     conv = dict(intercept=ridge["intercept"], loss=ridge["loss"], feature_scale=ridge["scale"])
     if ridge["lambdas"].ndim == 0:
-        return ridge_fit(F, y, ridge["lambdas"], **conv)
-    return ridge_path(F, y, ridge["lambdas"], **conv)
+        return ridge_fit(F, y, ridge["lambdas"], n=n, **conv)
+    return ridge_path(F, y, ridge["lambdas"], n=n, **conv)
 
 
 def _test_errors(test: Rows, adjust, feats, weights, fits, ridge) -> dict[str, Array]:
@@ -522,14 +597,14 @@ def _test_errors(test: Rows, adjust, feats, weights, fits, ridge) -> dict[str, A
     return {name: jnp.min(s) / test.n for name, s in zip(names, sq)}
 
 
-def _centred_top_singular_value(F0, fit0, ridge):
+def _centred_top_singular_value(F0: DenseFeatures, fit0, ridge):
     """Top singular value of the column-centred F₀: from the ridge path's eigendecomposition when
     it is of the centred, unscaled F₀ (the default conventions), else from its own."""
-    n = F0.shape[0]
-    if "gram_eigenvalues" in fit0 and ridge["intercept"] and ridge["scale"] == 1.0:
+    n = F0.shape[0] if F0.live is None else F0.live
+    if "gram_eigenvalues" in fit0 and ridge["intercept"] and ridge["unit_scale"]:
         return jnp.sqrt(n * jnp.maximum(fit0["gram_eigenvalues"][-1], 0.0))
-    Fc = F0 - jnp.mean(F0, 0)[None, :]
-    gram = Fc.T @ Fc if F0.shape[1] <= n else Fc @ Fc.T
+    Fc = F0.centred(F0.column_mean())
+    gram = Fc.T @ Fc if F0.shape[1] <= F0.shape[0] else Fc @ Fc.T
     return jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(gram)[-1], 0.0))
 
 

@@ -32,6 +32,12 @@ class Experiment:
     - `padded`: dynamic integer parameters that set a shape, mapped to the static parameter that
       receives the grid's maximum, e.g. `{"width": "max_width"}`: widths are padded and masked so a
       width sweep compiles once.
+    - `capacity`: static integer size parameters that the experiment also accepts as dynamic
+      values below a static capacity, mapped to the parameter that receives the capacity, e.g.
+      `{"n": "n_capacity"}` (`jaxfeat.Capacity`, DESIGN §4). The scan engine groups such an
+      axis's values into buckets, one compiled program per bucket at the bucket's largest
+      value, from a cost model that weighs a compile against the padded compute; a seed's
+      numbers do not depend on its bucket (to rounding).
     - `dims`: names of the trailing dimensions of non-scalar outputs, e.g.
       `{"singular_values": ("k",)}`.
     - `coords`: coordinate values of output dimensions, `{dim: fn(params) -> values}` evaluated
@@ -55,6 +61,7 @@ class Experiment:
     defaults: Mapping | None = None
     dynamic: frozenset = frozenset()
     padded: Mapping = dataclasses.field(default_factory=dict)
+    capacity: Mapping = dataclasses.field(default_factory=dict)
     dims: Mapping = dataclasses.field(default_factory=dict)
     coords: Mapping = dataclasses.field(default_factory=dict)
     check: tuple | None = None

@@ -3,16 +3,20 @@ over α × n, with the theory ℓ(α) = ⌈1/(1−2α)⌉ − 1 drawn on the fig
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _vocabulary, plotting
+from .. import _checks, _sized, _vocabulary, plotting
 from .._checks import InputError
+from .._sized import Capacity
 from ..algorithms.one_gradient_step import (
     NO_INIT_READOUT,
     OneStepResult,
+    _draw_init,
     init_weights,
     one_step,
     one_step_spikes,
@@ -53,6 +57,7 @@ def run(
     k=10,
     degree=8,
     margin=1.02,
+    n_capacity=None,
     N=None,
 ):
     """One seed: y = (1/k)Σ_{j<k} f*(x_j) + noise·ε over the first k = `indices` coordinates
@@ -64,7 +69,12 @@ def run(
     `one_step_spikes`' (`scheme`, `a_law`, `output_scale`, `labels`, `readout`, `lambdas`,
     `ridge_loss`, `intercept`, `ridge_scale`, `test_tile`, `init_readout`). Returns
     `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width`
-    (stores written by 0.1 hold `N`; `--set N=…` still works and warns)."""
+    (stores written by 0.1 hold `N`; `--set N=…` still works and warns).
+
+    `n_capacity` (a static int ≥ n) makes n a dynamic size (`jaxfeat.Capacity`): the seed
+    runs on n_capacity step and readout samples (and the dimension and width that ratio·n
+    gives) of which its own are live, with the same numbers as at its exact size. The scan
+    engine sets it to group the values of n into one compiled program per bucket."""
     dist, step, spikes = _protocol(
         alpha=alpha, c=c, n=n, n_tilde=n_tilde, dim=dim, width=width, ratio=ratio,
         activation=activation, target=target, basis=basis, indices=indices, noise=noise,
@@ -72,6 +82,7 @@ def run(
         labels=labels, readout=readout, lambdas=lambdas, ridge_loss=ridge_loss,
         intercept=intercept, ridge_scale=ridge_scale, n_test=n_test, test_tile=test_tile,
         init_readout=init_readout, k=k, degree=degree, margin=margin, N=N,
+        n_capacity=n_capacity,
     )  # fmt: skip
     return one_step_spikes(key, dist, **step, **spikes)
 
@@ -86,41 +97,84 @@ def step(key, **params) -> OneStepResult:
 
 def _protocol(**p) -> tuple[Any, dict, dict]:
     """(dist, one_step's arguments, the readout's arguments) of `run`'s parameters."""
-    n = _checks.check_positive_int("n", p["n"])
+    cap_n = p.get("n_capacity")
+    n, cap_n = _sized.check_size("n", p["n"], cap_n) if cap_n is not None else (p["n"], None)
+    if cap_n is None:
+        n = _checks.check_positive_int("n", n)
     if not 0 < _checks.check_nonneg_float("ratio", p["ratio"]):
         raise InputError(f"ratio must be > 0, got {p['ratio']}")
-    dim = p["dim"]
-    dim = max(1, round(p["ratio"] * n)) if dim is None else _checks.check_positive_int("dim", dim)
+    padded = cap_n is not None
+    dim, dim_cap = _size("dim", p["dim"], p["ratio"], n, cap_n)
     name, width = _vocabulary.renamed("spikes", "width", p["width"], "N", p["N"])
-    width = dim if width is None else _checks.check_positive_int(name, width)
-    dist = _teacher(dim, p["target"], p["basis"], p["indices"], p["noise"])
+    grows = padded and width is None and p["dim"] is None  # the width follows n: padded
+    width, width_cap = (dim, dim_cap) if width is None else _size(name, width, 0, n, None)
+    live_dim = dim if padded and p["dim"] is None else None
+    dist = _teacher(dim_cap, p["target"], p["basis"], p["indices"], p["noise"], live_dim)
     step: dict[str, Any] = dict(n=n, width=width, activation=p["activation"])
     step |= dict(alpha=p["alpha"], c=p["c"], output_scale=p["output_scale"])
     if p["init_seed"] is None:
         step |= dict(scheme=p["scheme"], a_law=p["a_law"])
     else:
         init_key = jax.random.key(_checks.check_nonneg_int("init_seed", p["init_seed"]))
-        W0, a = init_weights(init_key, width=width, dim=dim, scheme=p["scheme"], a_law=p["a_law"])
+        scheme, a_law = p["scheme"], p["a_law"]
+        if grows:  # the fixed initialisation at this seed's live width and dimension
+            W0, a = _draw_init(init_key, width_cap, dim_cap, scheme, a_law, None, live=(width, dim))
+        else:
+            W0, a = init_weights(init_key, width=width, dim=dim_cap, scheme=scheme, a_law=a_law)
         step |= dict(W0=W0, a=a)
     readout = ("n_test", "test_tile", "init_readout", "k", "degree", "margin", "labels", "readout")
     readout += ("lambdas", "ridge_loss", "intercept", "ridge_scale")
     spikes: dict[str, Any] = {r: p[r] for r in readout}
-    n_tilde = n if p["n_tilde"] is None else p["n_tilde"]
-    spikes["n_tilde"] = None if p["readout"] == "step" and n_tilde == n else n_tilde
+    same_tilde = p["n_tilde"] is None
+    n_tilde = n if same_tilde else p["n_tilde"]
+    reuse = same_tilde or (_sized.is_static(n) and n_tilde == n)
+    spikes["n_tilde"] = None if p["readout"] == "step" and reuse else n_tilde
+    if padded:
+        fresh = p["readout"] == "fresh" and same_tilde
+        capacity = Capacity(n=cap_n, n_tilde=cap_n if fresh else None)
+        spikes["capacity"] = dataclasses.replace(capacity, width=width_cap if grows else None)
     return dist, step, spikes
 
 
-def _teacher(dim, target, basis, indices, noise):
+def _size(name, value, ratio, n, cap_n) -> tuple:
+    """(live size, capacity) of `dim` or `width`: `value` when given (static), else ratio·n
+    rounded (at least 1), and with a capacity for n the same at the capacity. The traced
+    rounding is checked against Python's at every concrete n, so a bucketed run never sizes a
+    seed differently from its exact run."""
+    if value is not None:
+        v = _checks.check_positive_int(name, value)
+        return v, v
+    if cap_n is None:
+        v = max(1, round(ratio * n))
+        return v, v
+    cap = max(1, round(ratio * cap_n))
+    dtype = jnp.zeros(()).dtype
+    if _sized.is_static(n):  # the traced arithmetic, in NumPy: the same rounding or an error
+        exact, in_dtype = max(1, round(ratio * n)), int(np.round(dtype.type(n) * dtype.type(ratio)))
+        if max(1, in_dtype) != exact:
+            raise InputError(
+                f"{name}: ratio·n = {ratio}·{n} rounds to {exact} but to {in_dtype} in "
+                f"{dtype}; give {name}= or n_capacity=None"
+            )
+        return exact, cap
+    traced = jnp.maximum(1, jnp.round(jnp.asarray(n, dtype) * ratio)).astype(jnp.int32)
+    return traced, cap
+
+
+def _teacher(dim, target, basis, indices, noise, live_dim=None):
     """Single-index f*(x₁) (indices = 1) or the average of f* over the first `indices`
-    coordinates (an additive multi-index model with orthonormal directions)."""
+    coordinates (an additive multi-index model with orthonormal directions); `live_dim` pads
+    the inputs beyond it (`jaxfeat.data.SingleIndex`)."""
     coef = _check_target(target)
     indices = _checks.check_positive_int("indices", indices)
     if indices == 1:
-        return SingleIndex(np.eye(1, dim)[0], coef, noise=noise, basis=basis)
-    if indices > dim:
-        raise InputError(f"indices must be <= dim = {dim}, got {indices}")
+        return SingleIndex(np.eye(1, dim)[0], coef, noise=noise, basis=basis, live_dim=live_dim)
+    if indices > dim or (
+        live_dim is not None and _sized.is_static(live_dim) and live_dim < indices
+    ):
+        raise InputError(f"indices must be <= dim = {live_dim or dim}, got {indices}")
     coef = list(np.asarray(coef, float) / indices)
-    return MultiIndex(np.eye(indices, dim), coef, noise=noise, basis=basis)
+    return MultiIndex(np.eye(indices, dim), coef, noise=noise, basis=basis, live_dim=live_dim)
 
 
 def _check_target(target) -> list:
@@ -190,6 +244,7 @@ spikes_experiment = Experiment(
     fn=run,
     description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",
     dynamic=frozenset({"alpha", "c"}),
+    capacity={"n": "n_capacity"},
     dims={
         "singular_values": ("k",),
         "mass_in_hermite_span": ("k",),
