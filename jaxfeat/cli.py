@@ -149,6 +149,7 @@ def _run(args) -> int:
         overwrite=args.overwrite,
         allow_code_change=args.allow_code_change,
         progress=not args.quiet,
+        cache_dir=None,  # set by --cache-dir in _configure_jax
     )
     print(f"{exp.name}: {_timing_line(ds, time.perf_counter() - t0)}; dataset: {out}")
     if not args.no_plot:

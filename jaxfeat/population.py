@@ -225,13 +225,18 @@ def monte_carlo_gradient(
     _check_neurons(dist, W, b)
     n_samples = _checks.check_positive_int("n_samples", n_samples)
     chunk = min(_checks.check_positive_int("chunk", chunk), n_samples)
+    return _monte_carlo(key, dist, jnp.asarray(W), jnp.asarray(b), n_samples, chunk)
+
+
+@eqx.filter_jit  # module level: a second eager call with the same shapes compiles nothing
+def _monte_carlo(key, dist, W, b, n_samples: int, chunk: int):
     n_chunks = -(-n_samples // chunk)
-    W, b = jnp.asarray(W), jnp.asarray(b)
 
     def body(i, acc):
         X, y = dist.sample(jax.random.fold_in(key, i), chunk)
         valid = (i * chunk + jnp.arange(chunk)) < n_samples
-        yx = jnp.where(valid, y, 0.0)[:, None] * X.astype(W.dtype)
+        y_live: Array = jnp.where(valid, y, 0.0)  # pyright: ignore[reportAssignmentType]
+        yx = y_live[:, None] * X.astype(W.dtype)
         return acc[0] + active_sum(X, W, b, yx), acc[1] + active_sum(X, W, b, yx**2)
 
     s1, s2 = jax.lax.fori_loop(0, n_chunks, body, (jnp.zeros_like(W), jnp.zeros_like(W)))

@@ -19,6 +19,7 @@ in lockstep, so that every streamed pass over X̃ serves both.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -323,7 +324,7 @@ def _dense_spectrum(F: DenseFeatures, k, center):
     return (s, other, Y) if right else (s, Y, other)
 
 
-def feature_spectrum(
+def _feature_spectrum(
     F: ArrayLike | FeatureSource,
     k: int,
     *,
@@ -396,7 +397,7 @@ def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) ->
     }
 
 
-def count_spikes(
+def _count_spikes(
     F: ArrayLike | FeatureSource,
     H: ArrayLike | None = None,
     *,
@@ -430,6 +431,22 @@ def count_spikes(
     # F is dense on the dense path (densified above)
     s, V, edge = spikes(F, mu, B, k=k, key=key, iters=iters)  # pyright: ignore[reportArgumentType]
     return spike_statistics(s, V, HtFc, HtH, edge, margin=margin)
+
+
+# module level: a second eager call with the same shapes compiles nothing (the Krylov path's
+# `lax.scan` would otherwise recompile its fresh body); arrays traced, the rest static
+def _module_jit(fn):
+    jitted = eqx.filter_jit(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return jitted(*args, **kwargs)
+
+    return call
+
+
+feature_spectrum = _module_jit(_feature_spectrum)
+count_spikes = _module_jit(_count_spikes)
 
 
 def _dense_spikes(F: DenseFeatures, mu, B, *, k, key, iters):

@@ -33,7 +33,6 @@ def _fresh_scan_caches():
     program.PROGRAMS.clear()
     program.SHAPES.clear()
     program.ESTIMATES.clear()
-    program.COSTS.clear()
 
 
 @pytest.fixture

@@ -43,24 +43,13 @@ def test_compile_log_sees_a_compile():
     assert names
 
 
-# Found by these tests: called eagerly, `one_step_spikes` rebuilds a `lax.scan` body closure on
-# every call, and XLA compiles the scan again (`jit(scan)`) for new values of the same shapes.
-# Under `jax.jit` (as the scan engine calls it) it compiles once. Jitting its computation fixed
-# this but made every first call with new sizes compile the whole program (+3 s each: the
-# test suite grew by minutes), so it is left marked. The Hermite `population_loss` is jitted.
-EAGER_SCAN_RECOMPILES = pytest.mark.xfail(
-    reason="eager call recompiles lax.scan (a fresh body closure per call)", strict=False
-)
-
-
+# Found by these tests: called eagerly, `one_step_spikes` rebuilt a `lax.scan` body closure on
+# every call, and XLA compiled the scan again (`jit(scan)`) for new values of the same shapes.
+# The public one-step, spectrum and Monte Carlo entry points now run module-level
+# `eqx.filter_jit` bodies (Python scalars α, c, η, λ made arrays first): eager calls hit the
+# cache like calls under `jax.jit`.
 @pytest.mark.parametrize(
-    "path, mode",
-    [
-        pytest.param("dense", "eager", marks=EAGER_SCAN_RECOMPILES),
-        pytest.param("krylov", "eager", marks=EAGER_SCAN_RECOMPILES),
-        ("dense", "jit"),
-        ("krylov", "jit"),
-    ],
+    "path, mode", [("dense", "eager"), ("krylov", "eager"), ("dense", "jit"), ("krylov", "jit")]
 )
 def test_one_step_spikes(path, mode):
     size = {"n": N_ROWS, "n_tilde": 41, "width": WIDTH, "n_test": 29, "k": 3, "degree": 4}
@@ -316,3 +305,66 @@ def test_static_keys():
         exec(cell, notebook)
         keys.append(Static(notebook["make"]()))
     assert keys[0] == keys[1] != keys[2]
+
+
+@pytest.mark.parametrize("method", ["dense", "krylov"])
+def test_feature_spectrum_and_count_spikes(method):
+    def call(seed):
+        k = jax.random.split(jax.random.key(seed), 3)
+        X, W = jax.random.normal(k[0], (41, D)), jax.random.normal(k[1], (WIDTH, D))
+        F = jf.LazyFeatures(X, W, "relu", tile=16) if method == "krylov" else jax.nn.relu(X @ W.T)
+        spec = jf.feature_spectrum(F, 3, method=method, key=k[2], iters=2)[0]
+        H = jf.spectrum.hermite_features(X, W[0], 3)
+        kw = dict(direction=W[0], degree=3) if method == "krylov" else dict(H=H)
+        spikes = jf.count_spikes(F, k=3, method=method, key=k[2], iters=2, **kw)
+        return spec, spikes["singular_values"]
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_one_step():
+    def call(seed):
+        key = jax.random.key(seed)
+        dist = single_index(jax.random.fold_in(key, 1))
+        return jf.one_step(key, dist, n=N_ROWS, width=WIDTH, alpha=0.1 + 0.1 * seed).W1
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_monte_carlo_gradient():
+    def call(seed):
+        key = jax.random.key(seed)
+        W = jax.random.normal(key, (WIDTH, D))
+        return jf.monte_carlo_gradient(key, single_index(key), W, jnp.zeros(WIDTH), 333)[0]
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_gradient_features_and_local_convergence():
+    xor = jf.data.GaussianMixture.xor(D)
+
+    def shi(seed):
+        key = jax.random.key(seed)
+        return jf.gradient_features(key, xor, directions=xor.means, width=10, n=N_ROWS, n_test=19)
+
+    first_compiles_second_does_not(lambda: shi(0), lambda: shi(1))
+
+    def zhou_ge(seed):
+        return jf.local_convergence(jax.random.key(seed), dim=D, teacher=(1.0, 0.7), width=5)
+
+    first_compiles_second_does_not(lambda: zhou_ge(0), lambda: zhou_ge(1))
+
+
+def test_ensembles_and_gradient_feature_sets():
+    xor = jf.data.GaussianMixture.xor(D)
+
+    def call(seed):
+        key = jax.random.key(seed)
+        nets = jf.init_ensemble(key, [3, WIDTH], D, "relu", seeds=3)
+        W = jax.random.normal(key, (WIDTH, D))
+        frac = jf.gradient_feature_set(
+            xor, W, jnp.zeros(WIDTH), xor.means, gamma=0.1, B_G=0.0, p=0.05
+        )
+        return nets.W, frac[0]
+
+    first_compiles_second_does_not(lambda: call(0), lambda: call(1))

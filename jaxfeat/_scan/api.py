@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import jax
 
 from .._checks import InputError
+from .._compile_cache import _DEFAULT, _Default, enable_compile_cache
 from . import store as _store
 from .cost import Calibration, default_path
 from .loop import forget_damaged, run_chunks
@@ -18,6 +19,7 @@ from .plan import Plan
 from .program import Runner
 
 
+# long: one signature line per option (each documented below)
 def scan(
     experiment,
     grid: Mapping,
@@ -34,6 +36,7 @@ def scan(
     allow_code_change: bool = False,
     progress: bool = True,
     buckets: str | int = "auto",
+    cache_dir: str | os.PathLike[str] | None | _Default = _DEFAULT,
     **deprecated,
 ):
     """Run `experiment` over every point of `grid` × `seeds` seeds; return an `xarray.Dataset`.
@@ -69,6 +72,10 @@ def scan(
       on this machine by earlier scans), `"off"` compiles one program per value, an int k
       exactly k programs (the cheapest split; one per value when there are fewer). Results
       do not depend on it (to rounding; the same draws).
+    - `cache_dir`: JAX's persistent compilation cache, shared with `jaxfeat run` (default
+      `$JAXFEAT_CACHE_DIR`, else `~/.cache/jaxfeat/xla`; `jaxfeat.enable_compile_cache`): a
+      scan run again in a new process loads its programs instead of compiling them. None
+      leaves JAX's cache settings as they are (off unless you turned it on).
 
     **Returns:** a Dataset with dims (grid axes…, seed, output dims…), a `diverged` flag per
     (point, seed) (its float outputs are NaN), a `finished` flag per (point, seed), and
@@ -80,6 +87,8 @@ def scan(
     """
     seed = _renamed_seed(seed, deprecated)
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)
+    if cache_dir is not None:
+        enable_compile_cache(cache_dir)
     code = _store.code_fingerprint(plan.exp)
     if out is None:
         store = _store.MemoryStore(plan)
@@ -95,9 +104,11 @@ def scan(
     store.ensure(runner)
     if out is not None:
         forget_damaged(store)
-    order = [(s, c) for s in _static_order(runner) for c in range(store.n_chunks)]
+    statics = _static_order(runner)
+    order = [(s, c) for s in statics for c in range(store.n_chunks)]
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
+    runner.prefetch(list(dict.fromkeys(s for s, _ in todo)))
     return _timed_loop(runner, store, todo, progress)
 
 

@@ -137,17 +137,15 @@ class Runner:
         return _cost.choose_buckets(list(per_value), seconds, compile_s, most)
 
     def _point_cost(self, s: int) -> tuple[float, int]:
-        """(flops per seed, equations) of static point s's exact-size program, from its trace
-        (remembered in `COSTS`)."""
-        params, batch = self.plan.static_params(s), self.n_dev
-        key = self._key_of(params, (), batch)
-        got = COSTS.get(key)
-        if got is None:
-            t0 = time.perf_counter()
-            traced = self._jitted(params).trace(*self._args_for({}, 0, batch))
-            got = COSTS.put(key, (_cost.flops(traced.jaxpr) / batch, _cost.equations(traced.jaxpr)))
-            self.trace_seconds += time.perf_counter() - t0
-        return got
+        """(flops per seed, equations) of static point s at exact size, from the per-seed trace
+        that validated its bucket-axis value (the other axes at their first values; the
+        dynamic points assumed to cost alike)."""
+        plan = self.plan
+        first = {a: v[0] for a, v in plan.grid.items()}
+        axis = self.bucket_axis
+        params = {**plan.params, **first, axis: plan.static_params(s)[axis]}
+        _, flops, equations = _traced(plan.exp.fn, params, self.base_key)
+        return flops * self.P, equations
 
     def _validate_sized(self, params: dict, sized: dict, s: int) -> None:
         """Run the experiment's checks with the size given below its capacity (concrete), and
@@ -372,6 +370,31 @@ class Runner:
             self._traced[(pid, batch)] = traced
         return got
 
+    def prefetch(self, order) -> None:
+        """On an accelerator, compile the programs of the static points in `order` that are not
+        compiled yet, one after the other in a background thread on the host, so that the next
+        program is (mostly) ready when the device reaches its chunks; a worker that gets there
+        first waits for it (and an error reaches that worker)."""
+        if _on_cpu(self.plan.devices):
+            # measured on 2 cores (spikes quick preset): a compile thread beside two busy
+            # workers slowed both (compile 2.7 → 5.5 s, a chunk 4 → 7 s) and won nothing; on
+            # a CPU a worker compiles when it first needs a program
+            return
+        batch = self.batch(self.chunk_size)
+        pids = list(dict.fromkeys(self.program_of[s] for s in order))
+        todo = [p for p in pids if (p, batch) not in self._programs]
+        if not todo:
+            return
+
+        def compile_all():
+            for pid in todo:
+                try:
+                    self.program(pid, batch)
+                except BaseException:  # noqa: BLE001 - the worker that needs it re-raises
+                    return
+
+        threading.Thread(target=compile_all, name="jaxfeat-compile", daemon=True).start()
+
     def pending_compile_seconds(self) -> float:
         """Calibrated compile seconds of the programs this scan still has to compile."""
         batch = self.batch(self.chunk_size)
@@ -486,10 +509,6 @@ SHAPES = _Bounded(256)
 # tracing again.
 ESTIMATES = _Bounded(256)
 
-# (flops per seed, equations) of static points' exact programs (`Runner._point_cost`): the
-# bucket choice of a rerun traces nothing.
-COSTS = _Bounded(256)
-
 
 def _check_buckets(buckets):
     """`"auto"`, `"off"` or a positive int (that many programs for the bucketed axis)."""
@@ -508,11 +527,18 @@ def _checks_size(v) -> bool:
 
 
 def _traced_shapes(fn, params: dict, key):
-    """`jax.eval_shape` of fn(key, **params), remembered in `SHAPES`."""
+    """Output shapes of fn(key, **params) (traced, nothing compiles), remembered in `SHAPES`."""
+    return _traced(fn, params, key)[0]
+
+
+def _traced(fn, params: dict, key):
+    """(output shapes, flops, equations) of one seed of fn(key, **params), from one trace
+    (`jax.make_jaxpr`; nothing compiles), remembered in `SHAPES`."""
     cache_key = (fn, _canonical(params), _numerics_config())
     got = SHAPES.get(cache_key)
     if got is None:
-        got = SHAPES.put(cache_key, jax.eval_shape(lambda k: fn(k, **params), key))
+        jaxpr, shapes = jax.make_jaxpr(lambda k: fn(k, **params), return_shape=True)(key)
+        got = SHAPES.put(cache_key, (shapes, _cost.flops(jaxpr), _cost.equations(jaxpr)))
     return got
 
 

@@ -95,8 +95,42 @@ def _check_positive_scalar(name, x):
             raise InputError(f"{name} must be finite and > 0, got {x!r}")
 
 
+def _jitted_entry(fn):
+    """`fn` behind a module-level `eqx.filter_jit`, so that a second eager call with the same
+    shapes and static configuration compiles nothing (DESIGN §4: notebook calls). Arrays are
+    traced and everything else is static, so the dynamic scalars (α, c, η, one λ) given as
+    Python numbers become arrays first (a new value must not be a new program). The 0.1
+    spellings are resolved here, outside the trace, so their warnings point at the caller."""
+    jitted = eqx.filter_jit(fn)
+
+    @functools.wraps(fn)
+    def entry(key, dist, **kw):
+        where = fn.__name__.lstrip("_")
+        for old, new in (("N", "width"), ("init", "scheme")):
+            if kw.get(old) is not None:
+                name, kw[new] = _vocabulary.renamed(where, new, kw.get(new), old, kw.pop(old))
+                if new == "width":  # checked here, so an error names it as typed
+                    cap = getattr(kw.get("capacity"), "width", None)
+                    _sized.check_size(name, kw[new], cap)
+        if kw.get("remove_low_order"):
+            kw["labels"] = _check_labels(kw.get("labels"), kw.pop("remove_low_order"), None)
+        if "alpha" in kw:  # values: inside the trace they are arrays, unchecked
+            _check_alpha(kw["alpha"])
+        for name in ("c", "eta"):
+            if kw.get(name) is not None:
+                _check_positive_scalar(name, kw[name])
+        if kw.get("lambdas") is not None:
+            _check_lambdas(kw["lambdas"])
+        for name in ("alpha", "c", "eta", "lambdas"):
+            if isinstance(kw.get(name), (int, float)) and not isinstance(kw[name], bool):
+                kw[name] = jnp.asarray(kw[name], jnp.zeros(()).dtype)
+        return jitted(key, dist, **kw)
+
+    return entry
+
+
 # long: one signature line per protocol knob (each checked in a helper)
-def one_step(
+def _one_step(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
@@ -174,6 +208,9 @@ def one_step(
     W1, zeta = _gradient_step(rows, W0, norms, tile_terms, eta / scale, act.removed, block)
     X, y = (rows.X, rows.y) if return_data else (None, None)  # pyright: ignore[reportAttributeAccessIssue]
     return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale, X, y)
+
+
+one_step = _jitted_entry(_one_step)
 
 
 _A_LAWS = ("gaussian", "sign")
@@ -364,7 +401,7 @@ def _add_DtX(G, D, X, block):
 
 
 # long: one signature line per protocol knob (each checked in a helper)
-def one_step_spikes(
+def _one_step_spikes(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
@@ -440,8 +477,8 @@ def one_step_spikes(
     k_step, k_feat, k_test = jax.random.split(key, 3)
     step_cap = Capacity(n=cap.n, width=cap.width) if padded else None
     res = one_step(
-        k_step, dist, n=n, width=live_width, activation=act, alpha=alpha, c=c, tile=tile, labels=labels,
-        return_data=readout == "step", capacity=step_cap, **step_kwargs,
+        k_step, dist, n=n, width=live_width, activation=act, alpha=alpha, c=c, tile=tile,
+        labels=labels, return_data=readout == "step", capacity=step_cap, **step_kwargs,
     )  # fmt: skip
     info = {
         "eta": res.eta,
@@ -458,6 +495,9 @@ def one_step_spikes(
     test = _test_rows(dist, k_test, ridge)
     live = (n_tilde if padded else None, live_width if cap.width is not None else None)
     return _dense_spikes(train, test, res, act, labels, ridge, spikes, live) | info
+
+
+one_step_spikes = _jitted_entry(_one_step_spikes)
 
 
 _READOUTS = ("fresh", "step")
@@ -482,11 +522,7 @@ def _check_readout(readout, n, n_tilde, tile, cap: Capacity):
 
 def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
     """The readout's conventions, checked: λ grid or one λ, loss, intercept, feature scale."""
-    lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else jnp.asarray(lambdas)
-    if lambdas.ndim > 1 or lambdas.size == 0:
-        raise InputError(f"lambdas must be one λ or a 1-D grid, got shape {lambdas.shape}")
-    if _checks.is_concrete(lambdas) and not np.all(np.asarray(lambdas) > 0):
-        raise InputError(f"lambdas must all be > 0, got {np.asarray(lambdas)}")
+    lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else _check_lambdas(lambdas)
     if loss not in RIDGE_LOSSES:
         raise InputError(f"ridge_loss must be one of {RIDGE_LOSSES}, got {loss!r}")
     if not isinstance(intercept, bool):
@@ -499,6 +535,19 @@ def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
         lambdas=lambdas, loss=loss, intercept=intercept, scale=feature_scale,
         unit_scale=scale == "1", n_test=n_test, test_tile=test_tile,
     )  # fmt: skip
+
+
+def _check_lambdas(lambdas) -> Array:
+    """`lambdas` as an array: one λ or a 1-D grid, all > 0 (when concrete)."""
+    try:
+        lambdas = jnp.asarray(lambdas)
+    except TypeError:
+        raise InputTypeError(f"lambdas must be numbers, got {lambdas!r}") from None
+    if lambdas.ndim > 1 or lambdas.size == 0:
+        raise InputError(f"lambdas must be one λ or a 1-D grid, got shape {lambdas.shape}")
+    if _checks.is_concrete(lambdas) and not np.all(np.asarray(lambdas) > 0):
+        raise InputError(f"lambdas must all be > 0, got {np.asarray(lambdas)}")
+    return lambdas
 
 
 def _check_spike_args(degree, k, margin) -> dict:
