@@ -36,6 +36,7 @@ import numpy as np
 from _timing import save
 
 import jaxfeat as jf
+from jaxfeat._scan import cost
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = ("spikes", "random_features", "teacher_student", "local_convergence")
@@ -114,26 +115,37 @@ def _protocol(d: int):
 
 
 def jaxfeat_curve(d: int, seeds: int) -> tuple[float, float, np.ndarray]:
-    """(first-call seconds, warm seconds, test MSE (seeds, sizes)) of the whole curve."""
+    """(first-call seconds, warm seconds, test MSE (seeds, sizes)) of the whole curve: the step
+    once per seed (vmapped), then the readout for each ñ, the sizes in two capacity buckets
+    (`cost.choose_buckets`, cost ∝ ñ: two readout programs for seven sizes)."""
     n0, sizes, n_test, lam = _protocol(d)
-    cap = max(sizes)
+    buckets = cost.choose_buckets(sizes, float, 0.0, programs=2)
+    capacity = {s: max(b) for b in buckets for s in b}
     dist = jf.data.SingleIndex(np.eye(1, d)[0], [0.0, 1.0, 0.7], noise=0.1)
 
     @jax.jit
-    def curve_point(key, n_tilde):
-        k_step, k_feat, k_test = jax.random.split(key, 3)
+    def step(key):
+        k_step, k_test = jax.random.split(key)
         res = jf.one_step(k_step, dist, n=n0, width=d, activation="relu", alpha=0.3)
-        X, y = dist.sample(k_feat, n_tilde, capacity=cap)
-        Xt, yt = dist.sample(k_test, n_test)
-        feats = lambda X: jax.nn.relu(X @ res.W1.T)  # noqa: E731
-        fit = jf.ridge.ridge_fit(feats(X), y, lam, feats(Xt), yt, n=n_tilde)
-        return fit["test_mse"]
+        return res.W1, dist.sample(k_test, n_test)
 
-    batch = jax.vmap(curve_point, (0, None))
+    def readout(cap):
+        @jax.jit
+        def point(key, W1, test, n_tilde):
+            X, y = dist.sample(jax.random.fold_in(key, 7), n_tilde, capacity=cap)
+            feats = lambda X: jax.nn.relu(X @ W1.T)  # noqa: E731
+            fit = jf.ridge.ridge_fit(feats(X), y, lam, feats(test[0]), test[1], n=n_tilde)
+            return fit["test_mse"]
+
+        return jax.vmap(point, (0, 0, 0, None))
+
     keys = jax.random.split(jax.random.key(0), seeds)
+    programs = {c: readout(c) for c in set(capacity.values())}
 
     def whole():
-        return np.stack([np.asarray(batch(keys, jnp.int32(s))) for s in sizes], axis=1)
+        W1, test = jax.vmap(step)(keys)
+        cols = [programs[capacity[s]](keys, W1, test, jnp.int32(s)) for s in sizes]
+        return np.stack([np.asarray(c) for c in cols], axis=1)
 
     t0 = time.perf_counter()
     first = whole()
@@ -200,11 +212,12 @@ def main() -> None:
     p.add_argument("--presets", nargs="*", default=list(PRESETS))
     p.add_argument("--curve-dims", nargs="*", type=int, default=[128, 400])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--name", default="start", help="results/NAME-PLATFORM.json")
     args = p.parse_args()
     out = {"baseline": args.baseline, "repeats": args.repeats}
     out["learning_curve"] = learning_curves(args.curve_dims, args.seeds)
     out["presets"] = presets(args.baseline, args.repeats, args.presets)
-    print(save("start", out))
+    print(save(args.name, out))
 
 
 if __name__ == "__main__":

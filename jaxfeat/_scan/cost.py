@@ -59,9 +59,17 @@ def _eqn_flops(eqn) -> float:
     return float(sum(_size(v) for v in eqn.outvars))
 
 
-# flops per second of each registered experiment's quick preset on 2 CPU cores (jaxlib 0.9.2,
-# measured by `jaxfeat run NAME --cache-dir off`), used until this machine has measured its own
-DEFAULT_RATES: dict[str, float] = {}
+# Each registered experiment's quick preset on 2 CPU cores (jaxlib 0.9.2, `jaxfeat run NAME
+# --cache-dir off` with an empty calibration, 2026-12-05): flops per second computed and
+# seconds per equation compiled, used until this machine has measured its own
+DEFAULT_RATES: dict[str, float] = {
+    "spikes": 5.0e10, "random_features": 8.8e10, "teacher_student": 7.2e10,
+    "local_convergence": 5.2e10, "gradient_features": 6.8e10,
+}  # fmt: skip
+DEFAULT_COMPILE_RATES: dict[str, float] = {
+    "spikes": 3.9e-3, "random_features": 3.1e-3, "teacher_student": 6.3e-4,
+    "local_convergence": 4.2e-4, "gradient_features": 1.3e-3,
+}  # fmt: skip
 
 
 def default_path() -> str:
@@ -127,8 +135,8 @@ class Calibration:
     `path` (JSON, `default_path()`; None: in memory only). Before any measurement the defaults
     below stand in, measured on 2 CPU cores with jaxlib 0.9 (`DEFAULT_RATES`)."""
 
-    DEFAULT_SECONDS_PER_EQUATION = 3.5e-3
-    DEFAULT_FLOPS_PER_SECOND = 1.0e10
+    DEFAULT_SECONDS_PER_EQUATION = 2.0e-3
+    DEFAULT_FLOPS_PER_SECOND = 6.0e10
 
     def __init__(self, path: str | None = None, platform: str = "cpu"):
         self.path, self.platform, self._lock = path, platform, threading.Lock()
@@ -148,9 +156,13 @@ class Calibration:
         num, den = self._data.get(name, (0.0, 0.0))
         return num / den if den > 0 and num > 0 else default
 
-    @property
-    def seconds_per_equation(self) -> float:
-        return self._rate("compile", self.DEFAULT_SECONDS_PER_EQUATION)
+    def seconds_per_equation(self, experiment: str | None = None) -> float:
+        # a program's compile time per equation varies 10× between experiments (a training
+        # loop's scan body is a few equations of cheap code; a spectrum program's are LAPACK
+        # calls and RNG kernels): per experiment, the machine's overall rate as its fallback
+        default = DEFAULT_COMPILE_RATES.get(experiment or "", self.DEFAULT_SECONDS_PER_EQUATION)
+        general = self._rate("compile", default) if not experiment else default
+        return self._rate(f"compile:{experiment}", general) if experiment else general
 
     def flops_per_second(self, experiment: str | None = None) -> float:
         default = DEFAULT_RATES.get(experiment or "", self.DEFAULT_FLOPS_PER_SECOND)
@@ -163,14 +175,16 @@ class Calibration:
         """Whether this machine has measured `experiment`'s compute rate."""
         return f"compute:{experiment}" in self._data
 
-    def compile_seconds(self, n_equations: int) -> float:
-        return n_equations * self.seconds_per_equation
+    def compile_seconds(self, n_equations: int, experiment: str | None = None) -> float:
+        return n_equations * self.seconds_per_equation(experiment)
 
     def compute_seconds(self, n_flops: float, experiment: str | None = None) -> float:
         return n_flops / self.flops_per_second(experiment)
 
-    def record_compile(self, n_equations: int, seconds: float) -> None:
+    def record_compile(self, n_equations: int, seconds: float, experiment: str | None = None):
         self._add("compile", seconds, n_equations)
+        if experiment:
+            self._add(f"compile:{experiment}", seconds, n_equations)
 
     def record_compute(self, n_flops: float, seconds: float, experiment: str | None = None):
         if experiment:

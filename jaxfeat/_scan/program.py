@@ -130,8 +130,8 @@ class Runner:
             f, eq = self._point_cost(s)
             per_value[v] = max(per_value.get(v, 0.0), f * plan.seeds)
             equations = max(equations, eq)
-        compile_s = self.calibration.compile_seconds(equations)
         name = plan.exp.name
+        compile_s = self.calibration.compile_seconds(equations, name)
         seconds = lambda v: self.calibration.compute_seconds(per_value[v], name)  # noqa: E731
         most = None if buckets == "auto" else int(buckets)
         return _cost.choose_buckets(list(per_value), seconds, compile_s, most)
@@ -269,7 +269,7 @@ class Runner:
         with self._lock:
             self.trace_seconds += t1 - t0
             self.compile_seconds += t2 - t1
-        self.calibration.record_compile(_cost.equations(traced.jaxpr), t2 - t1)
+        self.calibration.record_compile(_cost.equations(traced.jaxpr), t2 - t1, self.plan.exp.name)
         return compiled, _cost.flops(traced.jaxpr)
 
     def _args(self, s: int, start: int, batch: int):
@@ -405,7 +405,8 @@ class Runner:
                 continue
             traced = self._traced.get((pid, batch))
             if traced is not None and PROGRAMS.get(self._program_key(pid, batch)) is None:
-                total += self.calibration.compile_seconds(_cost.equations(traced.jaxpr))
+                eqs = _cost.equations(traced.jaxpr)
+                total += self.calibration.compile_seconds(eqs, self.plan.exp.name)
         return total
 
     def compiling_in_loop(self) -> float:
@@ -437,7 +438,8 @@ class Runner:
                     traced = self._traced[(pid, batch)] = self._trace(pid, batch)
                 flops = _cost.flops(traced.jaxpr)
                 if PROGRAMS.get(self._program_key(pid, batch)) is None:
-                    compile_s += self.calibration.compile_seconds(_cost.equations(traced.jaxpr))
+                    eqs = _cost.equations(traced.jaxpr)
+                    compile_s += self.calibration.compile_seconds(eqs, name)
             runs = n_chunks * self.program_of.count(pid)
             compute_s += runs * self.calibration.compute_seconds(flops, name)
         return compile_s, compute_s
