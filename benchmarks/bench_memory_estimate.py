@@ -32,12 +32,12 @@ NAMES = "spikes,local_convergence,teacher_student,gradient_features,random_featu
 def measure(name: str, batches=(1, 8), static_points: int = 2) -> list[dict]:
     preset = _experiment.get(name).presets["quick"]
     plan = Plan(name, preset["grid"], 64, preset.get("set", {}), 0, None)
-    runner = Runner(plan, chunk_size=1, memory_budget="2GiB")
+    runner = Runner(plan, chunk_size=1, memory_budget="2GiB", buckets="off")
     rows = []
     for s in range(min(static_points, len(plan.static_points))):
         for b in batches:
             t0 = time.perf_counter()
-            traced = runner._jitted(s).trace(*runner._args(0, b))
+            traced = runner._trace(runner.program_of[s], b)
             est = peak_bytes(traced.jaxpr)
             t1 = time.perf_counter()
             mem = traced.lower().compile().memory_analysis()
