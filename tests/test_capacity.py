@@ -7,6 +7,7 @@ integer outputs (spike counts) are identical; the draws are the same bit for bit
 """
 
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -309,3 +310,53 @@ def test_a_scan_over_three_sample_sizes_compiles_the_programs_it_announces():
 def test_bad_buckets_is_refused_before_anything_compiles(no_compile):
     with no_compile(), pytest.raises(InputError, match="buckets must be"):
         jf.scan("spikes", {"n": [40, 48]}, 2, buckets="some", progress=False)
+
+
+def test_the_dry_run_compiles_nothing_and_its_eta_counts_compiling():
+    grid = {"alpha": [0.1, 0.3], "n": [40, 48, 200]}
+    params = dict(n_test=30, k=3, degree=3)
+    with compile_log() as names:
+        summary = jf.plan_summary("spikes", grid, 4, params=params)
+    assert not [n for n in names if "chunk" in n], names
+    eta = next(line for line in summary.splitlines() if line.startswith("ETA"))
+    assert "compiling ≈" in eta and "computing ≈" in eta and "tracing ≈" in eta
+    ds = jf.scan("spikes", grid, 4, params=params, buckets=2, progress=False)
+    programs = json.loads(ds.attrs["programs"])
+    assert [p["program"] for p in programs] == ["n=200", "n ∈ {40, 48} at capacity 48"] or [
+        p["program"] for p in programs
+    ] == ["n ∈ {40, 48} at capacity 48", "n=200"]
+    assert all(p["compile_s"] > 0 and p["equations"] > 0 for p in programs)
+
+
+def test_the_progress_eta_counts_programs_still_to_compile():
+    from jaxfeat._scan.loop import _Rate
+
+    class Runner:
+        workers = 1
+
+        def __init__(self, pending):
+            self.pending = pending
+
+        def pending_compile_seconds(self):
+            return self.pending
+
+        def compiling_in_loop(self):
+            return 0.0
+
+        def chunk_seconds_estimate(self):
+            return 2.0
+
+    class Bar:
+        def set_postfix_str(self, text, refresh=False):
+            self.text = text
+
+        def update(self):
+            pass
+
+    bar = Bar()
+    rate = _Rate(bar, Runner(5.0), total=4)
+    assert rate.eta(0.0) == pytest.approx(5.0 + 4 * 2.0)  # before any chunk: the estimate
+    assert "ETA 13 s" in bar.text
+    rate.runner.pending = 0.0
+    rate.chunks = 2
+    assert rate.eta(6.0) == pytest.approx(2 * 3.0)  # then the pace measured so far

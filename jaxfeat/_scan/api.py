@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -79,11 +80,12 @@ def scan(
 
     **Returns:** a Dataset with dims (grid axes…, seed, output dims…), a `diverged` flag per
     (point, seed) (its float outputs are NaN), a `finished` flag per (point, seed), and
-    `attrs["jaxfeat_config"]` holding the config, and this call's `attrs["trace_seconds"]`
-    (tracing, lowering), `attrs["compile_seconds"]` (XLA, or the persistent cache) and
-    `attrs["compute_seconds"]` (computing and writing the chunks), not stored. Processes
-    started with
-    `jax.distributed.initialize()` share the chunks of one store and each returns the whole scan.
+    `attrs["jaxfeat_config"]` holding the config, and this call's `attrs["programs"]` (JSON: one
+    record per program it compiled, its static points, equations, trace and compile seconds),
+    `attrs["trace_seconds"]` (tracing, lowering), `attrs["compile_seconds"]` (XLA, or the
+    persistent cache) and `attrs["compute_seconds"]` (computing and writing the chunks), not
+    stored. Processes started with `jax.distributed.initialize()` share the chunks of one
+    store and each returns the whole scan.
     """
     seed = _renamed_seed(seed, deprecated)
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)
@@ -136,6 +138,8 @@ def _timed_loop(runner, store, todo, progress):
         )
     runner.calibration.save()
     ds = store.dataset()
+    # what this call compiled, as JSON text (a list of dicts would not serialise as an attribute)
+    ds.attrs["programs"] = json.dumps(runner.compiled)
     ds.attrs["trace_seconds"] = runner.trace_seconds
     ds.attrs["compile_seconds"] = runner.compile_seconds
     ds.attrs["compute_seconds"] = time.perf_counter() - t0 - compiling  # chunks and writes

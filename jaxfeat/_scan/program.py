@@ -62,6 +62,7 @@ class Runner:
         self.flops_done = 0.0  # their flops, as the cost model counts them
         self._flops: dict[tuple[int, int], float] = {}
         self._loop_mark = 0.0
+        self.compiled: list[dict] = []  # one record per program compiled by this runner
         self.workers = default_workers(plan.devices) if workers is None else workers
         self.workers = _checks.check_positive_int("workers", self.workers)
         buckets = _check_buckets(buckets)
@@ -266,10 +267,15 @@ class Runner:
         t1 = time.perf_counter()
         compiled = lowered.compile()
         t2 = time.perf_counter()
+        equations = _cost.equations(traced.jaxpr)
         with self._lock:
             self.trace_seconds += t1 - t0
             self.compile_seconds += t2 - t1
-        self.calibration.record_compile(_cost.equations(traced.jaxpr), t2 - t1, self.plan.exp.name)
+            self.compiled.append(
+                dict(program=self.program_summary()[pid], batch=batch, equations=equations,
+                     trace_s=t1 - t0, compile_s=t2 - t1)
+            )  # fmt: skip
+        self.calibration.record_compile(equations, t2 - t1, self.plan.exp.name)
         return compiled, _cost.flops(traced.jaxpr)
 
     def _args(self, s: int, start: int, batch: int):
