@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from . import _checks
 from ._checks import InputError, InputTypeError
 
-__all__ = ["Capacity", "check_size", "fills", "live_mask", "normal", "is_static"]
+__all__ = ["Capacity", "check_size", "fills", "live_mask", "mask_rows", "normal", "is_static"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,16 @@ def where(cond, x, y) -> Array:
     overload into its return type)."""
     out: Array = jnp.where(cond, x, y)  # pyright: ignore[reportAssignmentType]
     return out
+
+
+def mask_rows(x, n) -> Array:
+    """x (rows, …) with the rows from `n` on zeroed (x itself when `n` is None): the one
+    place padding rows are masked."""
+    x = jnp.asarray(x)
+    if n is None:
+        return x
+    live = live_mask(x.shape[0], n)
+    return where(live.reshape(live.shape + (1,) * (x.ndim - 1)), x, jnp.zeros((), x.dtype))
 
 
 def normal(key: PRNGKeyArray, shape: tuple[int, ...], live: tuple, dtype=None) -> Float[Array, ...]:

@@ -80,8 +80,7 @@ class Distribution(eqx.Module):
         X, y = self._sample(key, cap)
         if capacity is None:
             return X, y
-        valid = _sized.live_mask(cap, n)
-        return _sized.where(valid[:, None], X, 0.0), _sized.where(valid, y, 0.0)
+        return _sized.mask_rows(X, n), _sized.mask_rows(y, n)
 
 
 def _vector(name: str, x, expected: str = "(dim,)") -> Array:

@@ -101,7 +101,7 @@ def preprocess_labels(
     if callable(rule):
         return jnp.asarray(rule(jnp.asarray(X), jnp.asarray(y)))
     y_new = fit_low_order(X, y, rule, n=n)(jnp.asarray(X), jnp.asarray(y))
-    return y_new if n is None else _sized.where(_sized.live_mask(y_new.shape[0], n), y_new, 0.0)
+    return _sized.mask_rows(y_new, n)
 
 
 def label_adjuster(rows: Rows, rule) -> Callable:

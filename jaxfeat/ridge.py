@@ -58,13 +58,13 @@ def ridge_path(
     _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
     n, live = _live_rows(F, n)
-    G, fm, ym = _centring(F * feature_scale, y, intercept, live, n)
-    Gc, yc = _masked(G - fm[None, :], live), _masked(y - ym, live)
+    G, fm, ym = _centring(F * feature_scale, y, intercept, live)
+    Gc, yc = _sized.mask_rows(G - fm[None, :], live), _sized.mask_rows(y - ym, live)
     e, coef = _ridge_coefficients(Gc, yc, _mean_lambda(lam, loss, n), n)
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0, "gram_eigenvalues": e}
     predict = lambda F: (F * feature_scale) @ coef.T + b0[None, :]  # noqa: E731
-    return out | _errors(predict, F, y, F_test, y_test, live, n)
+    return out | _errors(predict, F, y, F_test, y_test, live)
 
 
 def ridge_fit(
@@ -90,8 +90,8 @@ def ridge_fit(
     _check_ridge_args(F, y, jnp.reshape(jnp.asarray(lam), (1,)), F_test, y_test, loss)
     F, y = jnp.asarray(F), jnp.asarray(y)
     n, live = _live_rows(F, n)
-    G, fm, ym = _centring(F * feature_scale, y, intercept, live, n)
-    Gc, yc = _masked(G - fm[None, :], live), _masked(y - ym, live)
+    G, fm, ym = _centring(F * feature_scale, y, intercept, live)
+    Gc, yc = _sized.mask_rows(G - fm[None, :], live), _sized.mask_rows(y - ym, live)
     rows, N = F.shape
     lam = _mean_lambda(jnp.asarray(lam, F.dtype), loss, n)
     if N <= rows:  # (GᵀG/n + λ) a = Gᵀy/n
@@ -101,7 +101,7 @@ def ridge_fit(
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0}
     predict = lambda F: (F * feature_scale) @ coef + b0  # noqa: E731
-    return out | _errors(predict, F, y, F_test, y_test, live, n)
+    return out | _errors(predict, F, y, F_test, y_test, live)
 
 
 def _cho(A, lam):
@@ -113,41 +113,33 @@ def _mean_lambda(lam, loss: str, n):
     return lam if loss == "mean" else lam / n
 
 
-def _live_rows(F, n) -> tuple[Any, Array | None]:
-    """(live rows n, their mask (None when every row is live)) of F's rows."""
+def _live_rows(F, n) -> tuple[Any, Any]:
+    """(live rows n, the count to mask padding rows with: None when every row is live)."""
     rows = F.shape[0]
     if n is None:
         return rows, None
     n, _ = _sized.check_size("n", n, rows)
-    return n, _sized.live_mask(rows, n)
+    return n, n
 
 
-def _masked(x, live) -> Array:
-    """x with its padding rows zeroed (x itself when every row is live)."""
-    if live is None:
-        return x
-    return _sized.where(live.reshape(live.shape + (1,) * (x.ndim - 1)), x, 0.0)
-
-
-def _centring(G, y, intercept: bool, live=None, n: Any = None):
-    """(G, column means of G, mean of y) over the live rows, the means zero without an
-    intercept."""
+def _centring(G, y, intercept: bool, live=None):
+    """(G, column means of G, mean of y) over the first `live` rows (all when None), the
+    means zero without an intercept."""
     if not intercept:
         return G, jnp.zeros(G.shape[1], G.dtype), jnp.zeros((), G.dtype)
     if live is None:
         return G, jnp.mean(G, axis=0), jnp.mean(y)
-    return G, jnp.sum(_masked(G, live), axis=0) / n, jnp.sum(_masked(y, live)) / n
+    return (
+        G,
+        jnp.sum(_sized.mask_rows(G, live), axis=0) / live,
+        jnp.sum(_sized.mask_rows(y, live)) / live,
+    )
 
 
-def _errors(predict, F, y, F_test, y_test, live=None, n: Any = None) -> dict:
+def _errors(predict, F, y, F_test, y_test, live=None) -> dict:
     """`train_mse` (over the live rows) and, with a test set, `test_mse` and `best` (the λ
     index of the smallest)."""
-    if live is None:
-        out = {"train_mse": _mse(predict(F), y)}
-    else:
-        pred = predict(F)
-        r = pred - (y[:, None] if pred.ndim == 2 else y)
-        out = {"train_mse": jnp.sum(_masked(r**2, live), axis=0) / n}
+    out = {"train_mse": _mse(predict(F), y, live)}
     if F_test is not None:
         out["test_mse"] = _mse(predict(jnp.asarray(F_test)), jnp.asarray(y_test))
         if out["test_mse"].ndim:
@@ -155,10 +147,13 @@ def _errors(predict, F, y, F_test, y_test, live=None, n: Any = None) -> dict:
     return out
 
 
-def _mse(pred, y):
-    """Mean squared error over rows: (L,) for predictions (n, L), () for (n,)."""
+def _mse(pred, y, live=None):
+    """Mean squared error over the first `live` rows (all when None): (L,) for predictions
+    (n, L), () for (n,)."""
     r = pred - (y[:, None] if pred.ndim == 2 else y)
-    return jnp.mean(r**2, axis=0)
+    if live is None:
+        return jnp.mean(r**2, axis=0)
+    return jnp.sum(_sized.mask_rows(r**2, live), axis=0) / live
 
 
 def _ridge_coefficients(Fc, yc, lam, n):

@@ -113,10 +113,7 @@ class DenseFeatures(FeatureSource):
 
     def _rows(self, x) -> Array:
         """x (rows, …) with its padding rows zeroed."""
-        if self.live is None:
-            return x
-        live = _sized.live_mask(self.F.shape[0], self.live)
-        return _sized.where(live.reshape(live.shape + (1,) * (x.ndim - 1)), x, 0.0)
+        return _sized.mask_rows(x, self.live)
 
     def centred(self, mu) -> Array:
         """F − μ on the live rows, zero on the padding rows."""

@@ -106,17 +106,16 @@ def scan(
     store.ensure(runner)
     if out is not None:
         forget_damaged(store)
-    statics = _static_order(runner)
-    order = [(s, c) for s in statics for c in range(store.n_chunks)]
+    order = [(s, c) for s in _static_order(runner) for c in range(store.n_chunks)]
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
-    runner.prefetch(list(dict.fromkeys(s for s, _ in todo)))
     return _timed_loop(runner, store, todo, progress)
 
 
 def _static_order(runner) -> list[int]:
     """Static points whose program is compiled first, then by program: the workers start on
-    chunks they can run at once, and the next program compiles while they do."""
+    chunks they can run at once, and each later program is compiled once, by the first worker
+    to reach it."""
     batch = runner.batch(runner.chunk_size)
     n = len(runner.plan.static_points)
     return sorted(range(n), key=lambda s: (not runner.is_compiled(runner.program_of[s], batch),

@@ -48,9 +48,8 @@ def _eqn_flops(eqn) -> float:
     if name == "cholesky":
         *batch, n, _ = eqn.invars[0].aval.shape
         return math.prod(batch) * n**3 / 3.0
-    if name == "triangular_solve":
-        *batch, n, _ = eqn.invars[0].aval.shape
-        return math.prod(batch) * n * _size(eqn.invars[1]) / max(math.prod(batch), 1)
+    if name == "triangular_solve":  # n² per right-hand side of every batch member
+        return float(eqn.invars[0].aval.shape[-1] * _size(eqn.invars[1]))
     if name == "scan":
         return eqn.params["length"] * flops(eqn.params["jaxpr"])
     subs = _subjaxprs(eqn)
@@ -159,17 +158,23 @@ class Calibration:
     def seconds_per_equation(self, experiment: str | None = None) -> float:
         # a program's compile time per equation varies 10× between experiments (a training
         # loop's scan body is a few equations of cheap code; a spectrum program's are LAPACK
-        # calls and RNG kernels): per experiment, the machine's overall rate as its fallback
-        default = DEFAULT_COMPILE_RATES.get(experiment or "", self.DEFAULT_SECONDS_PER_EQUATION)
-        general = self._rate("compile", default) if not experiment else default
-        return self._rate(f"compile:{experiment}", general) if experiment else general
+        # calls and RNG kernels), so the rates are per experiment
+        return self._per_experiment("compile", experiment, DEFAULT_COMPILE_RATES,
+                                    self.DEFAULT_SECONDS_PER_EQUATION)  # fmt: skip
 
     def flops_per_second(self, experiment: str | None = None) -> float:
-        default = DEFAULT_RATES.get(experiment or "", self.DEFAULT_FLOPS_PER_SECOND)
+        return self._per_experiment("compute", experiment, DEFAULT_RATES,
+                                    self.DEFAULT_FLOPS_PER_SECOND)  # fmt: skip
+
+    def _per_experiment(self, kind: str, experiment, builtin: dict, default: float) -> float:
+        """The experiment's measured rate; before one, its built-in rate (measured on a CPU
+        here), else this machine's rate over every experiment, else `default`. On an
+        accelerator, before any measurement, a guess of 100× the CPU's compute rate."""
         if self.platform != "cpu":
-            default *= 100.0  # an accelerator, before any measurement: a guess
-        general = self._rate("compute", default)
-        return self._rate(f"compute:{experiment}", general) if experiment else general
+            builtin, default = {}, default * (100.0 if kind == "compute" else 1.0)
+        own = builtin.get(experiment or "")
+        base = own if own is not None else self._rate(kind, default)
+        return self._rate(f"{kind}:{experiment}", base) if experiment else base
 
     def has_rate(self, experiment: str) -> bool:
         """Whether this machine has measured `experiment`'s compute rate."""
@@ -182,15 +187,16 @@ class Calibration:
         return n_flops / self.flops_per_second(experiment)
 
     def record_compile(self, n_equations: int, seconds: float, experiment: str | None = None):
-        self._add("compile", seconds, n_equations)
-        if experiment:
-            self._add(f"compile:{experiment}", seconds, n_equations)
+        self._record("compile", experiment, seconds, n_equations)
 
     def record_compute(self, n_flops: float, seconds: float, experiment: str | None = None):
+        self._record("compute", experiment, n_flops, seconds)
+
+    def _record(self, kind: str, experiment, num, den) -> None:
+        """Into the machine's rate over every experiment and the experiment's own."""
+        self._add(kind, num, den)
         if experiment:
-            self._add(f"compute:{experiment}", n_flops, seconds)
-        else:
-            self._add("compute", n_flops, seconds)
+            self._add(f"{kind}:{experiment}", num, den)
 
     def _add(self, name, num, den, keep: float = 0.8) -> None:
         """Exponentially weighted sums, so the rates follow this machine as it changes."""

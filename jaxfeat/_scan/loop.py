@@ -128,8 +128,7 @@ class _Rate:
     """Seeds per second and the ETA on the progress bar. The ETA counts the programs still to
     compile (their calibrated compile time, `Runner.pending_compile_seconds`) and the chunks
     still to compute (at the pace measured so far, or before the first chunk, the calibrated
-    estimate); compiling and computing overlap on 2+ workers, so the larger counts in full and
-    the smaller by half."""
+    estimate), one after the other: on a CPU both use every core (`program` module docstring)."""
 
     def __init__(self, bar, runner=None, total: int = 0):
         self.bar, self.runner, self.total = bar, runner, total
@@ -161,8 +160,6 @@ class _Rate:
             computing = left * max(elapsed - self.runner.compiling_in_loop(), 0.0) / self.chunks
         else:
             computing = left * self.runner.chunk_seconds_estimate()
-        if self.runner.workers > 1:
-            return max(compiling, computing) + min(compiling, computing) / 2
         return compiling + computing
 
 

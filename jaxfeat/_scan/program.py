@@ -2,8 +2,13 @@
 sharded on seeds, per static point, or per bucket of static points that share a program (sizes
 below a static capacity, `Experiment.capacity`); output shapes traced (and every grid value
 checked) before anything compiles; the buckets from a cost model; the chunk size from a memory
-budget; programs compiled as the loop first needs them, overlapping the chunks already
-running; divergence flags."""
+budget; the largest program compiled first (for the memory check), the others as the loop first
+needs them; divergence flags.
+
+Measured on 2 CPU cores (the spikes quick preset): compiling the next program in a background
+thread beside two busy workers slowed both (compile 2.7 → 5.5 s, a chunk 4 → 7 s) and won
+nothing, so a worker compiles when it first needs a program (on an accelerator a host thread
+might pay; not measured: no accelerator was lent)."""
 
 from __future__ import annotations
 
@@ -58,7 +63,6 @@ class Runner:
         self.calibration = calibration or _cost.Calibration()
         self.trace_seconds = 0.0  # tracing and lowering to StableHLO
         self.compile_seconds = 0.0  # XLA, or loading from the persistent compilation cache
-        self.run_seconds = 0.0  # chunk programs running (summed over workers)
         self.flops_done = 0.0  # their flops, as the cost model counts them
         self._flops: dict[tuple[int, int], float] = {}
         self._loop_mark = 0.0
@@ -293,13 +297,9 @@ class Runner:
         program of its own."""
         batch = self.batch(max(count, self.chunk_size))
         pid = self.program_of[s]
-        program = self.program(pid, batch)
-        t0 = time.perf_counter()
-        out = program(*self._args(s, start, batch))
-        out = jax.block_until_ready(out)
+        out = self.program(pid, batch)(*self._args(s, start, batch))
         with self._lock:
             self.flops_done += self._flops.get((pid, batch), 0.0)
-            self.run_seconds += time.perf_counter() - t0
         shape = self.plan.dynamic_shape
         res = {}
         for name, v in jax.device_get(out).items():
@@ -375,31 +375,6 @@ class Runner:
             self.trace_seconds += time.perf_counter() - t0
             self._traced[(pid, batch)] = traced
         return got
-
-    def prefetch(self, order) -> None:
-        """On an accelerator, compile the programs of the static points in `order` that are not
-        compiled yet, one after the other in a background thread on the host, so that the next
-        program is (mostly) ready when the device reaches its chunks; a worker that gets there
-        first waits for it (and an error reaches that worker)."""
-        if _on_cpu(self.plan.devices):
-            # measured on 2 cores (spikes quick preset): a compile thread beside two busy
-            # workers slowed both (compile 2.7 → 5.5 s, a chunk 4 → 7 s) and won nothing; on
-            # a CPU a worker compiles when it first needs a program
-            return
-        batch = self.batch(self.chunk_size)
-        pids = list(dict.fromkeys(self.program_of[s] for s in order))
-        todo = [p for p in pids if (p, batch) not in self._programs]
-        if not todo:
-            return
-
-        def compile_all():
-            for pid in todo:
-                try:
-                    self.program(pid, batch)
-                except BaseException:  # noqa: BLE001 - the worker that needs it re-raises
-                    return
-
-        threading.Thread(target=compile_all, name="jaxfeat-compile", daemon=True).start()
 
     def pending_compile_seconds(self) -> float:
         """Calibrated compile seconds of the programs this scan still has to compile."""

@@ -3,7 +3,6 @@ over α × n, with the theory ℓ(α) = ⌈1/(1−2α)⌉ − 1 drawn on the fig
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -98,9 +97,7 @@ def step(key, **params) -> OneStepResult:
 def _protocol(**p) -> tuple[Any, dict, dict]:
     """(dist, one_step's arguments, the readout's arguments) of `run`'s parameters."""
     cap_n = p.get("n_capacity")
-    n, cap_n = _sized.check_size("n", p["n"], cap_n) if cap_n is not None else (p["n"], None)
-    if cap_n is None:
-        n = _checks.check_positive_int("n", n)
+    n, _ = _sized.check_size("n", p["n"], cap_n)
     if not 0 < _checks.check_nonneg_float("ratio", p["ratio"]):
         raise InputError(f"ratio must be > 0, got {p['ratio']}")
     padded = cap_n is not None
@@ -131,8 +128,9 @@ def _protocol(**p) -> tuple[Any, dict, dict]:
     spikes["n_tilde"] = None if p["readout"] == "step" and reuse else n_tilde
     if padded:
         fresh = p["readout"] == "fresh" and same_tilde
-        capacity = Capacity(n=cap_n, n_tilde=cap_n if fresh else None)
-        spikes["capacity"] = dataclasses.replace(capacity, width=width_cap if grows else None)
+        spikes["capacity"] = Capacity(
+            n=cap_n, n_tilde=cap_n if fresh else None, width=width_cap if grows else None
+        )
     return dist, step, spikes
 
 
