@@ -4,6 +4,7 @@ The public API (DESIGN §3) is re-exported here; see README.md for a tour.
 """
 
 from . import (
+    _cpus as _cpus,
     activations as activations,
     algorithms as algorithms,
     analysis as analysis,
@@ -24,6 +25,7 @@ from . import (
     theory as theory,
 )
 from ._compile_cache import enable_compile_cache as enable_compile_cache
+from ._cpus import config as config
 from ._scan import (
     map_seeds as map_seeds,
     open_scan as open_scan,
@@ -68,3 +70,6 @@ from .spectrum import (
     feature_spectrum as feature_spectrum,
 )
 from .training import train as train
+
+# before JAX starts its CPU backend (jaxfeat/_cpus.py); nothing imported above starts it
+_cpus.configure_at_import()

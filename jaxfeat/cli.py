@@ -216,27 +216,19 @@ def _configure_jax(args) -> None:
         jax.distributed.initialize()
 
 
-def pin_cpus(count: int | None) -> list[int] | None:
-    """Run this process on `count` of the CPUs it may use (`os.sched_setaffinity`), chosen from
-    its affinity mask starting at an offset set by the process id, so that several pinned runs
-    on one node spread over its cores. Must run before JAX starts its CPU backend, whose thread
-    pools are sized from the mask. On a 2-core machine shared with two busy processes, a
-    pinned one-step run slowed 2.3× (default 3.1×, a NumPy loop 3.6×) and the worst call of a
-    batched `eigh` + matmul fell from 5.1 s to 0.64 s, at a cost of up to 24 % on that program
-    when the machine is quiet (`benchmarks/results/busy_machine-cpu.json`). None: unchanged."""
-    if count is None:
+def pin_cpus(value: str | int | None) -> list[int] | None:
+    """`--cpus`: `auto` (jaxfeat's default, already applied at import: the CPUs free at start),
+    `all` (unpinned) or a number of CPUs to pin to (`jaxfeat.config`). Must run before JAX
+    starts its CPU backend, whose thread pools are sized from the affinity mask. Measured in
+    `benchmarks/results/busy_machine-cpu.json`. None: leave the import's choice."""
+    if value is None:
         return None
-    if not hasattr(os, "sched_setaffinity"):
-        raise InputError("--cpus: this platform cannot pin a process to CPUs")
-    mask = sorted(os.sched_getaffinity(0))
-    if not 1 <= count <= len(mask):
-        raise InputError(
-            f"--cpus must be between 1 and {len(mask)} (the CPUs available), got {count}"
-        )
-    start = os.getpid() % len(mask)
-    chosen = [mask[(start + i) % len(mask)] for i in range(count)]
-    os.sched_setaffinity(0, chosen)
-    return chosen
+    from . import _cpus
+
+    try:
+        return _cpus.config(value)
+    except InputError as e:
+        raise InputError(f"--{e}") from None
 
 
 def compilation_cache_dir(flag: str | None) -> str | None:
@@ -504,9 +496,9 @@ def _add_bench(sub) -> None:
 def _add_cpus(p) -> None:
     p.add_argument(
         "--cpus",
-        type=int,
-        help="run on this many of the available CPUs (pinned; on a shared node this keeps the "
-        "slowdown in proportion to the load; default: all, unpinned)",
+        metavar="auto|all|K",
+        help="CPUs to compute on: auto (default: every CPU on a quiet machine, only the free ones "
+        "on a busy one, where unpinned XLA threads stall), all (unpinned), or K pinned CPUs",
     )
 
 

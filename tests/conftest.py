@@ -17,6 +17,8 @@ jax.config.update("jax_platforms", "cpu")
 # `jaxfeat run` called in-process must not turn on the persistent compilation cache for the
 # whole test process (compile-counting tests would see cache hits); tests of the cache set it
 os.environ["JAXFEAT_CACHE_DIR"] = "off"
+# tests compute on every CPU, whatever else runs (jaxfeat/_cpus.py; tests of `auto` set it)
+os.environ["JAXFEAT_CPUS"] = "all"
 # the scan engine's timing calibration (`jaxfeat._scan.cost`) is per machine: tests must neither
 # read the user's nor write it
 os.environ["JAXFEAT_CALIBRATION"] = os.path.join(
