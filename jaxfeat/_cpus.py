@@ -127,6 +127,7 @@ def config(cpus: str | int = "auto") -> list[int]:
     elif choice == "auto":
         chosen = choose(ORIGINAL, _sample_busy()) or list(ORIGINAL)
     else:
+        assert isinstance(choice, int)  # _parse: "auto", "all" or a count
         start = os.getpid() % len(ORIGINAL)
         chosen = [ORIGINAL[(start + i) % len(ORIGINAL)] for i in range(choice)]
     os.sched_setaffinity(0, chosen)
