@@ -6,7 +6,9 @@ The model is ŷ = s·F a + b (s the `feature_scale`, b the unpenalised intercept
 §4.1, Moniri et al.) or ℓ = |y − ŷ|² (`loss="sum"`, Dandi et al.'s code, with s = 1/√width and
 no intercept). The two conventions differ by λ_sum = n·λ_mean. With the eigendecomposition of
 the smaller Gram matrix, GᵀG/n = V diag(e) Vᵀ (n ≥ N) or GGᵀ/n = U diag(e) Uᵀ (n < N), G = sF,
-every λ costs one diagonal rescaling, not one solve.
+every λ costs one diagonal rescaling, not one solve. The same decomposition gives, for every λ,
+the exact leave-one-out error and generalised cross-validation (MATH §4.5): criteria to choose λ
+from the training sample alone (`ridge_path`'s `loo_mse`, `gcv`).
 
 `n=` (may be traced) marks only the first n rows of F and y live, the rest padding below a
 static capacity (`jaxfeat._sized`): padding rows count in no mean, Gram matrix or error, so the
@@ -52,17 +54,36 @@ def ridge_path(
 
     **Returns:** `coef` (L, N) (of the scaled features sF), `intercept` (L,), `train_mse` (L,),
     `gram_eigenvalues` (the eigenvalues of the (centred) Gram matrix of sF divided by n,
-    ascending: the squared singular values of sF/√n) and, with a test set, `test_mse` (L,) and
-    `best` (index of the smallest test error).
+    ascending: the squared singular values of sF/√n), the training-sample criteria `loo_mse`
+    (L,), `gcv` (L,), `best_loo`, `best_gcv` (index of the smallest of each) and, with a test
+    set, `test_mse` (L,) and `best` (index of the smallest test error).
+
+    The criteria use the hat matrix ŷ = H_λ y of the fit, H_λ = 11ᵀ/n + H_c with an intercept
+    (the intercept is unpenalised and 1ᵀG_c = 0, so the two blocks decouple), H_λ = H_c
+    without, where H_c = G_c(G_cᵀG_c + nλ)⁻¹G_cᵀ on the (centred) scaled features G_c and λ in
+    the `loss="mean"` convention:
+
+    - `loo_mse` = (1/n) Σ_j ((y_j − ŷ_j)/(1 − H_jj))², exactly the mean squared error of
+      predicting each y_j from the refit without row j, intercept included, that keeps the full
+      problem's penalty nλ|a|² on the sum of squares (the same λ for `loss="sum"`; λ·n/(n−1)
+      for `loss="mean"` on the n−1 remaining rows);
+    - `gcv` = (1/n) Σ_j (y_j − ŷ_j)² / (1 − tr(H_λ)/n)², tr(H_c) = Σ_m e_m/(e_m + λ).
+
+    With the eigenvectors of the Gram matrix, diag(H_c) = Σ_m (G_c v_m)_j² / (n(e_m + λ))
+    (primal) or Σ_m U_jm² e_m/(e_m + λ) (dual, H_c = K(K + nλ)⁻¹, K = G_cG_cᵀ = nU diag(e)Uᵀ).
     """
     _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
     n, live = _live_rows(F, n)
     G, fm, ym = _centring(F * feature_scale, y, intercept, live)
     Gc, yc = _sized.mask_rows(G - fm[None, :], live), _sized.mask_rows(y - ym, live)
-    e, coef = _ridge_coefficients(Gc, yc, _mean_lambda(lam, loss, n), n)
+    lam = _mean_lambda(lam, loss, n)
+    ones = jnp.full(F.shape[0], float(intercept), F.dtype)  # H_λ = H_c + uuᵀ, u = 1/√n live
+    u = _sized.mask_rows(ones, live) / jnp.sqrt(jnp.asarray(n, F.dtype))  # √ of an int32 is f32
+    e, coef, resid, slack = _ridge_coefficients(Gc, yc, lam, n, u)
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0, "gram_eigenvalues": e}
+    out |= _loo_gcv(resid, slack, e, lam, n, live, intercept)
     predict = lambda F: (F * feature_scale) @ coef.T + b0[None, :]  # noqa: E731
     return out | _errors(predict, F, y, F_test, y_test, live)
 
@@ -151,26 +172,74 @@ def _mse(pred, y, live=None):
     """Mean squared error over the first `live` rows (all when None): (L,) for predictions
     (n, L), () for (n,)."""
     r = pred - (y[:, None] if pred.ndim == 2 else y)
+    return _row_mean(r**2, live)
+
+
+def _row_mean(x, live=None):
+    """Mean over axis 0 of the first `live` rows of x (all when None)."""
     if live is None:
-        return jnp.mean(r**2, axis=0)
-    return jnp.sum(_sized.mask_rows(r**2, live), axis=0) / live
+        return jnp.mean(x, axis=0)
+    return jnp.sum(_sized.mask_rows(x, live), axis=0) / live
 
 
-def _ridge_coefficients(Fc, yc, lam, n):
-    """(eigenvalues of the Gram matrix / n, coefficients (L, N)) of min |Fc·a − yc|²/n + λ|a|²
-    for every λ, from one eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n (padding
-    rows of Fc and yc are zero: they add zero eigenvalues, whose directions Fcᵀ annihilates)."""
+def _loo_gcv(
+    r: Float[Array, "rows L"], slack: Float[Array, "L rows"], e, lam, n, live, intercept: bool
+) -> dict:
+    """`loo_mse`, `gcv` (L,) and the indices of their minima (`ridge_path`'s docstring) from
+    the training residuals r = y − ŷ, `slack` = 1 − diag(H_λ) and the Gram eigenvalues e. The
+    intercept adds 1 to tr(H); padding rows (r = 0) count in no mean."""
+    icpt = 1.0 if intercept else 0.0
+    loo = _row_mean((r / slack.T) ** 2, live)
+    # n − tr(H_λ) = (n − 1_icpt − rank) + Σ_{e_m>0} λ/(e_m + λ): no cancellation as tr(H) → n
+    nonzero = _nonzero(e, max(r.shape[0], e.shape[0]))
+    rest = jnp.sum(_sized.where(nonzero[None, :], lam[:, None] / (e[None, :] + lam[:, None]), 0), 1)
+    gcv = _row_mean(r**2, live) / ((n - icpt - jnp.sum(nonzero) + rest) / n) ** 2
+    return {"loo_mse": loo, "gcv": gcv, "best_loo": jnp.argmin(loo), "best_gcv": jnp.argmin(gcv)}
+
+
+def _nonzero(e, size: int):
+    """The Gram eigenvalues above rounding (size·ε·max e): the others are zero, whose
+    computed values (±ε·max e) would otherwise add ε·max e/λ to the leverages and tr(H)."""
+    return e > size * jnp.finfo(e.dtype).eps * jnp.max(e)
+
+
+def _ridge_coefficients(Fc, yc, lam, n, u):
+    """(eigenvalues of the Gram matrix / n, coefficients (L, N), residuals yc − Fc·a (rows, L),
+    1 − diag(H_λ) (L, rows)) of min |Fc·a − yc|²/n + λ|a|² for every λ, from one
+    eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n (padding rows of Fc and yc are
+    zero: they add zero eigenvalues, whose directions Fcᵀ annihilates). H_λ = H_c + uuᵀ, H_c =
+    Fc(FcᵀFc + nλ)⁻¹Fcᵀ, u = 1/√n on the live rows with an intercept (Fcᵀu = 0), else zero."""
     rows, N = Fc.shape
-    if N <= rows:
-        e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
-        proj = V.T @ (Fc.T @ yc) / n  # (N,)
-        return e, (V[None, :, :] * (proj[None, :] / (e[None, :] + lam[:, None]))[:, None, :]).sum(
-            -1
-        )
-    e, U = jnp.linalg.eigh(Fc @ Fc.T / n)  # a = Fcᵀ (FcFcᵀ/n + λ)⁻¹ y/n
-    proj = U.T @ yc / n
-    alpha = (proj[None, :] / (e[None, :] + lam[:, None])) @ U.T  # (L, n)
-    return e, alpha @ Fc
+    if N > rows:
+        return _dual_ridge(Fc, yc, lam, n, u)
+    e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
+    d = e[None, :] + lam[:, None]  # (L, N)
+    proj = V.T @ (Fc.T @ yc) / n  # (N,)
+    coef = (V[None, :, :] * (proj[None, :] / d)[:, None, :]).sum(-1)
+    FV = Fc @ V  # (rows, N): the rows × rows hat matrix is never formed
+    w = _sized.where(_nonzero(e, rows)[None, :], 1.0 / d, 0.0)
+    return e, coef, yc[:, None] - Fc @ coef.T, 1.0 - w @ (FV**2).T / n - (u**2)[None, :]
+
+
+def _dual_ridge(Fc, yc, lam, n, u):
+    """`_ridge_coefficients` for n < N, from FcFcᵀ/n = U diag(e) Uᵀ: a = Fcᵀ(FcFcᵀ/n + λ)⁻¹y/n,
+    I − H_c = U diag(λ/(e + λ)) Uᵀ. Residuals and 1 − H_jj come from that form, sums of
+    nonnegative terms, so they keep their relative precision as H → I (small λ, near
+    interpolation; the primal form has n ≥ N): on the null space of FcFcᵀ (λ/(e + λ) = 1),
+    which holds u, the diagonal of its projector less uuᵀ is Σ_{e_m=0} (U_jm − u_j c_m)² with
+    c = Uᵀu, not Σ_{e_m=0} U_jm² − 1/n."""
+    rows, N = Fc.shape
+    e, U = jnp.linalg.eigh(Fc @ Fc.T / n)
+    d = e[None, :] + lam[:, None]  # (L, rows)
+    Uy = U.T @ yc
+    alpha = (Uy / n)[None, :] / d @ U.T  # (L, rows)
+    nz = _nonzero(e, N)
+    w = _sized.where(nz[None, :], lam[:, None] / d, 1.0)  # λ/(e + λ), 1 on the null space
+    resid = (w * Uy[None, :] @ U.T).T
+    c = _sized.where(nz, 0.0, U.T @ u)
+    null = jnp.sum(_sized.where(nz[None, :], 0.0, (U - u[:, None] * c[None, :]) ** 2), axis=1)
+    slack = _sized.where(nz[None, :], w, 0.0) @ (U**2).T + null[None, :]
+    return e, alpha @ Fc, resid, slack
 
 
 def _check_ridge_args(F, y, lambdas, F_test, y_test, loss) -> None:
