@@ -1,6 +1,7 @@
 """Data distributions as Equinox modules with `.sample(key, n) -> (X (n, d), y (n,))`.
 
-Gaussian single-/multi-index models and teacher networks (x ~ N(0, I_d)), Gaussian mixtures
+Single-/multi-index models (x ~ N(0, I_d), or i.i.d. unit-variance Rademacher or uniform
+coordinates: `inputs=`, MATH §4.5) and teacher networks (x ~ N(0, I_d)), Gaussian mixtures
 (XOR preset), sparse parity on {±1}^d (uniform, or the structured mixture of MATH §6.2) and
 linearly separable data with a margin. Every argument is checked in Python when the module is
 built, and `n`/`key` when `sample` is called, before anything compiles.
@@ -29,6 +30,7 @@ __all__ = [
     "SingleIndex",
     "MultiIndex",
     "HERMITE_BASES",
+    "INPUT_LAWS",
     "orthonormal_directions",
     "Teacher",
     "GaussianMixture",
@@ -193,16 +195,63 @@ def _check_live_dim(live_dim, directions) -> Array | None:
     return jnp.asarray(live, jnp.int32)
 
 
-def _gaussian_inputs(key, n: int, dim: int, live_dim) -> Array:
-    """X ~ N(0, I) of shape (n, dim); with `live_dim` its first live_dim columns are the
-    (n, live_dim) draw and the rest zero (`jaxfeat._sized.normal`)."""
+INPUT_LAWS = ("gaussian", "rademacher", "uniform")
+
+
+def _check_inputs(inputs) -> str:
+    """The law of the input coordinates, one of `INPUT_LAWS`."""
+    if not isinstance(inputs, str) or inputs not in INPUT_LAWS:
+        raise InputError(
+            f"inputs must be one of {INPUT_LAWS} (the law of each input coordinate), got {inputs!r}"
+        )
+    return str(inputs)
+
+
+def _non_gaussian(inputs: str) -> str:
+    """Why a law with non-Gaussian `inputs` has no exact G (`why_no_exact_gradient`)."""
+    return (
+        f"dist: inputs={inputs!r} has no exact population gradient; the exact G (MATH §3: "
+        "Hermite addition formula, Gaussian quadrature) needs Gaussian inputs x ~ N(0, I_d) "
+        "(MATH §4.5); use monte_carlo_gradient"
+    )
+
+
+def _coordinates(g: Float[Array, "*shape"], inputs: str) -> Float[Array, "*shape"]:
+    """Unit-variance coordinates of law `inputs` as an exact transform T(g) of g ~ N(0, 1):
+    `"gaussian"` T(g) = g; `"rademacher"` T(g) = ±1 by the sign of g (P(g < 0) = ½);
+    `"uniform"` T(g) = √3·erf(g/√2) = √3(2Φ(g) − 1), uniform on [−√3, √3] since Φ(g) ~ U(0, 1)
+    (variance 3/3 = 1, E x⁴ = 9/5). A transform of the Gaussian draw inherits its exactness
+    under padding (`jaxfeat._sized.normal`), and one key couples the three laws."""
+    if inputs == "rademacher":
+        return jnp.where(g < 0, -1, 1).astype(g.dtype)
+    if inputs == "uniform":
+        # bit-identical eager and under jit: the barrier stops XLA folding √0.5 into the √2 of
+        # g = √2·erfinv(u) (jax.random.normal), and x·√0.5, unlike x/√2, is not rewritten
+        g = jax.lax.optimization_barrier(g)
+        return math.sqrt(3.0) * jax.scipy.special.erf(g * math.sqrt(0.5))
+    return g
+
+
+def _inputs(key, n: int, dim: int, live_dim, inputs: str = "gaussian") -> Array:
+    """X of shape (n, dim) with i.i.d. coordinates of law `inputs` (`_coordinates`); with
+    `live_dim` its first live_dim columns are the (n, live_dim) draw and the rest zero, exactly
+    (`jaxfeat._sized.normal`)."""
     if live_dim is None:
-        return jax.random.normal(key, (n, dim))
-    return _sized.normal(key, (n, dim), (n, live_dim))
+        return _coordinates(jax.random.normal(key, (n, dim)), inputs)
+    X = _sized.normal(key, (n, dim), (n, live_dim))
+    if inputs == "gaussian":
+        return X
+    live = jnp.arange(dim) < live_dim  # T(0) = ±1 for rademacher: re-zero the padding
+    return _sized.where(live[None, :], _coordinates(X, inputs), jnp.zeros((), X.dtype))
 
 
 class SingleIndex(Distribution):
-    """x ~ N(0, I_d), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
+    """x ~ N(0, I_d) (or other `inputs`), y = f*(β·x) + noise·ε, ε ~ N(0, 1), with |β| = 1.
+
+    `inputs` (`"gaussian"` | `"rademacher"` | `"uniform"`) is the law of the i.i.d. input
+    coordinates, all of unit variance: N(0, 1), ±1 with probability ½, or uniform on
+    [−√3, √3] (MATH §4.5); the labels use the same link of β·x. The exact population gradient
+    (`population_gradient`) needs Gaussian inputs and refuses the others.
 
     f* is given by its normalised Hermite coefficients, f*(z) = Σ_k hermite[k] He_k(z)/√(k!)
     (MATH §1), or with `basis="probabilists"` by c_k in f*(z) = Σ_k c_k He_k(z) (stored
@@ -220,6 +269,7 @@ class SingleIndex(Distribution):
     noise: Float[Array, ""]
     live_dim: Array | None
     target: Callable | str | None = eqx.field(static=True)
+    inputs: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -230,7 +280,9 @@ class SingleIndex(Distribution):
         target: Callable | str | None = None,
         basis: str = "normalised",
         live_dim=None,
+        inputs="gaussian",
     ):
+        self.inputs = _check_inputs(inputs)
         self.noise = _scalar("noise", noise)
         self.beta = _unit_vector("beta", beta)
         self.hermite = _check_target(_to_normalised(hermite, basis), target)
@@ -251,11 +303,13 @@ class SingleIndex(Distribution):
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
-        X = _gaussian_inputs(kx, n, self.dim, self.live_dim)
+        X = _inputs(kx, n, self.dim, self.live_dim, self.inputs)
         y = self.link(X @ self.beta) + self.noise * jax.random.normal(ke, (n,))
         return X, y
 
     def why_no_exact_gradient(self):
+        if self.inputs != "gaussian":
+            return _non_gaussian(self.inputs)
         if self.live_dim is not None:
             return _PADDED_NO_EXACT
         if self.hermite is None and self.target not in ("relu", "sign"):
@@ -268,7 +322,9 @@ class SingleIndex(Distribution):
 
     def exact_gradient(self, W, b):
         """Hermite targets: the addition formula (MATH §3.2); relu/sign: a closed inner
-        expectation and a 1-D Gauss–Legendre integral (≈1e-13)."""
+        expectation and a 1-D Gauss–Legendre integral (≈1e-13). Gaussian inputs only."""
+        if self.inputs != "gaussian":
+            _raise_no_exact_gradient(self)
         if self.hermite is not None:
             return _G.index_gradient(self.beta, self.hermite, W, b)
         if self.target in ("relu", "sign"):
@@ -277,11 +333,12 @@ class SingleIndex(Distribution):
 
 
 class MultiIndex(Distribution):
-    """x ~ N(0, I_d), y = g(Bx) + noise·ε with B of shape (k, d).
+    """x ~ N(0, I_d) (or other `inputs`), y = g(Bx) + noise·ε with B of shape (k, d).
 
     g is a callable on the last axis (`target(Z)` with Z (n, k) -> (n,)), or, with `hermite` of
     shape (k, K+1), the additive model g(z) = Σ_j Σ_k hermite[j, k] h_k(z_j); a 1-D `hermite`
-    (K+1,) is the same link for every direction. `basis` and `live_dim` as in `SingleIndex`.
+    (K+1,) is the same link for every direction. `basis`, `live_dim` and `inputs` (the law of
+    the input coordinates; exact G for Gaussian inputs only) as in `SingleIndex`.
     """
 
     B: Float[Array, "k dim"]
@@ -289,6 +346,7 @@ class MultiIndex(Distribution):
     noise: Float[Array, ""]
     live_dim: Array | None
     target: Callable | None = eqx.field(static=True)
+    inputs: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -299,7 +357,9 @@ class MultiIndex(Distribution):
         target: Callable | None = None,
         basis: str = "normalised",
         live_dim=None,
+        inputs="gaussian",
     ):
+        self.inputs = _check_inputs(inputs)
         self.noise = _scalar("noise", noise)
         k, d = _checks.check_ndim("B", B, 2, "(k, dim)")
         if k == 0 or d == 0:
@@ -338,17 +398,20 @@ class MultiIndex(Distribution):
 
     def _sample(self, key, n):
         kx, ke = jax.random.split(key)
-        X = _gaussian_inputs(kx, n, self.dim, self.live_dim)
+        X = _inputs(kx, n, self.dim, self.live_dim, self.inputs)
         return X, self.link(X @ self.B.T) + self.noise * jax.random.normal(ke, (n,))
 
     def why_no_exact_gradient(self):
+        if self.inputs != "gaussian":
+            return _non_gaussian(self.inputs)
         if self.live_dim is not None:
             return _PADDED_NO_EXACT
         return None if self.hermite is not None else _no_exact_gradient(self)
 
     def exact_gradient(self, W, b):
-        """Additive Hermite targets: a sum of single-index G (MATH §3.2); B concrete."""
-        if self.hermite is None:
+        """Additive Hermite targets: a sum of single-index G (MATH §3.2); B concrete; Gaussian
+        inputs only."""
+        if self.hermite is None or self.inputs != "gaussian":
             _raise_no_exact_gradient(self)
         return _G.multi_index_gradient(self.B, self.hermite, W, b)
 

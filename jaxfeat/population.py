@@ -171,7 +171,8 @@ def population_gradient(dist: Distribution, W: ArrayLike, b: ArrayLike) -> Float
     Each law owns its exact G (`Distribution.exact_gradient`):
 
     - `GaussianMixture`: closed form with Φ̄ and φ (§3.1).
-    - `SingleIndex`/`MultiIndex` with Hermite targets: the Hermite addition formula (§3.2);
+    - `SingleIndex`/`MultiIndex` with Hermite targets and Gaussian inputs (`inputs="gaussian"`;
+      Rademacher and uniform inputs are refused): the Hermite addition formula (§3.2);
       `SingleIndex(target="relu" | "sign")`: closed inner expectation and a 1-D Gauss–Legendre
       integral (≈1e-13).
     - `SparseParity` with dim ≤ 20: exact enumeration of {±1}^d in chunks (memory O(chunk·m)),
