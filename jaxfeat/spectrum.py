@@ -43,6 +43,8 @@ __all__ = [
     "hermite_features",
     "count_spikes",
     "spike_statistics",
+    "spike_expansion",
+    "EXPANSION_BASES",
 ]
 
 
@@ -366,6 +368,69 @@ def hermite_features(X: ArrayLike, direction: ArrayLike, degree: int = 8) -> Arr
     u = jnp.asarray(direction)
     # a JAX argument gives JAX polynomials (hermite_polynomials keeps the array type)
     return hermite_polynomials(X @ (u / jnp.linalg.norm(u)), degree)[:, 1:]  # pyright: ignore[reportReturnType]
+
+
+EXPANSION_BASES = ("hermite", "monomial")
+
+
+def spike_expansion(
+    X: Float[ArrayLike, "rows dim"],
+    step,
+    activation: str | _act.Activation,
+    terms: int,
+    *,
+    basis: str = "hermite",
+) -> Float[Array, "rows width"]:
+    """F₀ plus the first `terms` spike terms of one gradient step (MATH §4.2, §4.5 [R]):
+
+    F_ℓ = σ(XW₀ᵀ) + Σ_{k=1}^{ℓ} (μ'_k/k!) He_k(Xζ̂) (δ^{∘k})ᵀ,  δ_i = (w₁,ᵢ − w₀,ᵢ)·ζ̂,
+
+    with μ'_k = E σ^{(k)}(z) = √(k!) c_k (`jaxfeat.hermite_coefficients`), so that the k-th term
+    is c_k h_k(Xζ̂)(δ^{∘k})ᵀ. Moniri et al. (arXiv 2310.07891, Theorems 4.1–4.2) state that the
+    ridge readout's errors on F₁ = σ(XW₁ᵀ) equal those on F_ℓ(α) in the proportional limit. The
+    rows X may be the readout sample or test points: they get the same W₀, ζ̂ and δ, so a
+    test tile's features are `spike_expansion(X_tile, ...)` (one tile at a time).
+
+    **Arguments:**
+
+    - `X`: inputs (rows, dim).
+    - `step`: a `jaxfeat.one_step` result (its `W0`, `W1` (width, dim), `a`, `zeta` (dim,)).
+    - `activation`: the step's activation; its Hermite coefficients at |w| = 1 are used (the
+      rows of W₀ are unit vectors under the default `scheme="sphere"`). Activations with their
+      first Hermite order removed (σ≥2) have per-neuron coefficients and are refused.
+    - `terms`: ℓ ≥ 0 (0 gives F₀).
+    - `basis`: `"hermite"` (He_k(Xζ̂), MATH §4.2) or `"monomial"` ((Xζ̂)^k/k!·μ'_k, the
+      Taylor terms before their Hermite re-expansion: the paper writes its spikes with
+      monomial left vectors).
+
+    **Returns:** the features (rows, width), F₀'s part exactly `activation.layer(X, W₀)` (as
+    `TwoLayer.features`); padding neurons (zero rows of W₀ and W₁) get σ(0) there.
+    """
+    act = _act.get(activation)
+    terms = _checks.check_nonneg_int("terms", terms)
+    if basis not in EXPANSION_BASES:
+        raise InputError(f"basis must be one of {EXPANSION_BASES}, got {basis!r}")
+    if 1 in act.removed:
+        raise InputError(
+            f"spike_expansion: {act.name} has its first Hermite order removed, so its "
+            "coefficients depend on each neuron's |w| (MATH §4.5): not supported"
+        )
+    X = jnp.asarray(X)
+    W0, W1, zeta = (jnp.asarray(v, X.dtype) for v in (step.W0, step.W1, step.zeta))
+    u = zeta / jnp.linalg.norm(zeta)
+    F0 = act.layer(X, W0)
+    if terms == 0:
+        return F0
+    c = np.asarray(act.hermite_coefficients(terms, 1.0, "auto"), np.float64)
+    s = X @ u
+    k = np.arange(1, terms + 1)
+    if basis == "hermite":
+        left = hermite_polynomials(s, terms)[:, 1:] * jnp.asarray(c[1:], X.dtype)[None, :]
+    else:  # μ'_k s^k / k! = c_k s^k / √(k!)
+        scale = c[1:] / np.sqrt(np.cumprod(k.astype(np.float64)))
+        left = s[:, None] ** jnp.asarray(k, X.dtype)[None, :] * jnp.asarray(scale, X.dtype)[None, :]
+    delta = (W1 - W0) @ u
+    return F0 + left @ (delta[None, :] ** jnp.asarray(k, X.dtype)[:, None])
 
 
 def spike_statistics(s, V, HtFc, HtH, deflated_edge, *, margin: float = 1.02) -> dict:

@@ -368,3 +368,18 @@ def test_ensembles_and_gradient_feature_sets():
         return nets.W, frac[0]
 
     first_compiles_second_does_not(lambda: call(0), lambda: call(1))
+
+
+def test_one_step_equivalence_and_spike_expansion():
+    from jaxfeat.algorithms.equivalence import one_step_equivalence
+
+    def call(seed, alpha, c):
+        key = jax.random.key(seed)
+        dist = single_index(jax.random.fold_in(key, 1))
+        out = one_step_equivalence(
+            key, dist, n=N_ROWS + 2, width=WIDTH, n_test=23, alpha=alpha, c=c, terms=2, steps=2
+        )
+        res = jf.one_step(key, dist, n=N_ROWS + 2, width=WIDTH, alpha=alpha, c=c)
+        return out, jf.spectrum.spike_expansion(jnp.ones((5, D)), res, "shifted_relu", 2)
+
+    first_compiles_second_does_not(lambda: call(0, 0.2, 1.0), lambda: call(1, 0.35, 2.0))

@@ -33,6 +33,7 @@ class Plan:
         self.dynamic = [a for a in self.axes if a in self.exp.dynamic]
         self.static = [a for a in self.axes if a not in self.exp.dynamic]
         self._check_dynamic_axes()
+        self._check_output_dims()
         for a, target in self.exp.padded.items():
             if a in self.grid:
                 self.params[target] = max(self.grid[a])
@@ -75,6 +76,17 @@ class Plan:
                 raise InputError(
                     f"grid axis {a!r} is vmapped and must hold numbers, got {self.grid[a]}"
                 )
+
+    def _check_output_dims(self) -> None:
+        """A grid axis may not share its name with a dimension of the outputs (e.g. `degree`,
+        the dimension of the Hermite projections): the store could not hold both."""
+        dims = {d for named in self.exp.dims.values() for d in named} | set(self.exp.coords)
+        clash = sorted(dims & set(self.axes))
+        if clash:
+            raise InputError(
+                f"grid axis {', '.join(map(repr, clash))} of {self.exp.name!r} is also the name "
+                "of an output dimension; fix it with --set or run one value at a time"
+            )
 
     def static_params(self, s: int) -> dict:
         point = {a: self.grid[a][i] for a, i in zip(self.static, self.static_points[s])}

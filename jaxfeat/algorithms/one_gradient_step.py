@@ -130,7 +130,7 @@ def _jitted_entry(fn):
 
 
 # long: one signature line per protocol knob (each checked in a helper)
-def _one_step(
+def _step_once(
     key: PRNGKeyArray,
     dist: Distribution,
     *,
@@ -209,6 +209,35 @@ def _one_step(
     X, y = (rows.X, rows.y) if return_data else (None, None)  # pyright: ignore[reportAttributeAccessIssue]
     return OneStepResult(W0, W1, a, zeta, jnp.asarray(eta, dtype), scale, X, y)
 
+
+def _one_step(key: PRNGKeyArray, dist: Distribution, *, steps: int = 1, **kw) -> OneStepResult:
+    steps = _checks.check_positive_int("steps", steps)
+    first = _step_once(key, dist, **kw)
+    if steps == 1:
+        return first
+    if kw.get("data") is not None:
+        raise InputError("steps > 1 draws fresh samples at every step: not with data=")
+    later = {k: v for k, v in kw.items() if k not in ("W0", "a", "scheme", "init")}
+
+    def body(carry, s):  # step s on fresh samples from fold_in(key, s), the same η
+        r = _step_once(jax.random.fold_in(key, s), dist, **later, W0=carry[0], a=first.a)
+        return (r.W1, r.zeta, r.X, r.y), None
+
+    init = (first.W1, first.zeta, first.X, first.y)
+    (W, zeta, X, y), _ = jax.lax.scan(body, init, jnp.arange(1, steps))
+    return OneStepResult(first.W0, W, first.a, zeta, first.eta, first.scale, X, y)
+
+
+_one_step.__doc__ = (_step_once.__doc__ or "").replace(
+    "    **Returns:** a `OneStepResult`.",
+    """    **t giant steps** (MATH §4.5): `steps=t` (static) chains t steps with the same η, step s
+    on fresh samples: exactly `res = one_step(key, …)`, then for s = 1..t−1
+    `res = one_step(fold_in(key, s), …, W0=res.W1, a=res.a)`, except that the result's `W0`
+    is the initial W₀ (the random-features baseline); `zeta` (and with `return_data` the
+    samples) are the last step's. Compiles once whatever t is (a `lax.scan` over steps).
+
+    **Returns:** a `OneStepResult`.""",
+)
 
 one_step = _jitted_entry(_one_step)
 

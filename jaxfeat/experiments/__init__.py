@@ -10,6 +10,7 @@ from ._experiment import (
     names as names,
     register as register,
 )
+from .equivalence import equivalence_experiment as equivalence_experiment
 from .gradient_features import gradient_features_experiment as gradient_features_experiment
 from .local_convergence import local_convergence_experiment as local_convergence_experiment
 from .random_features import random_features_experiment as random_features_experiment
@@ -18,6 +19,7 @@ from .teacher_student import teacher_student_experiment as teacher_student_exper
 
 for _e in (
     spikes_experiment,
+    equivalence_experiment,
     random_features_experiment,
     teacher_student_experiment,
     local_convergence_experiment,

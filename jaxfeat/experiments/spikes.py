@@ -56,19 +56,24 @@ def run(
     k=10,
     degree=8,
     margin=1.02,
+    steps=1,
+    inputs="gaussian",
     n_capacity=None,
     N=None,
 ):
-    """One seed: y = (1/k)Σ_{j<k} f*(x_j) + noise·ε over the first k = `indices` coordinates
-    (y = f*(β·x) + noise·ε with β = e₁ for k = 1), f* from its Hermite coefficients `target` in
+    """One seed: y = (1/k)Σ_{j<k} f*(x_j) + noise·ε over the first k = `indices` coordinates (y =
+    f*(β·x) + noise·ε with β = e₁ for k = 1), f* from its Hermite coefficients `target` in
     `basis` (`"normalised"` h_k or `"probabilists"` He_k); `dim` = `width` = ratio·n unless
-    given (d and Moniri et al.'s N); ñ = n unless given. `init_seed` (an int) draws W₀ and a
-    once from `jax.random.key(init_seed)`, the same for every seed (Dandi et al.'s code: fixed
+    given (d and Moniri et al.'s N); ñ = n unless given; `steps` giant steps (`one_step`'s
+    `steps`: fresh samples at each, the same η; the features and the readout use the last
+    weights); `inputs` the law of each input coordinate (`jaxfeat.data.INPUT_LAWS`: gaussian,
+    rademacher, uniform, all of unit variance). `init_seed` (an int) draws W₀ and a once from
+    `jax.random.key(init_seed)`, the same for every seed (Dandi et al.'s code: fixed
     initialisation, re-sampled data); None draws them per seed. The other knobs are
     `one_step_spikes`' (`scheme`, `a_law`, `output_scale`, `labels`, `readout`, `lambdas`,
     `ridge_loss`, `intercept`, `ridge_scale`, `test_tile`, `init_readout`). Returns
-    `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width`
-    (stores written by 0.1 hold `N`; `--set N=…` still works and warns).
+    `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width` (stores
+    written by 0.1 hold `N`; `--set N=…` still works and warns).
 
     `n_capacity` (a static int ≥ n) makes n a dynamic size (`jaxfeat.Capacity`): the seed
     runs on n_capacity step and readout samples (and the dimension and width that ratio·n
@@ -81,7 +86,7 @@ def run(
         labels=labels, readout=readout, lambdas=lambdas, ridge_loss=ridge_loss,
         intercept=intercept, ridge_scale=ridge_scale, n_test=n_test, test_tile=test_tile,
         init_readout=init_readout, k=k, degree=degree, margin=margin, N=N,
-        n_capacity=n_capacity,
+        n_capacity=n_capacity, steps=steps, inputs=inputs,
     )  # fmt: skip
     return one_step_spikes(key, dist, **step, **spikes)
 
@@ -106,8 +111,10 @@ def _protocol(**p) -> tuple[Any, dict, dict]:
     grows = padded and width is None and p["dim"] is None  # the width follows n: padded
     width, width_cap = (dim, dim_cap) if width is None else _size(name, width, 0, n, None)
     live_dim = dim if padded and p["dim"] is None else None
-    dist = _teacher(dim_cap, p["target"], p["basis"], p["indices"], p["noise"], live_dim)
+    law = p.get("inputs", "gaussian")
+    dist = _teacher(dim_cap, p["target"], p["basis"], p["indices"], p["noise"], live_dim, law)
     step: dict[str, Any] = dict(n=n, width=width, activation=p["activation"])
+    step["steps"] = _checks.check_positive_int("steps", p.get("steps", 1))
     step |= dict(alpha=p["alpha"], c=p["c"], output_scale=p["output_scale"])
     if p["init_seed"] is None:
         step |= dict(scheme=p["scheme"], a_law=p["a_law"])
@@ -159,20 +166,24 @@ def _size(name, value, ratio, n, cap_n) -> tuple:
     return traced, cap
 
 
-def _teacher(dim, target, basis, indices, noise, live_dim=None):
+def _teacher(dim, target, basis, indices, noise, live_dim=None, inputs="gaussian"):
     """Single-index f*(x₁) (indices = 1) or the average of f* over the first `indices`
     coordinates (an additive multi-index model with orthonormal directions); `live_dim` pads
     the inputs beyond it (`jaxfeat.data.SingleIndex`)."""
     coef = _check_target(target)
     indices = _checks.check_positive_int("indices", indices)
     if indices == 1:
-        return SingleIndex(np.eye(1, dim)[0], coef, noise=noise, basis=basis, live_dim=live_dim)
+        return SingleIndex(
+            np.eye(1, dim)[0], coef, noise=noise, basis=basis, live_dim=live_dim, inputs=inputs
+        )
     if indices > dim or (
         live_dim is not None and _sized.is_static(live_dim) and live_dim < indices
     ):
         raise InputError(f"indices must be <= dim = {live_dim or dim}, got {indices}")
     coef = list(np.asarray(coef, float) / indices)
-    return MultiIndex(np.eye(indices, dim), coef, noise=noise, basis=basis, live_dim=live_dim)
+    return MultiIndex(
+        np.eye(indices, dim), coef, noise=noise, basis=basis, live_dim=live_dim, inputs=inputs
+    )
 
 
 def _check_target(target) -> list:
