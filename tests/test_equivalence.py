@@ -164,3 +164,21 @@ def test_readout_summary_equals_a_numpy_ridge_at_the_chosen_lambda():
             out["hermite_projection"][i, :3], (pred[:, None] * h).mean(0), rtol=1e-9, atol=1e-12
         )
     np.testing.assert_allclose(out["target_projection"][:3], (ys[:, None] * h).mean(0), rtol=1e-9)
+
+
+def test_spikes_reports_the_same_readout_as_the_equivalence_at_the_loo_lambda():
+    """`one_step_spikes`' W₁ readout (test MSE at the LOO λ, that λ, the oracle, the Hermite
+    projections) equals the F₁ row of `one_step_equivalence` on the same draws (the latter is
+    pinned to a NumPy ridge above)."""
+    from jaxfeat.algorithms import one_step_spikes
+
+    dist = jf.data.SingleIndex(np.eye(1, 30)[0], [0.0, 1.0, 0.7071067811865476], noise=0.1)
+    kw = dict(n=240, width=40, n_test=300, activation="relu", alpha=0.3)
+    key = jax.random.key(12)
+    eq = one_step_equivalence(key, dist, **kw, terms=1)
+    sp = one_step_spikes(key, dist, **kw, n_tilde=240)
+    for a, b in (("test_mse_w1", "test_mse"), ("lambda_w1", "lambda")):
+        np.testing.assert_allclose(sp[a], eq[b][0], rtol=1e-10)
+    np.testing.assert_allclose(sp["test_mse_w1_oracle"], eq["test_mse_oracle"][0], rtol=1e-10)
+    np.testing.assert_allclose(sp["test_mse_w0"], eq["test_mse"][1], rtol=1e-10)
+    np.testing.assert_allclose(sp["hermite_projection"], eq["hermite_projection"][0], atol=1e-12)

@@ -24,6 +24,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _checks, _sized, _vocabulary, activations as _act, labels as _labels
 from .._checks import InputError, InputTypeError
+from .._quadrature import hermite_polynomials
 from .._sized import Capacity
 from ..data import Distribution, MultiIndex, SingleIndex
 from ..nets import TwoLayer, unit_rows
@@ -469,7 +470,8 @@ def _one_step_spikes(
     the test set, each rule fitted on its own sample as Dandi et al.'s code does (the test
     labels' own fit adds about (d/n_test)·E[y²] of estimation noise to the test error: small at
     Dandi et al.'s n_test = 10⁵, d = 512); `lambdas` a
-    grid (default 10⁻⁷..1, the best test error reported, one eigendecomposition) or one λ (a
+    grid (default 10⁻⁷..1, one eigendecomposition; the test error reported at the λ chosen by
+    leave-one-out on the readout sample, the best over the grid as `…_oracle`) or one λ (a
     0-d value: one solve); `ridge_loss` `"mean"` | `"sum"`, `intercept`, `ridge_scale` (the
     features' scale s in ŷ = s·F a + b, the output-scale strings) as in `jaxfeat.ridge`;
     `test_tile` forms the test features `test_tile` rows at a time (memory n_test·d for the
@@ -523,7 +525,8 @@ def _one_step_spikes(
         train = dist.sample(k_feat, n_tilde, capacity=tilde_cap)
     test = _test_rows(dist, k_test, ridge)
     live = (n_tilde if padded else None, live_width if cap.width is not None else None)
-    return _dense_spikes(train, test, res, act, labels, ridge, spikes, live) | info
+    direction = _index_direction(dist)
+    return _dense_spikes(train, test, res, act, labels, ridge, spikes, live, direction) | info
 
 
 one_step_spikes = _jitted_entry(_one_step_spikes)
@@ -590,9 +593,14 @@ def _check_spike_args(degree, k, margin) -> dict:
 
 # outputs the matrix-free path (`tile=`) has no value for: NaN there, on purpose. An experiment
 # that runs that path declares them `not_applicable`, so NaN keeps meaning "diverged" (DESIGN §8)
-NOT_ON_THE_STREAMED_PATH = ("f0_edge", "test_mse_w1", "test_mse_w0")
+NOT_ON_THE_STREAMED_PATH = (
+    "f0_edge", "test_mse_w1", "test_mse_w0", "test_mse_w1_oracle", "test_mse_w0_oracle",
+    "lambda_w1", "hermite_projection",
+)  # fmt: skip
 # and those `init_readout=False` skips (the W₀ random-features baseline)
-NO_INIT_READOUT = ("f0_edge", "test_mse_w0")
+NO_INIT_READOUT = ("f0_edge", "test_mse_w0", "test_mse_w0_oracle")
+#: ĉ_k = E[f̂(x) h_k(u·x)] of W₁'s readout for k = 0..PROJECTION_DEGREE (`hermite_projection`)
+PROJECTION_DEGREE = 4
 
 
 def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[str, Array]:
@@ -603,7 +611,8 @@ def _streamed_spikes(key, dist, res, act, n_tilde, tile, iters, spikes) -> dict[
         F1, direction=res.zeta, key=k_spec, iters=iters, **spikes
     )
     nan = jnp.full((), jnp.nan, res.W1.dtype)
-    return stats | dict.fromkeys(NOT_ON_THE_STREAMED_PATH, nan)
+    out = stats | dict.fromkeys(NOT_ON_THE_STREAMED_PATH, nan)
+    return out | {"hermite_projection": jnp.full(PROJECTION_DEGREE + 1, jnp.nan, nan.dtype)}
 
 
 def _test_rows(dist, key, ridge) -> Rows:
@@ -613,10 +622,14 @@ def _test_rows(dist, key, ridge) -> Rows:
     return ArrayRows(X, y, tile=ridge["test_tile"] or ridge["n_test"])
 
 
-def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes, live) -> dict[str, Array]:
+# long: one statistic after another, each a few lines
+def _dense_spikes(
+    train, test: Rows, res, act, labels, ridge, spikes, live, direction=None
+) -> dict[str, Array]:
     """Spike statistics of the dense F₁ on the readout sample `train` = (X̃, ỹ), the F₀ edge,
     and the ridge test errors of W₀ and W₁ features on the `test` rows. `live` = (ñ, width)
-    live below the arrays' capacities (None: all of it; `jaxfeat._sized`)."""
+    live below the arrays' capacities (None: all of it; `jaxfeat._sized`); `direction` the
+    index direction of the Hermite projections (None: NaN)."""
     Xt, yt = train
     n_live, width_live = live
     yt = _labels.preprocess_labels(Xt, yt, labels, n=n_live)
@@ -635,7 +648,7 @@ def _dense_spikes(train, test: Rows, res, act, labels, ridge, spikes, live) -> d
     Fs = [F1] + [feats(W, Xt) for W in weights[1:]]
     fits = [_readout_fit(F, yt, ridge, n_live) for F in Fs]
     adjust = _labels.label_adjuster(test, labels)
-    errors = _test_errors(test, adjust, feats, weights, fits, ridge)
+    errors = _test_errors(test, adjust, feats, weights, fits, ridge, direction)
     if not ridge["init_readout"]:
         nan = jnp.full((), jnp.nan, F1.dtype)
         return stats | errors | dict.fromkeys(NO_INIT_READOUT, nan)
@@ -652,27 +665,59 @@ def _readout_fit(F, y, ridge, n=None) -> dict:
     return ridge_path(F, y, ridge["lambdas"], n=n, **conv)
 
 
-def _test_errors(test: Rows, adjust, feats, weights, fits, ridge) -> dict[str, Array]:
-    """The smallest test MSE over λ of the readouts on W₁'s (and W₀'s) features, summed tile by
-    tile over `test`."""
+def _test_errors(test: Rows, adjust, feats, weights, fits, ridge, direction) -> dict[str, Array]:
+    """Test MSE of the readouts on W₁'s (and W₀'s) features, summed tile by tile over `test`:
+    at the λ chosen by exact leave-one-out on the training sample (`ridge_path`'s `best_loo`;
+    the one λ when one is given), and the smallest over the grid (`…_oracle`: λ chosen on the
+    test set, optimistic). Also `lambda_w1`, W₁'s chosen λ, and `hermite_projection`, the
+    projections ĉ_k = mean over the test set of f̂(x)h_k(u·x), k = 0..`PROJECTION_DEGREE`, of
+    W₁'s readout at that λ on the unit index direction u (NaN without one)."""
+    chosen = [fit.get("best_loo") for fit in fits]
+    dtype = fits[0]["intercept"].dtype
+    u = jnp.zeros(test.dim, dtype) if direction is None else jnp.asarray(direction, dtype)
 
-    def tile_sq_errors(X: Array, y: Array, valid: Array):
+    def tile_sums(X: Array, y: Array, valid: Array):
         y = adjust(X, y)
-        out = []
+        h = hermite_polynomials(X @ u, PROJECTION_DEGREE) * valid[:, None]
+        sq = []
         for W, fit in zip(weights, fits):
             pred: Array = (feats(W, X) * ridge["scale"]) @ fit["coef"].T
             if pred.ndim == 2:  # a λ grid: predictions (tile, L)
-                r = pred + fit["intercept"][None, :] - y[:, None]
+                pred = pred + fit["intercept"][None, :]
+                r = pred - y[:, None]
             else:
-                r = pred + fit["intercept"] - y
+                pred = pred + fit["intercept"]
+                r = pred - y
             mask = valid if r.ndim == 1 else valid[:, None]
-            out.append(jnp.sum(r * r * mask, 0))  # padding rows are finite draws or zeros
-        return tuple(out)
+            sq.append(jnp.sum(r * r * mask, 0))  # padding rows are finite draws or zeros
+            if len(sq) == 1:  # W₁'s readout, at its chosen λ
+                p = pred if pred.ndim == 1 else pred[:, chosen[0]]
+                proj = jnp.sum(p[:, None] * h, 0)
+        return tuple(sq), proj
 
     init = tuple(jnp.zeros_like(fit["intercept"]) for fit in fits)
-    sq = fold_rows(test, tile_sq_errors, init)
-    names = ("test_mse_w1", "test_mse_w0")
-    return {name: jnp.min(s) / test.n for name, s in zip(names, sq)}
+    sq, proj = fold_rows(test, tile_sums, (init, jnp.zeros(PROJECTION_DEGREE + 1, dtype)))
+    out = {}
+    for name, s, j in zip(("test_mse_w1", "test_mse_w0"), sq, chosen):
+        out[name] = (s if j is None else s[j]) / test.n
+        out[name + "_oracle"] = jnp.min(s) / test.n
+    lambdas = ridge["lambdas"]
+    out["lambda_w1"] = jnp.asarray(lambdas if chosen[0] is None else lambdas[chosen[0]], dtype)
+    nan = jnp.full(PROJECTION_DEGREE + 1, jnp.nan, dtype)
+    out["hermite_projection"] = nan if direction is None else proj / test.n
+    return out
+
+
+def _index_direction(dist):
+    """The unit index direction of single-index data (β), the first of multi-index data; None
+    for data with no index space."""
+    if isinstance(dist, SingleIndex):
+        v = jnp.asarray(dist.beta)
+    elif isinstance(dist, MultiIndex):
+        v = jnp.asarray(dist.B)[0]
+    else:
+        return None
+    return v / jnp.linalg.norm(v)
 
 
 def _centred_top_singular_value(F0: DenseFeatures, fit0, ridge):

@@ -14,6 +14,7 @@ from .._checks import InputError
 from .._sized import Capacity
 from ..algorithms.one_gradient_step import (
     NO_INIT_READOUT,
+    PROJECTION_DEGREE,
     OneStepResult,
     _draw_init,
     init_weights,
@@ -258,7 +259,9 @@ spikes_experiment = Experiment(
         "singular_values": ("k",),
         "mass_in_hermite_span": ("k",),
         "capture": ("hermite",),
+        "hermite_projection": ("degree",),
     },
+    coords={"degree": lambda p: list(range(PROJECTION_DEGREE + 1))},
     check=("singular_values", "deflated_edge", "test_mse_w1"),
     # the W₀ baseline is skipped with init_readout=False (the dandi preset): NaN there, declared
     not_applicable=dict.fromkeys(NO_INIT_READOUT, float("nan")),
