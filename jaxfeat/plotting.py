@@ -438,6 +438,13 @@ def _spike_heatmap(ax, ds, sm, label) -> None:
     top = im.get_clim()[1]
     dark = lambda v: "k" if v > 0.6 * top else "w"  # noqa: E731 - text readable on the colour
     _cell_numbers(ax, counts, se, ".2f", fontsize=_fs(7), color=dark)
+    finite = "predicted_spikes" in sm  # stores before 0.2 do not have it
+    if finite:
+        pred = _over(sm["predicted_spikes"].sel(stat="mean"), ("n", "alpha"))
+        for (i, j), v in np.ndenumerate(pred):
+            if np.isfinite(v):
+                ax.text(j, i - 0.32, f"θ: {v:.1f}", ha="center", va="center",
+                        fontsize=_fs(6), color=dark(counts[i, j]))  # fmt: skip
     ticks = [f"{a:g}\nℓ={_predicted_label(float(a))}" for a in alphas]
     ax.set_xticks(range(len(alphas)), ticks)
     ax.set_yticks(range(len(ns)), [str(n) for n in ns])
@@ -450,6 +457,8 @@ def _spike_heatmap(ax, ds, sm, label) -> None:
     ax.set_ylabel("n = ñ")
     prefix = f"{label}: " if label else ""
     title = f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)"
+    if finite:
+        title += "\nθ: the finite-size prediction (spike-part singular values > 0.75 × F₀ edge)"
     ax.set_title(title, fontsize=_fs(9))
 
 

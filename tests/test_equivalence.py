@@ -182,3 +182,21 @@ def test_spikes_reports_the_same_readout_as_the_equivalence_at_the_loo_lambda():
     np.testing.assert_allclose(sp["test_mse_w1_oracle"], eq["test_mse_oracle"][0], rtol=1e-10)
     np.testing.assert_allclose(sp["test_mse_w0"], eq["test_mse"][1], rtol=1e-10)
     np.testing.assert_allclose(sp["hermite_projection"], eq["hermite_projection"][0], atol=1e-12)
+
+
+def test_spike_part_singular_values_are_those_of_the_centred_expansion_terms():
+    """The finite-size prediction's singular values (K×K route) against a dense SVD of the
+    column-centred S = spike_expansion(…, K) − F₀; padding rows (n live) count in nothing."""
+    from jaxfeat.algorithms.one_gradient_step import spike_part_singular_values
+
+    dist, res = _step(jax.random.key(13), n=400, dim=50, width=60, alpha=0.4)
+    X, _ = dist.sample(jax.random.key(14), 300)
+    S = np.asarray(spike_expansion(X, res, "relu", 6) - spike_expansion(X, res, "relu", 0))
+    want = np.linalg.svd(S - S.mean(0), compute_uv=False)[:6]
+    relu = jf.activations.get("relu")
+    got = np.asarray(spike_part_singular_values(X, res, relu, 6))
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-6 * want[0])
+    assert want[2] > 1.0  # three strong directions (terms 1, 2, 4; μ'_3 = μ'_5 = 0)
+    garbage = jnp.concatenate([X, 1e3 * jnp.ones((50, X.shape[1]))])
+    padded = np.asarray(spike_part_singular_values(garbage, res, relu, 6, n=300))
+    np.testing.assert_allclose(padded, got, rtol=1e-9, atol=1e-9 * want[0])

@@ -595,10 +595,10 @@ def _check_spike_args(degree, k, margin) -> dict:
 # that runs that path declares them `not_applicable`, so NaN keeps meaning "diverged" (DESIGN §8)
 NOT_ON_THE_STREAMED_PATH = (
     "f0_edge", "test_mse_w1", "test_mse_w0", "test_mse_w1_oracle", "test_mse_w0_oracle",
-    "lambda_w1", "hermite_projection",
+    "lambda_w1", "hermite_projection", "predicted_spikes",
 )  # fmt: skip
 # and those `init_readout=False` skips (the W₀ random-features baseline)
-NO_INIT_READOUT = ("f0_edge", "test_mse_w0", "test_mse_w0_oracle")
+NO_INIT_READOUT = ("f0_edge", "test_mse_w0", "test_mse_w0_oracle", "predicted_spikes")
 #: ĉ_k = E[f̂(x) h_k(u·x)] of W₁'s readout for k = 0..PROJECTION_DEGREE (`hermite_projection`)
 PROJECTION_DEGREE = 4
 
@@ -653,7 +653,42 @@ def _dense_spikes(
         nan = jnp.full((), jnp.nan, F1.dtype)
         return stats | errors | dict.fromkeys(NO_INIT_READOUT, nan)
     f0_edge = _centred_top_singular_value(DenseFeatures(Fs[1], n=n_live), fits[1], ridge)
-    return stats | errors | {"f0_edge": f0_edge}
+    theta = spike_part_singular_values(Xt, res, act, spikes["degree"], n_live)
+    predicted = jnp.sum(theta > SEPARATION * f0_edge).astype(f0_edge.dtype)
+    return stats | errors | {"f0_edge": f0_edge, "predicted_spikes": predicted}
+
+
+#: a spike term separates from the bulk once its singular value exceeds this fraction of F₀'s
+#: edge: calibrated on the `equivalence` scan in notebooks/data (ReLU, d = N = n/4): θ/edge ≈
+#: 0.67-0.71 never separated (α = 0.3, k = 2), 0.83-1.21 did (α = 0.2, k = 1); MATH §4.3 step 5
+#: says about 0.6
+SEPARATION = 0.75
+
+
+def spike_part_singular_values(X, res, act, degree: int, n=None) -> Array:
+    """The singular values (descending, `degree` of them) of the column-centred spike part
+    S = Σ_{k≤degree} c_k h_k(Xζ̂)(δ^{∘k})ᵀ of F₁ − F₀ (MATH §4.2; `jaxfeat.spectrum.
+    spike_expansion`), from its K×K Gram matrix: same-parity terms share most of their right
+    vectors (corr(δ², δ⁴) ≈ 0.85), so S has fewer strong directions than terms, which the
+    per-term strengths θ_k = |c_k|‖h_k‖‖δ^{∘k}‖ miss. `n` live rows of X (None: all)."""
+    u = res.zeta / jnp.linalg.norm(res.zeta)
+    c = jnp.asarray(act.hermite_coefficients(degree, 1.0, "auto")[1:], X.dtype)
+    h = hermite_polynomials(X @ u, degree)[:, 1:]
+    live = None if n is None else _sized.live_mask(X.shape[0], n)
+    if live is not None:
+        h = _sized.where(live[:, None], h, 0.0)
+    count = X.shape[0] if n is None else jnp.asarray(n, X.dtype)
+    h = h - jnp.sum(h, 0)[None, :] / count
+    if live is not None:
+        h = _sized.where(live[:, None], h, 0.0)
+    delta = (res.W1 - res.W0) @ u
+    powers = delta[None, :] ** jnp.arange(1, degree + 1, dtype=X.dtype)[:, None]  # (K, width)
+    # S = H D Δᵀ: SᵀS has the nonzero eigenvalues of A^{1/2} B A^{1/2}, A = D HᵀH D, B = ΔᵀΔ
+    # (K × K each; `eigh` only: a QR and an SVD here hung XLA's CPU runtime in a scan)
+    a, U = jnp.linalg.eigh((h * c[None, :]).T @ (h * c[None, :]))
+    half = (U * jnp.sqrt(jnp.maximum(a, 0.0))[None, :]) @ U.T
+    ev = jnp.linalg.eigvalsh(half @ (powers @ powers.T) @ half)
+    return jnp.sqrt(jnp.maximum(ev[::-1], 0.0))  # (K,), descending
 
 
 def _readout_fit(F, y, ridge, n=None) -> dict:
