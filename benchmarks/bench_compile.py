@@ -7,7 +7,14 @@
   number of steps (one `lax.scan` per logging interval);
 - **grid**: `jf.scan` of the `random_features` experiment over a vmapped grid axis of G points
   (`ridge` values: one program for all of them) and over a static axis of G values (`n_train`:
-  one program each, so compile time grows as G by design); each scan in a fresh program cache.
+  one program each, so compile time grows as G by design); each scan in a fresh program cache;
+- **presets** (`--only presets,buckets` runs these two alone, into
+  `results/compile_presets-PLATFORM.json`): every experiment's `quick` preset, the compile
+  seconds of each program it compiled (the scan's `programs` record: static point, equations,
+  trace and compile seconds);
+- **buckets**: `spikes` over G sample sizes n evenly spread on [250, 1000] with capacity
+  buckets (`buckets="auto"`): the programs compiled and their total compile seconds must stay
+  at one per bucket, not grow with G.
 
 Each program is compiled once (`lower(...).compile()`, or the scan's own `compile_seconds`);
 JAX's persistent compilation cache is off. `python benchmarks/bench_compile.py` writes
@@ -17,6 +24,7 @@ JAX's persistent compilation cache is off. `python benchmarks/bench_compile.py` 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import equinox as eqx
@@ -85,14 +93,58 @@ def against_grid(sizes) -> dict:
     return out
 
 
+def _fresh():
+    program.PROGRAMS.clear(), program.SHAPES.clear(), program.ESTIMATES.clear()
+
+
+def against_presets() -> dict:
+    out = {}
+    for name in jf.experiments.names():
+        preset = jf.experiments.get(name).presets["quick"]
+        _fresh()
+        t0 = time.perf_counter()
+        ds = jf.scan(name, preset["grid"], preset["seeds"], params=preset.get("set", {}),
+                     progress=False, cache_dir=None)  # fmt: skip
+        programs = json.loads(ds.attrs["programs"])
+        out[name] = {
+            "wall_s": time.perf_counter() - t0,
+            "compile_s": float(ds.attrs["compile_seconds"]),
+            "programs": programs,
+        }
+        print(
+            f"{name}: {len(programs)} programs, compile {out[name]['compile_s']:.1f} s", flush=True
+        )
+    return out
+
+
+def against_buckets(sizes) -> dict:
+    out = {"values_of_n": list(sizes), "programs": [], "compile_s": []}
+    for g in sizes:
+        ns = sorted({int(round(250 + 750 * i / max(g - 1, 1))) for i in range(g)})
+        _fresh()
+        ds = jf.scan("spikes", {"alpha": [0.3], "n": ns}, 4, params={"n_test": 250},
+                     progress=False, cache_dir=None)  # fmt: skip
+        out["programs"].append(len(json.loads(ds.attrs["programs"])))
+        out["compile_s"].append(float(ds.attrs["compile_seconds"]))
+        print(f"{g} values of n: {out['programs'][-1]} programs, {out['compile_s'][-1]:.1f} s")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--degrees", default="10,50,80,160")
     p.add_argument("--steps", default="10,100,1000,10000")
     p.add_argument("--grid", default="1,4,16,64")
+    p.add_argument("--buckets", default="3,6,12,24", help="numbers of values of n")
+    p.add_argument("--only", help="presets,buckets: those sections alone (a file of their own)")
     args = p.parse_args()
     jax.config.update("jax_compilation_cache_dir", None)
     ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    if args.only:
+        parts = {"presets": against_presets, "buckets": lambda: against_buckets(ints(args.buckets))}
+        result = {k: parts[k]() for k in args.only.split(",")}
+        print("wrote", save("compile_presets", result))
+        return
     result = {
         "degree": against_degree(ints(args.degrees)),
         "steps": against_steps(ints(args.steps)),
