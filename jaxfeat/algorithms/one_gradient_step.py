@@ -684,7 +684,9 @@ def spike_part_singular_values(X, res, act, degree: int, n=None) -> Array:
     delta = (res.W1 - res.W0) @ u
     powers = delta[None, :] ** jnp.arange(1, degree + 1, dtype=X.dtype)[:, None]  # (K, width)
     # S = H D Δᵀ: SᵀS has the nonzero eigenvalues of A^{1/2} B A^{1/2}, A = D HᵀH D, B = ΔᵀΔ
-    # (K × K each; `eigh` only: a QR and an SVD here hung XLA's CPU runtime in a scan)
+    # (K × K each; `eigh` only: with a QR and an SVD here, two chunks of a scan running their
+    # batched LAPACK kernels at once hung jaxlib 0.9.2's CPU runtime, all threads in futex
+    # waits, as batched eigh does on 0.10-0.11.0 (README))
     a, U = jnp.linalg.eigh((h * c[None, :]).T @ (h * c[None, :]))
     half = (U * jnp.sqrt(jnp.maximum(a, 0.0))[None, :]) @ U.T
     ev = jnp.linalg.eigvalsh(half @ (powers @ powers.T) @ half)
