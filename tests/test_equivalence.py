@@ -200,3 +200,18 @@ def test_spike_part_singular_values_are_those_of_the_centred_expansion_terms():
     garbage = jnp.concatenate([X, 1e3 * jnp.ones((50, X.shape[1]))])
     padded = np.asarray(spike_part_singular_values(garbage, res, relu, 6, n=300))
     np.testing.assert_allclose(padded, got, rtol=1e-9, atol=1e-9 * want[0])
+
+
+def test_a_seed_gives_the_same_numbers_in_any_capacity():
+    """n (and ñ, d, width = n/4) below a static capacity: every output equals the exact-size
+    run's (float64), the spike count identically — what lets the scan bucket sample sizes."""
+    kw = dict(alpha=0.3, terms=3, n_test=300)
+    exact = equivalence_run(jax.random.key(21), n=400, **kw)
+    padded = jax.jit(lambda n: equivalence_run(jax.random.key(21), n=n, n_capacity=560, **kw))(400)
+    for name, want in exact.items():
+        got = np.asarray(padded[name])
+        if np.issubdtype(np.asarray(want).dtype, np.integer):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        else:
+            scale = max(1.0, float(np.max(np.abs(want))))
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * scale, err_msg=name)

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .. import _checks, activations as _act
+from .. import _checks, _sized, activations as _act
 from .._checks import InputError
 from .._quadrature import hermite_polynomials
+from .._sized import Capacity
 from ..data import Distribution, SingleIndex
 from ..ridge import ridge_path
 from ..rows import ArrayRows, fold_rows
@@ -58,6 +59,7 @@ def _one_step_equivalence(
     degree: int = 4,
     test_tile: int | None = None,
     k: int = 10,
+    capacity: Capacity | None = None,
     **step_kwargs,
 ) -> dict[str, Array]:
     """One seed: a step (`jaxfeat.one_step`, `step_kwargs` such as `steps`, `scheme`,
@@ -76,6 +78,11 @@ def _one_step_equivalence(
     §4.3, `k` singular values), and `spike_strength` (terms,): θ_k = ‖c_k h_k(X̃ζ̂)‖‖δ^{∘k}‖,
     the singular value of the k-th spike term, against `bulk_edge`, the top singular value of
     the column-centred F₀ (MATH §4.2, §4.3 step 5).
+
+    **Dynamic sizes**: with `capacity=jf.Capacity(n=…, n_tilde=…, width=…)` those sizes may be
+    traced values up to the static capacities (`one_step`'s docstring): the step and the
+    readout sample run on capacity rows and neurons of which the live ones count, with the
+    same numbers as the exact sizes (to rounding; spike counts identical).
     """
     terms = _checks.check_nonneg_int("terms", terms)
     degree = _checks.check_nonneg_int("degree", degree)
@@ -88,26 +95,37 @@ def _one_step_equivalence(
     lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else _check_lambdas(lambdas)
     lambdas = jnp.atleast_1d(lambdas)
     act = _act.get(activation)
+    cap = Capacity() if capacity is None else capacity
+    padded = cap != Capacity()
+    n_tilde = n if n_tilde is None else n_tilde
     k_step, k_feat, k_test = jax.random.split(key, 3)
-    res = one_step(k_step, dist, n=n, width=width, activation=act, alpha=alpha, c=c, **step_kwargs)
-    Xt, yt = dist.sample(k_feat, n if n_tilde is None else n_tilde)
-    maps = _feature_maps(res, act, terms, expansion)
-    fits = [ridge_path(f(Xt), yt, lambdas) for f in maps]
+    res = one_step(
+        k_step, dist, n=n, width=width, activation=act, alpha=alpha, c=c,
+        capacity=Capacity(n=cap.n, width=cap.width) if padded else None, **step_kwargs,
+    )  # fmt: skip
+    Xt, yt = dist.sample(k_feat, n_tilde, capacity=cap.n_tilde)
+    live = n_tilde if cap.n_tilde is not None else None
+    neurons = None if cap.width is None else _sized.live_mask(cap.width, width)
+    maps = _feature_maps(res, act, terms, expansion, neurons)
+    fits = [ridge_path(f(Xt), yt, lambdas, n=live) for f in maps]
     test = ArrayRows(*dist.sample(k_test, n_test), tile=test_tile)
     out = _readout_summary(fits, lambdas, maps, test, jnp.asarray(dist.beta), degree)
-    return out | _spike_summary(Xt, res, act, terms, k)
+    return out | _spike_summary(Xt, res, act, terms, k, fits[1], maps, live)
 
 
 one_step_equivalence = _jitted_entry(_one_step_equivalence)
 
 
-def _feature_maps(res, act, terms, expansion) -> list:
-    """X ↦ features, for F₁, F₀ and F₀ + k spike terms (k = 1..terms)."""
-    F1 = lambda X: act.layer(X, res.W1)  # noqa: E731
-    return [F1] + [
+def _feature_maps(res, act, terms, expansion, neurons=None) -> list:
+    """X ↦ features, for F₁, F₀ and F₀ + k spike terms (k = 1..terms); padding neurons'
+    columns (False in `neurons`) zero, whatever σ(0) is."""
+    maps = [lambda X: act.layer(X, res.W1)] + [
         functools.partial(_expansion, step=res, activation=act, terms=k, basis=expansion)
         for k in range(terms + 1)
     ]
+    if neurons is None:
+        return maps
+    return [lambda X, f=f: _sized.where(neurons[None, :], f(X), 0.0) for f in maps]
 
 
 def _readout_summary(fits, lambdas, maps, test, beta, degree) -> dict[str, Array]:
@@ -148,18 +166,19 @@ def _se(s1, s2, m):
     return jnp.sqrt(var / m)
 
 
-def _spike_summary(Xt, res, act, terms, k) -> dict[str, Array]:
-    """F₁'s spike count (MATH §4.3), the spike terms' strengths θ_k and F₀'s bulk edge."""
-    F1 = DenseFeatures(act.layer(Xt, res.W1))
+def _spike_summary(Xt, res, act, terms, k, fit0, maps, live) -> dict[str, Array]:
+    """F₁'s spike count (MATH §4.3), the spike terms' strengths θ_k and F₀'s bulk edge (from
+    the F₀ ridge path's eigenvalues: the centred Gram matrix over the `live` rows)."""
+    F1 = DenseFeatures(maps[0](Xt), n=live)
     H = hermite_features(Xt, res.zeta, 8)
     n_outliers = count_spikes(F1, H, k=min(k, min(F1.shape) - 1))["n_outliers"]
-    F0 = act.layer(Xt, res.W0)
-    F0c = F0 - F0.mean(0)[None, :]
-    gram = F0c.T @ F0c if F0.shape[1] <= F0.shape[0] else F0c @ F0c.T
-    edge = jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(gram)[-1], 0.0))
+    rows = Xt.shape[0] if live is None else jnp.asarray(live, Xt.dtype)
+    edge = jnp.sqrt(rows * jnp.maximum(fit0["gram_eigenvalues"][-1], 0.0))
     u = res.zeta / jnp.linalg.norm(res.zeta)
     coef = np.asarray(act.hermite_coefficients(max(terms, 1), 1.0, "auto"))[1 : terms + 1]
     hk = hermite_polynomials(Xt @ u, max(terms, 1))[:, 1 : terms + 1]
+    if live is not None:
+        hk = _sized.where(_sized.live_mask(Xt.shape[0], live)[:, None], hk, 0.0)
     delta = (res.W1 - res.W0) @ u
     powers = delta[None, :] ** jnp.arange(1, terms + 1, dtype=delta.dtype)[:, None]
     theta = jnp.abs(jnp.asarray(coef, Xt.dtype)) * jnp.linalg.norm(hk, axis=0)

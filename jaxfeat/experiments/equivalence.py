@@ -39,21 +39,24 @@ def run(
     n_test=1000,
     test_tile=None,
     degree=4,
+    n_capacity=None,
 ):
     """One seed of the `spikes` protocol (the same parameters: f* from its Hermite coefficients
     `target`, d = width = ratio·n unless given, ñ = n, η = c·n^α, `steps` giant steps, `inputs`
     the input law), then
     `jaxfeat.algorithms.equivalence.one_step_equivalence` with K = `terms` spike terms in the
     `expansion` basis (`"hermite"` or `"monomial"`), the λ grid `lambdas`, `n_test` test points
-    (`test_tile` rows at a time) and Hermite projections up to `degree`."""
+    (`test_tile` rows at a time) and Hermite projections up to `degree`. `n_capacity` (a
+    static int ≥ n, set by the scan engine's buckets) makes n a dynamic size, as in `spikes`."""
     params = dict(
         alpha=alpha, c=c, n=n, dim=dim, width=width, ratio=ratio, activation=activation,
         target=target, basis=basis, noise=noise, output_scale=output_scale, scheme=scheme,
-        a_law=a_law, init_seed=init_seed, steps=steps, inputs=inputs,
+        a_law=a_law, init_seed=init_seed, steps=steps, inputs=inputs, n_capacity=n_capacity,
     )  # fmt: skip
-    dist, step, _ = _protocol(**(keyword_defaults(_spikes_run) | params))
+    dist, step, readout = _protocol(**(keyword_defaults(_spikes_run) | params))
     return one_step_equivalence(
         key, dist, **step, n_tilde=None, n_test=n_test, terms=_terms(terms),
+        capacity=readout.get("capacity"),
         expansion=expansion, lambdas=lambdas, degree=degree, test_tile=test_tile,
     )  # fmt: skip
 
@@ -70,6 +73,7 @@ equivalence_experiment = Experiment(
     fn=run,
     description="ridge errors on F₁ vs F₀ + k spike terms over α × n (Moniri et al. Thms 4.1–4.2)",
     dynamic=frozenset({"alpha", "c"}),
+    capacity={"n": "n_capacity"},
     dims={
         "train_mse": ("features",),
         "test_mse": ("features",),
