@@ -125,7 +125,8 @@ def _feature_maps(res, act, terms, expansion, neurons=None) -> list:
     ]
     if neurons is None:
         return maps
-    return [lambda X, f=f: _sized.where(neurons[None, :], f(X), 0.0) for f in maps]
+    live = neurons[None, :]
+    return [lambda X, f=f: _sized.where(live, f(X), 0.0) for f in maps]
 
 
 def _readout_summary(fits, lambdas, maps, test, beta, degree) -> dict[str, Array]:
