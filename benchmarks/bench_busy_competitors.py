@@ -169,21 +169,16 @@ def main() -> None:
             f"{r['slowdown']:8.2f} {r['vs_numpy']:7.2f}"
         )
     sys.path.insert(0, HERE)
-    import jax
-    from _timing import machine
 
-    path = os.path.join(HERE, "results", f"busy_competitors-{jax.devices()[0].platform}.json")
-    result = {
-        "machine": machine(),
+    from _timing import save
+
+    print(save("busy_competitors", {
         "command": "python benchmarks/bench_busy_competitors.py " + " ".join(sys.argv[1:]),
         "repeats": args.repeats, "calls": args.calls, "cap_s": args.cap,
         "sizes": {"n": N, "n_tilde": N_TILDE, "width": WIDTH, "dim": DIM, "n_test": N_TEST},
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "wall_s": time.time() - t0, "rows": rows,
-    }  # fmt: skip
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(path)
+    }))  # fmt: skip
 
 
 if __name__ == "__main__":

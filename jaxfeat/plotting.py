@@ -263,17 +263,8 @@ def _seed_gap(ds, name: str, feature: str):
     return gap.where(_ok(ds))
 
 
-def vanishing_from(alpha: float) -> int:
-    """The number of spike terms after which the equivalence gap → 0 (MATH §4.2, §4.5): ℓ(α),
-    plus one on a boundary α = (ℓ−1)/(2ℓ), where term ℓ + 1 has exponent 0 and stays of order
-    one (α = 0: the spike of Ba et al.'s constant step)."""
-    ell = theory.predicted_spike_count(alpha)
-    k = ell + 1
-    return k if abs(k * alpha - (k - 1) / 2) < 1e-12 else ell
-
-
 def _gap_vs_n_panel(ax, ds, alpha) -> None:
-    ell, need = theory.predicted_spike_count(alpha), vanishing_from(alpha)
+    ell, need = theory.predicted_spike_count(alpha), theory.vanishing_from(alpha)
     ns = np.asarray(ds["n"].values, float)
     for j, feature in enumerate(f for f in ds["features"].values if f != "F1"):
         k = 0 if feature == "F0" else int(str(feature).split("_")[1])
@@ -299,18 +290,24 @@ def _gap_vs_n_panel(ax, ds, alpha) -> None:
     ax.legend(fontsize=_fs(7), loc="best")
 
 
-def _errors_vs_alpha_panel(ax, ds) -> None:
-    sub = ds.isel(n=-1)
+def _per_feature_against_alpha(ax, sub, values) -> None:
+    """One line per feature map of `values(feature)` (per seed) against α: seed mean ± se over
+    the finished seeds that did not diverge; colours as in the gap panels (F1 C0, F0 C1, …)."""
     ok = _ok(sub)
     alphas = np.asarray(sub["alpha"].values, float)
     for j, feature in enumerate(sub["features"].values):
-        v = sub["test_mse"].sel(features=feature).where(ok)
+        v = values(feature).where(ok)
         se = v.std("seed") / np.sqrt(v.count("seed"))
         ax.errorbar(
             alphas, np.ravel(v.mean("seed").values), np.ravel(se.values), marker="o", ms=3,
             capsize=2, label=str(feature).replace("spikes_", "F₀ + k="), color=f"C{j}",
         )  # fmt: skip
     ax.set_xlabel("α")
+
+
+def _errors_vs_alpha_panel(ax, ds) -> None:
+    sub = ds.isel(n=-1)
+    _per_feature_against_alpha(ax, sub, lambda f: sub["test_mse"].sel(features=f))
     ax.set_ylabel("test MSE at the LOO λ (mean ± se)")
     ax.set_title(f"test error, n = {int(sub['n'])}", fontsize=_fs(9))
     ax.legend(fontsize=_fs(7), ncol=2)
@@ -318,21 +315,13 @@ def _errors_vs_alpha_panel(ax, ds) -> None:
 
 def _projection_panel(ax, ds, k: int) -> None:
     sub = ds.isel(n=-1)
-    ok = _ok(sub)
-    alphas = np.asarray(sub["alpha"].values, float)
-    for j, feature in enumerate(sub["features"].values):
-        v = sub["hermite_projection"].sel(features=feature, degree=k).where(ok)
-        se = v.std("seed") / np.sqrt(v.count("seed"))
-        ax.errorbar(
-            alphas, np.ravel(v.mean("seed").values), np.ravel(se.values), marker="o", ms=3,
-            capsize=2, label=str(feature).replace("spikes_", "F₀ + k="), color=f"C{j}",
-        )  # fmt: skip
-    target = float(sub["target_projection"].sel(degree=k).where(ok).mean())
+    proj = lambda f: sub["hermite_projection"].sel(features=f, degree=k)  # noqa: E731
+    _per_feature_against_alpha(ax, sub, proj)
+    target = float(sub["target_projection"].sel(degree=k).where(_ok(sub)).mean())
     ax.axhline(target, color="k", ls=":", lw=1, label=f"target $c_{k}$ (test labels)")
-    ax.set_xlabel("α")
     ax.set_ylabel(f"$\\hat c_{k} = E[\\hat f(x) h_{k}(\\beta\\cdot x)]$ (mean ± se)")
     ax.set_title(f"what the readout learned: degree {k}, n = {int(sub['n'])}", fontsize=_fs(9))
-    ax.legend(fontsize=_fs(7), ncol=2)
+    ax.legend(fontsize=_fs(7), ncol=2, loc="center left")  # the target line is at the top
 
 
 def spike_count_heatmap(ds, ax=None):

@@ -26,6 +26,7 @@ __all__ = [
     "predicted_spike_count",
     "on_boundary",
     "spike_strengths",
+    "vanishing_from",
 ]
 
 
@@ -115,3 +116,10 @@ def spike_strengths(
         )
         out.append(theta / bulk)
     return out
+
+
+def vanishing_from(alpha) -> int:
+    """The number of spike terms after which the equivalence gap → 0 (MATH §4.2, §4.5): ℓ(α),
+    plus one `on_boundary`, where term ℓ + 1 has exponent 0 and stays of order one (α = 0:
+    the spike of Ba et al.'s constant step)."""
+    return predicted_spike_count(alpha) + int(on_boundary(alpha))

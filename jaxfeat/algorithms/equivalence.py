@@ -14,7 +14,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from .. import _checks, _sized, activations as _act
@@ -31,7 +30,7 @@ from ..spectrum import (
     hermite_features,
     spike_expansion as _expansion,
 )
-from .one_gradient_step import _check_lambdas, _jitted_entry, one_step
+from .one_gradient_step import _check_lambdas, _jitted_entry, one_step, spike_factors
 
 __all__ = ["FEATURES", "one_step_equivalence"]
 
@@ -107,10 +106,11 @@ def _one_step_equivalence(
     live = n_tilde if cap.n_tilde is not None else None
     neurons = None if cap.width is None else _sized.live_mask(cap.width, width)
     maps = _feature_maps(res, act, terms, expansion, neurons)
-    fits = [ridge_path(f(Xt), yt, lambdas, n=live) for f in maps]
+    F1 = maps[0](Xt)  # formed once: for its ridge path and its spike count
+    fits = [ridge_path(F, yt, lambdas, n=live) for F in [F1] + [f(Xt) for f in maps[1:]]]
     test = ArrayRows(*dist.sample(k_test, n_test), tile=test_tile)
     out = _readout_summary(fits, lambdas, maps, test, jnp.asarray(dist.beta), degree)
-    return out | _spike_summary(Xt, res, act, terms, k, fits[1], maps, live)
+    return out | _spike_summary(Xt, res, act, terms, k, fits[1], F1, live)
 
 
 one_step_equivalence = _jitted_entry(_one_step_equivalence)
@@ -167,21 +167,15 @@ def _se(s1, s2, m):
     return jnp.sqrt(var / m)
 
 
-def _spike_summary(Xt, res, act, terms, k, fit0, maps, live) -> dict[str, Array]:
-    """F₁'s spike count (MATH §4.3), the spike terms' strengths θ_k and F₀'s bulk edge (from
-    the F₀ ridge path's eigenvalues: the centred Gram matrix over the `live` rows)."""
-    F1 = DenseFeatures(maps[0](Xt), n=live)
+def _spike_summary(Xt, res, act, terms, k, fit0, F1, live) -> dict[str, Array]:
+    """F₁'s spike count (MATH §4.3), the spike terms' strengths θ_k = ‖c_k h_k‖‖δ^{∘k}‖ (the
+    uncentred factors of `spike_factors`) and F₀'s bulk edge (from the F₀ ridge path's
+    eigenvalues: the centred Gram matrix over the `live` rows)."""
+    F1 = DenseFeatures(F1, n=live)
     H = hermite_features(Xt, res.zeta, 8)
     n_outliers = count_spikes(F1, H, k=min(k, min(F1.shape) - 1))["n_outliers"]
     rows = Xt.shape[0] if live is None else jnp.asarray(live, Xt.dtype)
     edge = jnp.sqrt(rows * jnp.maximum(fit0["gram_eigenvalues"][-1], 0.0))
-    u = res.zeta / jnp.linalg.norm(res.zeta)
-    coef = np.asarray(act.hermite_coefficients(max(terms, 1), 1.0, "auto"))[1 : terms + 1]
-    hk = hermite_polynomials(Xt @ u, max(terms, 1))[:, 1 : terms + 1]
-    if live is not None:
-        hk = _sized.where(_sized.live_mask(Xt.shape[0], live)[:, None], hk, 0.0)
-    delta = (res.W1 - res.W0) @ u
-    powers = delta[None, :] ** jnp.arange(1, terms + 1, dtype=delta.dtype)[:, None]
-    theta = jnp.abs(jnp.asarray(coef, Xt.dtype)) * jnp.linalg.norm(hk, axis=0)
-    theta = theta * jnp.linalg.norm(powers, axis=1)
-    return {"n_outliers": n_outliers, "spike_strength": theta, "bulk_edge": edge}
+    C, powers = spike_factors(Xt, res, act, max(terms, 1), live, centre=False)
+    theta = jnp.linalg.norm(C, axis=0) * jnp.linalg.norm(powers, axis=1)
+    return {"n_outliers": n_outliers, "spike_strength": theta[:terms], "bulk_edge": edge}

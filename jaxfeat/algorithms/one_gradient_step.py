@@ -665,29 +665,38 @@ def _dense_spikes(
 SEPARATION = 0.75
 
 
-def spike_part_singular_values(X, res, act, degree: int, n=None) -> Array:
-    """The singular values (descending, `degree` of them) of the column-centred spike part
-    S = Σ_{k≤degree} c_k h_k(Xζ̂)(δ^{∘k})ᵀ of F₁ − F₀ (MATH §4.2; `jaxfeat.spectrum.
-    spike_expansion`), from its K×K Gram matrix: same-parity terms share most of their right
-    vectors (corr(δ², δ⁴) ≈ 0.85), so S has fewer strong directions than terms, which the
-    per-term strengths θ_k = |c_k|‖h_k‖‖δ^{∘k}‖ miss. `n` live rows of X (None: all)."""
+def spike_factors(X, res, act, degree: int, n=None, *, centre: bool = True):
+    """The factors of the spike part S = Σ_{k≤degree} c_k h_k(Xζ̂)(δ^{∘k})ᵀ of F₁ − F₀
+    (MATH §4.2; `jaxfeat.spectrum.spike_expansion`): (C, P) with S = C P, C (rows, K) the
+    columns c_k h_k(Xζ̂) (column-centred over the live rows when `centre`; padding rows zero)
+    and P (K, width) the rows δ^{∘k}. `n` live rows of X (None: all)."""
     u = res.zeta / jnp.linalg.norm(res.zeta)
     c = jnp.asarray(act.hermite_coefficients(degree, 1.0, "auto")[1:], X.dtype)
     h = hermite_polynomials(X @ u, degree)[:, 1:]
     live = None if n is None else _sized.live_mask(X.shape[0], n)
     if live is not None:
         h = _sized.where(live[:, None], h, 0.0)
-    count = X.shape[0] if n is None else jnp.asarray(n, X.dtype)
-    h = h - jnp.sum(h, 0)[None, :] / count
-    if live is not None:
-        h = _sized.where(live[:, None], h, 0.0)
+    if centre:
+        count = X.shape[0] if n is None else jnp.asarray(n, X.dtype)
+        h = h - jnp.sum(h, 0)[None, :] / count
+        if live is not None:
+            h = _sized.where(live[:, None], h, 0.0)
     delta = (res.W1 - res.W0) @ u
     powers = delta[None, :] ** jnp.arange(1, degree + 1, dtype=X.dtype)[:, None]  # (K, width)
+    return h * c[None, :], powers
+
+
+def spike_part_singular_values(X, res, act, degree: int, n=None) -> Array:
+    """The singular values (descending, `degree` of them) of the column-centred spike part
+    S = C P (`spike_factors`), from K×K matrices: same-parity terms share most of their right
+    vectors (corr(δ², δ⁴) ≈ 0.85), so S has fewer strong directions than terms, which the
+    per-term strengths θ_k = ‖C_k‖‖P_k‖ miss. `n` live rows of X (None: all)."""
+    C, powers = spike_factors(X, res, act, degree, n)
     # S = H D Δᵀ: SᵀS has the nonzero eigenvalues of A^{1/2} B A^{1/2}, A = D HᵀH D, B = ΔᵀΔ
     # (K × K each; `eigh` only: with a QR and an SVD here, two chunks of a scan running their
     # batched LAPACK kernels at once hung jaxlib 0.9.2's CPU runtime, all threads in futex
     # waits, as batched eigh does on 0.10-0.11.0 (README))
-    a, U = jnp.linalg.eigh((h * c[None, :]).T @ (h * c[None, :]))
+    a, U = jnp.linalg.eigh(C.T @ C)
     half = (U * jnp.sqrt(jnp.maximum(a, 0.0))[None, :]) @ U.T
     ev = jnp.linalg.eigvalsh(half @ (powers @ powers.T) @ half)
     return jnp.sqrt(jnp.maximum(ev[::-1], 0.0))  # (K,), descending
