@@ -22,6 +22,7 @@ import math
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from . import _sized
 from ._arcsine import acos
 
 __all__ = ["relu_nngp", "relu_ntk", "kernel_ridge", "RIDGES"]
@@ -76,23 +77,37 @@ def kernel_ridge(
     K_test: Float[ArrayLike, "t n"],
     y: Float[ArrayLike, " n"],
     ridges=RIDGES,
+    n=None,
 ) -> tuple[Float[Array, " t"], Float[Array, ""]]:
     """Kernel ridge regression ŷ(x) = k(x)ᵀ(K + rI)⁻¹y with r = ρ·tr(K)/n, ρ chosen from
     `ridges` by exact leave-one-out squared error, e_i = (y_i − ŷ_i)/(1 − H_ii) with
     H = K(K + rI)⁻¹ (one eigendecomposition serves every ρ).
 
+    `n` (optional, possibly traced): only the first n training points are live, the rest
+    padding below a static capacity (`jaxfeat._sized`): their rows and columns of K and
+    K_test and their labels are zeroed, which makes K block diagonal, so the live block's
+    (K + rI)⁻¹y, H_ii and traces are those of the n points alone.
+
     **Returns:** `(predictions on the test inputs, the chosen ρ)`.
     """
     K, K_test, y = map(jnp.asarray, (K, K_test, y))
+    size = K.shape[0]
+    if n is None:
+        n = size
+    else:
+        live = _sized.live_mask(size, n)
+        K = _sized.where(live[:, None] & live[None, :], K, 0.0)
+        K_test = _sized.where(live[None, :], K_test, 0.0)
+        y = _sized.where(live, y, 0.0)
     lam, U = jnp.linalg.eigh(0.5 * (K + K.T))
     lam = jnp.maximum(lam, 0.0)
     rho = jnp.asarray(ridges, K.dtype)
-    r = rho[:, None] * jnp.mean(lam)  # (R, 1)
+    r = rho[:, None] * (jnp.sum(lam) / n)  # (R, 1)
     Uy = U.T @ y
     shrink = lam[None, :] / (lam[None, :] + r)  # (R, n)
     fit = (shrink * Uy[None, :]) @ U.T  # (R, n) in-sample predictions
     h = shrink @ (U.T**2)  # (R, n): diagonal of H
-    loo = jnp.mean(((y[None, :] - fit) / jnp.maximum(1.0 - h, 1e-12)) ** 2, axis=1)
+    loo = jnp.sum(((y[None, :] - fit) / jnp.maximum(1.0 - h, 1e-12)) ** 2, axis=1) / n
     best = jnp.argmin(jnp.where(jnp.isfinite(loo), loo, jnp.inf))
     alpha = U @ (Uy / (lam + r[best]))
     return K_test @ alpha, rho[best]

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _checks, kernels
+from . import _checks, _sized, kernels
 from ._checks import InputError, InputTypeError
 from .data import Distribution
 from .nets import TwoLayer
@@ -47,8 +47,13 @@ class Loss:
     derivative_at_zero: float
     margin: bool
 
-    def __call__(self, pred: Array, y: Array) -> Array:
-        return jnp.mean(self.fn(pred, y))
+    def __call__(self, pred: Array, y: Array, n=None) -> Array:
+        """The mean of ℓ over the batch, or over its first `n` rows (a live count, possibly
+        traced: the rows after it are padding, `jaxfeat._sized`)."""
+        if n is None:
+            return jnp.mean(self.fn(pred, y))
+        live = _sized.live_mask(pred.shape[0], n)
+        return jnp.sum(_sized.where(live, self.fn(pred, y), 0.0)) / n
 
 
 LOSSES = {
@@ -168,29 +173,36 @@ class Online(Objective):
     Step t draws its batch with `fold_in(step_key, t)` (see `jaxfeat.train`). The training
     objective is the population risk E ℓ(f(x), y), estimated at log points on `n_test` held-out
     samples drawn once per run by `bind`; `loss` and `test_loss` are that estimate.
+
+    With a static `capacity`, `batch` may be a traced size ≤ capacity: each step draws
+    `capacity` rows of which the first `batch` are live (the same draws as `batch` alone,
+    `Distribution.sample`), so a sweep over the batch size compiles once.
     """
 
     dist: Distribution
-    batch: int = eqx.field(static=True)
+    capacity: int = eqx.field(static=True)
     loss: Loss = eqx.field(static=True)
     n_test: int = eqx.field(static=True)
     test: tuple | None = None
+    live: Array | None = None
 
     def __init__(
         self,
         dist: Distribution,
-        batch: int = 256,
+        batch=256,
         loss: str | Loss = "square",
         *,
         n_test: int = 4096,
         test: tuple | None = None,
+        capacity: int | None = None,
     ):
         if not isinstance(dist, Distribution):
             raise InputTypeError(
                 f"dist must be a jaxfeat.data distribution, got {type(dist).__name__}"
             )
         self.dist = dist
-        self.batch = _checks.check_positive_int("batch", batch)
+        batch, self.capacity = _sized.check_size("batch", batch, capacity)
+        self.live = None if capacity is None else jnp.asarray(batch, jnp.int32)
         self.loss = get_loss(loss)
         self.n_test = _checks.check_positive_int("n_test", n_test)
         self.test = test
@@ -204,9 +216,17 @@ class Online(Objective):
             lambda o: o.test, self, self.dist.sample(key, self.n_test), is_leaf=_is_none
         )
 
+    @property
+    def batch(self) -> int | Array:
+        """The live batch size (traced when a capacity was given)."""
+        return self.capacity if self.live is None else self.live
+
     def step_loss(self, net, key):
-        X, y = self.dist.sample(key, self.batch)
-        return self.loss(net(X), y)
+        if self.live is None:
+            X, y = self.dist.sample(key, self.capacity)
+        else:
+            X, y = self.dist.sample(key, self.live, capacity=self.capacity)
+        return self.loss(net(X), y, self.live)
 
     def evaluate(self, net):
         if self.test is None:
@@ -222,13 +242,18 @@ class Dataset(Objective):
 
     `loss` at log points is the full training loss; `test=(X_test, y_test)` adds `test_loss` (and
     for margin losses the 0-1 errors `error`, `test_error`).
+
+    `n` (optional, possibly traced): only the first n rows of X and y are the training set, the
+    rest padding that no loss, gradient or metric sees (a sample size below the static capacity
+    X.shape[0], `jaxfeat._sized`); full batch only.
     """
 
-    X: Float[Array, "n dim"]
-    y: Float[Array, " n"]
+    X: Float[Array, "capacity dim"]
+    y: Float[Array, " capacity"]
     batch: int | None = eqx.field(static=True)
     loss: Loss = eqx.field(static=True)
     test: tuple | None = None
+    n: Array | None = None
 
     def __init__(
         self,
@@ -237,14 +262,20 @@ class Dataset(Objective):
         batch: int | None = None,
         loss: str | Loss = "square",
         test: tuple | None = None,
+        n=None,
     ):
-        n, d = _checks.check_ndim("X", X, 2, "(n, dim)")
-        if n == 0 or d == 0:
-            raise InputError(f"X must have shape (n, dim) with n, dim >= 1, got {(n, d)}")
-        _checks.check_shape("y", y, (n,), "(n,)")
+        rows, d = _checks.check_ndim("X", X, 2, "(n, dim)")
+        if rows == 0 or d == 0:
+            raise InputError(f"X must have shape (n, dim) with n, dim >= 1, got {(rows, d)}")
+        _checks.check_shape("y", y, (rows,), "(n,)")
+        if n is not None:
+            if batch is not None:
+                raise InputError("batch must be None (full batch) when n (live rows) is given")
+            n = jnp.asarray(_sized.check_size("n", n, rows)[0], jnp.int32)
+        self.n = n
         self.batch = None if batch is None else _checks.check_positive_int("batch", batch)
-        if self.batch is not None and self.batch > n:
-            raise InputError(f"batch must be <= n = {n} (the training set's size), got {batch}")
+        if self.batch is not None and self.batch > rows:
+            raise InputError(f"batch must be <= n = {rows} (the training set's size), got {batch}")
         self.loss = get_loss(loss)
         if test is not None:
             if not isinstance(test, (tuple, list)) or len(test) != 2:
@@ -261,23 +292,29 @@ class Dataset(Objective):
 
     def step_loss(self, net, key):
         if self.batch is None:
-            return self.loss(net(self.X), self.y)
+            return self.loss(net(self.X), self.y, self.n)
         idx = jax.random.choice(key, self.X.shape[0], (self.batch,), replace=False)
         return self.loss(net(self.X[idx]), self.y[idx])
 
     def evaluate(self, net):
-        out = _metrics(self.loss, net, self.X, self.y, "")
+        out = _metrics(self.loss, net, self.X, self.y, "", self.n)
         if self.test is not None:
             X_test, y_test = self.test
             out |= _metrics(self.loss, net, X_test, y_test, "test_")
         return out
 
 
-def _metrics(loss: Loss, net, X, y, prefix: str) -> dict:
+def _metrics(loss: Loss, net, X, y, prefix: str, n=None) -> dict:
+    """The mean loss (and a margin loss's 0-1 error) over the rows of X, or their first `n`."""
     pred = net(X)
-    out = {f"{prefix}loss": loss(pred, y)}
+    out = {f"{prefix}loss": loss(pred, y, n)}
     if loss.margin:  # ties (f = 0) count as errors
-        out[f"{prefix}error"] = jnp.mean(jnp.sign(pred) != jnp.sign(y)).astype(pred.dtype)
+        wrong = (jnp.sign(pred) != jnp.sign(y)).astype(pred.dtype)
+        if n is None:
+            out[f"{prefix}error"] = jnp.mean(wrong)
+        else:
+            live = _sized.live_mask(X.shape[0], n)
+            out[f"{prefix}error"] = jnp.sum(_sized.where(live, wrong, 0.0)) / n
     return out
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _checks, kernels
+from . import _checks, _sized, kernels
 from ._checks import InputError, InputTypeError
 from ._exact_gradient import PARITY_ENUMERATION_MAX_DIM, active_sum
 from ._quadrature import check_degree
@@ -195,16 +195,24 @@ def has_exact_gradient(dist: Distribution) -> bool:
 
 
 def empirical_gradient(
-    X: ArrayLike, y: ArrayLike, W: ArrayLike, b: ArrayLike
+    X: ArrayLike, y: ArrayLike, W: ArrayLike, b: ArrayLike, n=None
 ) -> Float[Array, "m dim"]:
-    """Ĝ(w_i, b_i) = (1/n) Σ_j y_j x_j 1{w_i·x_j > b_i}: one (m,n)(n,d) product (MATH §6.1)."""
-    n, d = _checks.check_ndim("X", X, 2, "(n, dim)")
-    _checks.check_shape("y", y, (n,), "(n,)")
+    """Ĝ(w_i, b_i) = (1/n) Σ_j y_j x_j 1{w_i·x_j > b_i}: one (m,n)(n,d) product (MATH §6.1).
+
+    `n` (optional, possibly traced): only the first n rows of X and y are samples, the rest
+    padding below a static capacity (`jaxfeat._sized`)."""
+    rows, d = _checks.check_ndim("X", X, 2, "(n, dim)")
+    _checks.check_shape("y", y, (rows,), "(n,)")
     m = _checks.check_ndim("W", W, 2, f"(m, dim) = (m, {d})")[0]
     if np.shape(W)[1] != d:
         raise InputError(f"W must have shape (m, dim) = (m, {d}) to match X, got {np.shape(W)}")
     _checks.check_shape("b", b, (m,), "(m,)")
     X, y, W, b = map(jnp.asarray, (X, y, W, b))
+    if n is None:
+        n = rows
+    else:
+        n = _sized.check_size("n", n, rows)[0]
+        y = _sized.mask_rows(y, n)
     return active_sum(X, W, b, y[:, None] * X) / n
 
 

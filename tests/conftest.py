@@ -9,6 +9,7 @@ import sys
 from contextlib import contextmanager
 
 import jax
+import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
@@ -122,3 +123,18 @@ def _warm_conversions():
 
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+def assert_same(got: dict, ref: dict, rtol=1e-12):
+    """Two output dicts with the same keys and shapes: integer and boolean outputs identical,
+    floating ones within `rtol` of the reference's largest magnitude (at least 1); NaN where
+    the reference is NaN."""
+    assert set(got) == set(ref)
+    for k in ref:
+        g, r = np.asarray(got[k]), np.asarray(ref[k])
+        assert g.shape == r.shape, k
+        if np.issubdtype(r.dtype, np.integer) or r.dtype == bool:
+            np.testing.assert_array_equal(g, r, err_msg=k)
+        else:
+            scale = max(1.0, float(np.nanmax(np.abs(r), initial=0.0)))
+            np.testing.assert_allclose(g, r, rtol=0, atol=rtol * scale, err_msg=k)

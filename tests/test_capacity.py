@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import compile_log
+from conftest import assert_same, compile_log
 
 import jaxfeat as jf
 from jaxfeat import _sized
@@ -24,18 +24,6 @@ from jaxfeat.experiments import spikes
 
 Capacity = jf.Capacity
 KEY = jax.random.key(7)
-
-
-def assert_same(got: dict, ref: dict, rtol=1e-12):
-    assert set(got) == set(ref)
-    for k in ref:
-        g, r = np.asarray(got[k]), np.asarray(ref[k])
-        assert g.shape == r.shape, k
-        if np.issubdtype(r.dtype, np.integer) or r.dtype == bool:
-            np.testing.assert_array_equal(g, r, err_msg=k)
-        else:
-            scale = max(1.0, float(np.max(np.abs(r), initial=0.0)))
-            np.testing.assert_allclose(g, r, rtol=0, atol=rtol * scale, err_msg=k)
 
 
 # ----------------------------------------------------------------------------- draws

@@ -156,7 +156,7 @@ class Runner:
         """Run the experiment's checks with the size given below its capacity (concrete), and
         check that the outputs keep the exact run's shapes."""
         got = _traced_shapes(self.plan.exp.fn, {**params, **sized}, self.base_key)
-        shapes = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in got.items()}
+        shapes = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in got.items() if k != "diverged"}
         want = {k: v for k, v in self.outputs.items() if k != "diverged"}
         if shapes != want:
             raise InputError(
@@ -171,12 +171,13 @@ class Runner:
         for pid, fixed in enumerate(self.fixed):
             members = [s for s, p in enumerate(self.program_of) if p == pid]
             axis = self.bucket_axis
+            point = {a: self.plan.static_params(members[0])[a] for a in self.plan.static}
             if axis and self.sized[members[0]]:
                 cap = fixed[self.plan.exp.capacity[axis]]
                 values = ", ".join(str(self.sized[s][axis]) for s in members)
-                lines.append(f"{axis} ∈ {{{values}}} at capacity {cap}")
+                others = [f"{a}={v}" for a, v in point.items() if a != axis]
+                lines.append(", ".join([*others, f"{axis} ∈ {{{values}}} at capacity {cap}"]))
             else:
-                point = {a: self.plan.static_params(members[0])[a] for a in self.plan.static}
                 lines.append(", ".join(f"{a}={v}" for a, v in point.items()) or "one point")
         return lines
 

@@ -19,7 +19,6 @@ at that init (`jaxfeat.kernel_baselines`), and the Bayes error where it is known
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import jax
@@ -28,7 +27,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks, population
+from .. import _checks, _sized, population
 from .._checks import InputError
 from ..data import Distribution, GaussianMixture, SparseParity
 from ..features import in_cone
@@ -123,6 +122,7 @@ def check_config(
     width,
     max_width,
     n,
+    n_capacity=None,
     n_test,
     eta1,
     lr,
@@ -142,14 +142,11 @@ def check_config(
     grid values (`width`, `eta1`, `lr`, `weight_decay`) are checked when concrete."""
     _check_dist(dist)
     _check_widths(width, max_width)
-    _check_schedule(n, n_test, steps, log_every)
+    _check_schedule(n, n_capacity, n_test, steps, log_every)
     _check_rates(eta1, lr, weight_decay)
     _check_training(trainable, loss)
     _check_init(w_std, b_std, a_std)
     _check_feature_set(dist, directions, gamma, B_G)
-
-
-_CHECKED = tuple(inspect.signature(check_config).parameters)  # what gradient_features passes
 
 
 def _check_dist(dist) -> None:
@@ -169,9 +166,9 @@ def _check_widths(width, max_width) -> None:
         raise InputError(f"max_width must be even for the symmetric init, got {max_width}")
 
 
-def _check_schedule(n, n_test, steps, log_every) -> None:
-    """Positive sample sizes, step count and log interval."""
-    _checks.check_positive_int("n", n)
+def _check_schedule(n, n_capacity, n_test, steps, log_every) -> None:
+    """Positive sample sizes (n ≤ n_capacity when given), step count and log interval."""
+    _sized.check_size("n", n, n_capacity)
     _checks.check_positive_int("n_test", n_test)
     _checks.check_positive_int("steps", steps)
     if log_every is not None:
@@ -220,6 +217,7 @@ def _concrete(x) -> bool:
     return _checks.is_concrete(x) and not isinstance(x, (jax.Array, np.ndarray))
 
 
+# long: one signature line per procedure knob, each documented below
 def gradient_features(
     key: PRNGKeyArray,
     dist: Distribution,
@@ -227,7 +225,8 @@ def gradient_features(
     directions: Float[ArrayLike, "r dim"],
     width=128,
     max_width: int | None = None,
-    n: int = 500,
+    n=500,
+    n_capacity: int | None = None,
     n_test: int = 2048,
     eta1=1.0,
     decay_a: bool = False,
@@ -252,7 +251,10 @@ def gradient_features(
     **Arguments:** `dist`: the data (labels ±1); `directions`: the ground-truth directions D_j
     (rows) of the gradient feature set (e.g. ±μ_j of an XOR mixture, 1_A of a parity);
     `width` (even; may be traced, then padded to `max_width`); `n` training and `n_test` test
-    samples; `eta1`: η⁽¹⁾ (decay 1/η⁽¹⁾); `decay_a`: step 1 also moves a with that decay;
+    samples; `n_capacity`: a static capacity that makes `n` a dynamic size (traced under a
+    scan: the seed runs on `n_capacity` rows of which the first n are live, with the numbers of
+    the exact-size run, `jaxfeat._sized`; with `online`, the batches too); `eta1`: η⁽¹⁾
+    (decay 1/η⁽¹⁾); `decay_a`: step 1 also moves a with that decay;
     `lr`, `steps`, `weight_decay`, `log_every`: the t ≥ 2 phase (SGD); `trainable`: `"a"` (the
     paper) or `"all"` (W, a, and b if `train_bias`); `loss`: `"hinge"` or `"logistic"`;
     `online`: fresh batches of n samples every step at t ≥ 2 instead of the fixed training set
@@ -268,18 +270,24 @@ def gradient_features(
     (mean |Ĝ − G| over neurons, NaN without exact G), `baseline_ridge` (ρ chosen, per kernel
     method), `diverged`.
     """
-    args = locals()  # the arguments by name (nothing else is bound yet)
-    check_config(**{k: args[k] for k in _CHECKED})
+    check_config(
+        dist, width=width, max_width=max_width, n=n, n_capacity=n_capacity, n_test=n_test,
+        eta1=eta1, lr=lr, steps=steps, log_every=log_every, weight_decay=weight_decay,
+        trainable=trainable, loss=loss, w_std=w_std, b_std=b_std, a_std=a_std,
+        directions=directions, gamma=gamma, B_G=B_G,
+    )  # fmt: skip
     k_data, k_test, k_init, k_step1, k_train = jax.random.split(key, 5)
-    X, y = dist.sample(k_data, n)
-    data = Dataset(X, y, loss=loss, test=dist.sample(k_test, n_test))
+    live = None if n_capacity is None else n  # None: n is the static size itself
+    X, y = dist.sample(k_data, n, capacity=n_capacity)
+    data = Dataset(X, y, loss=loss, test=dist.sample(k_test, n_test), n=live)
     net0 = _symmetric_init(k_init, dist.dim, width, max_width, w_std, b_std, a_std)
     net1 = step_one(k_step1, net0, data, eta1, decay_a=decay_a)
-    objective = Online(dist, n, loss, n_test=n_test) if online else data
+    objective = Online(dist, n, loss, n_test=n_test, capacity=n_capacity) if online else data
     leaves = ("a",) if trainable == "a" else ("W", "b", "a") if train_bias else ("W", "a")
     net2, hist = later_steps(k_train, net1, objective, lr, steps, log_every, leaves, weight_decay)
-    baselines = _baselines(net0, X, y, data.test, w_std, b_std, a_std, ridges)
-    features = _feature_statistics(dist, net0, X, y, jnp.asarray(directions, X.dtype), gamma, B_G)
+    baselines = _baselines(net0, data, w_std, b_std, a_std, ridges)
+    D = jnp.asarray(directions, X.dtype)
+    features = _feature_statistics(dist, net0, data, D, gamma, B_G)
     return _outputs(dist, data, net2, hist, baselines, features)
 
 
@@ -333,10 +341,12 @@ def _outputs(dist, data: Dataset, net, hist, baselines, features) -> dict[str, A
     }
 
 
-def _baselines(net0: TwoLayer, X, y, test, w_std, b_std, a_std, ridges):
+def _baselines(net0: TwoLayer, data: Dataset, w_std, b_std, a_std, ridges):
     """Test errors and chosen ridges of random features (net0's hidden layer, frozen), the NTK
-    and the NNGP, each as kernel ridge regression on ±1 labels (`test` = (X_test, y_test))."""
-    X_test, y_test = test
+    and the NNGP, each as kernel ridge regression on ±1 labels, trained on `data`'s live rows
+    and tested on its test sample."""
+    assert data.test is not None  # gradient_features builds it with its test sample
+    X, y, (X_test, y_test) = data.X, data.y, data.test
     phi = jnp.where(net0.mask[None, :], net0.features(X), 0.0)
     phi_test = jnp.where(net0.mask[None, :], net0.features(X_test), 0.0)
     kernels = (
@@ -346,17 +356,18 @@ def _baselines(net0: TwoLayer, X, y, test, w_std, b_std, a_std, ridges):
     )
     errors, chosen = [], []
     for K, K_test in kernels:
-        pred, rho = kernel_ridge(K, K_test, y, ridges)
+        pred, rho = kernel_ridge(K, K_test, y, ridges, data.n)
         errors.append(jnp.mean(jnp.sign(pred) != jnp.sign(y_test)).astype(X.dtype))
         chosen.append(rho)
     return errors, jnp.stack(chosen)
 
 
-def _feature_statistics(dist, net0, X, y, D, gamma, B_G):
+def _feature_statistics(dist, net0, data: Dataset, D, gamma, B_G):
     """Step-1 gradient features at the init (w_i⁽⁰⁾, b_i): the aligned fraction from the exact
-    G and from Ĝ, |G| quantiles over active neurons, and the mean |Ĝ − G|."""
-    W, b, mask = net0.W, net0.b, net0.mask
-    G_hat = empirical_gradient(X, y, W, b)
+    G and from Ĝ (on `data`'s live rows), |G| quantiles over active neurons, and the mean
+    |Ĝ − G|."""
+    W, b, mask, X = net0.W, net0.b, net0.mask, data.X
+    G_hat = empirical_gradient(X, data.y, W, b, data.n)
     out = {"aligned_fraction_empirical": aligned_fraction(G_hat, D, mask, gamma, B_G)}
     nan = jnp.asarray(jnp.nan, X.dtype)
     if not has_exact_gradient(dist):

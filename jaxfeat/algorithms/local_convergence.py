@@ -18,7 +18,6 @@ and `neuron_statistics` are the other pieces.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 
 import jax
@@ -27,7 +26,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks, kernels
+from .. import _checks, _sized, kernels
 from .._checks import InputError
 from ..nets import TwoLayer
 from ..objectives import Dataset, Population
@@ -192,9 +191,10 @@ def stage_one(key: PRNGKeyArray, net: TwoLayer, objective, eta: float) -> TwoLay
     return out
 
 
-def stage_two(net: TwoLayer, teacher: TwoLayer, ridge, samples=None) -> TwoLayer:
+def stage_two(net: TwoLayer, teacher: TwoLayer, ridge, samples=None, n=None) -> TwoLayer:
     """Rows of W normalised, then a = argmin L(a) + λ₂|a|² in closed form: (K_ss + λ₂I)⁻¹K_st a*
-    (population), or (FᵀF/n + λ₂I)⁻¹Fᵀy/n on `samples = (X, y)`. Padded neurons get a_i = 0."""
+    (population), or (FᵀF/n + λ₂I)⁻¹Fᵀy/n on `samples = (X, y)` (or on their first `n` rows,
+    the rest padding below a capacity). Padded neurons get a_i = 0."""
     unit = net.W / jnp.sqrt(jnp.sum(net.W**2, axis=1) + 1e-300)[:, None]
     net = TwoLayer(unit, net.b, net.a, net.activation, net.scale, net.mask)
     act = net.activation
@@ -204,8 +204,9 @@ def stage_two(net: TwoLayer, teacher: TwoLayer, ridge, samples=None) -> TwoLayer
         rhs = K_st @ teacher.a
     else:  # n samples: (FᵀF/n + λ₂ I) a = Fᵀy/n
         X, y = samples
-        F = net.features(X)
-        K_ss, rhs = F.T @ F / X.shape[0], F.T @ y / X.shape[0]
+        F = _sized.mask_rows(net.features(X), n)
+        count = X.shape[0] if n is None else n
+        K_ss, rhs = F.T @ F / count, F.T @ y / count
     m = jnp.asarray(net.mask, K_ss.dtype)
     K_ss = K_ss * m[:, None] * m[None, :] + jnp.diag(ridge + (1.0 - m))  # padding: a_i = 0
     a = jnp.linalg.solve(K_ss, rhs * m)
@@ -302,6 +303,7 @@ def check_config(
     log_every,
     near,
     n,
+    n_capacity=None,
 ) -> np.ndarray:
     """Every [R] parameter, in Python, before anything is traced (errors name the argument);
     the dynamic ones (`width`, `eta1`, `ridge`, `lr`, `decay`, `lambda0`) only when concrete.
@@ -311,11 +313,8 @@ def check_config(
     _check_widths(a_star.size, width, max_width)
     _check_near(near)
     _check_rates(init_scale, eta1, lr, ridge, lambda0, decay)
-    _check_schedule(n, phases, steps_per_phase, log_every)
+    _check_schedule(n, n_capacity, phases, steps_per_phase, log_every)
     return a_star
-
-
-_CHECKED = tuple(inspect.signature(check_config).parameters)  # what local_convergence passes
 
 
 def _check_directions(m: int, dim, min_angle) -> None:
@@ -362,10 +361,13 @@ def _check_rates(init_scale, eta1, lr, ridge, lambda0, decay) -> None:
         raise InputError(f"decay must be 1/True (λ₀2^(−p)) or 0/False (the control), got {decay!r}")
 
 
-def _check_schedule(n, phases, steps_per_phase, log_every) -> None:
-    """Positive counts: samples `n` (None: the population loss), phases, steps, log interval."""
+def _check_schedule(n, n_capacity, phases, steps_per_phase, log_every) -> None:
+    """Positive counts: samples `n` (None: the population loss; ≤ `n_capacity` when given),
+    phases, steps, log interval."""
     if n is not None:
-        _checks.check_positive_int("n", n)
+        _sized.check_size("n", n, n_capacity)
+    elif n_capacity is not None:
+        raise InputError("n_capacity needs n (a sample size): n=None is the population loss")
     _checks.check_positive_int("phases", phases)
     _checks.check_positive_int("steps_per_phase", steps_per_phase)
     if log_every is not None:
@@ -390,6 +392,7 @@ def _check_teacher(teacher) -> np.ndarray:
     return a_star
 
 
+# long: one signature line per procedure knob, each documented below
 def local_convergence(
     key: PRNGKeyArray,
     *,
@@ -409,7 +412,8 @@ def local_convergence(
     log_every: int | None = None,
     rebalance: bool = False,
     near: float = 0.15,
-    n: int | None = None,
+    n=None,
+    n_capacity: int | None = None,
     per_neuron: bool = True,
 ) -> dict[str, Array]:
     """One seed of the three stages (defaults: MATH §5.3's run).
@@ -421,6 +425,9 @@ def local_convergence(
     stage 3 (SGD, λ = λ₀ 2^{−p}); `decay`: False (or 0) runs the no-decay control; `rebalance`:
     |a_i| = |w_i| before stage 3; `near`: θ_near in radians; `n`: None for the exact population
     loss, else n fixed training samples (stage 2's ridge and stage 3's full-batch GD use them);
+    `n_capacity`: a static capacity that makes `n` a dynamic size (traced under a scan: the
+    seed runs on `n_capacity` rows of which the first n are live, with the numbers of the
+    exact-size run, `jaxfeat._sized`);
     `per_neuron`: also return every neuron as a point (`neuron_points`).
 
     **Returns:** `stage1_subspace_fraction` (mean over neurons of |P w_i|/|w_i|) and its `_min`,
@@ -431,16 +438,20 @@ def local_convergence(
     `neuron_angle`, `neuron_weight` (angle to the nearest ±w*_j and |ã_i|, NaN for padding) at
     the end and `neuron_angle_stage2`, `neuron_weight_stage2` before stage 3.
     """
-    args = locals()  # the keyword arguments by name (nothing else is bound yet)
-    a_star = check_config(**{k: args[k] for k in _CHECKED})
+    a_star = check_config(
+        teacher, dim=dim, min_angle=min_angle, width=width, max_width=max_width,
+        init_scale=init_scale, eta1=eta1, ridge=ridge, lr=lr, decay=decay, lambda0=lambda0,
+        phases=phases, steps_per_phase=steps_per_phase, log_every=log_every, near=near, n=n,
+        n_capacity=n_capacity,
+    )  # fmt: skip
     k_teacher, k_init, k_data, k_train = jax.random.split(key, 4)
     teacher_net = _teacher_network(k_teacher, a_star, dim, min_angle)
     net0 = TwoLayer.init(
         k_init, width, dim, _ACT, "small", max_width=max_width or width, w_std=init_scale
     )
-    objective, samples = _objective(k_data, teacher_net, n)
+    objective, samples = _objective(k_data, teacher_net, n, n_capacity)
     net1 = stage_one(k_train, net0, objective, eta1)
-    net2 = stage_two(net1, teacher_net, ridge, samples)
+    net2 = stage_two(net1, teacher_net, ridge, samples, objective_live(objective))
     start = _rebalance(net2) if rebalance else net2
     net3, hist = stage_three(
         k_train, start, objective, lr, decay, lambda0, phases, steps_per_phase, log_every
@@ -455,17 +466,27 @@ def _teacher_network(key, a_star: np.ndarray, dim: int, min_angle) -> TwoLayer:
     return TwoLayer(W_star, jnp.zeros(len(a_star)), jnp.asarray(a_star, W_star.dtype), _ACT)
 
 
-def _objective(key, teacher: TwoLayer, n: int | None):
-    """The exact population loss (`n=None`, no samples) or n teacher-labelled samples."""
+def _objective(key, teacher: TwoLayer, n, n_capacity):
+    """The exact population loss (`n=None`, no samples) or n teacher-labelled samples (the
+    first n of `n_capacity` rows when given)."""
     if n is None:
         return Population(teacher), None
-    samples = _teacher_samples(key, teacher, n)
-    return Dataset(*samples), samples
+    live = None if n_capacity is None else n
+    X, y = _teacher_samples(key, teacher, n_capacity or n, live)
+    return Dataset(X, y, n=live), (X, y)
 
 
-def _teacher_samples(key, teacher: TwoLayer, n: int):
-    X = jax.random.normal(key, (n, teacher.dim), teacher.W.dtype)
-    return X, teacher(X)
+def objective_live(objective):
+    """The live row count of a `Dataset` below a capacity (None: every row, or no samples)."""
+    return objective.n if isinstance(objective, Dataset) else None
+
+
+def _teacher_samples(key, teacher: TwoLayer, rows: int, live=None):
+    """x ~ N(0, I_d) on `rows` rows and y = f*(x); rows from `live` on zeroed (the first
+    `live` rows are those of a draw of `live` rows: the draw's leading axis is the sample's,
+    `jaxfeat._sized`)."""
+    X = jax.random.normal(key, (rows, teacher.dim), teacher.W.dtype)
+    return _sized.mask_rows(X, live), _sized.mask_rows(teacher(X), live)
 
 
 def _teacher_ok(W_star, min_angle):

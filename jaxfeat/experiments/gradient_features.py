@@ -78,6 +78,7 @@ gradient_features_experiment = Experiment(
     description="Shi–Wei–Liang: one gradient-feature step + readout vs random features, NTK, NNGP",
     dynamic=frozenset({"width", "eta1", "lr", "weight_decay"}),
     padded={"width": "max_width"},
+    capacity={"n": "n_capacity"},
     dims={
         "test_error": ("learner",),
         "G_norm_quantiles": ("quantile",),

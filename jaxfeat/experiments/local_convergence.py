@@ -34,6 +34,7 @@ local_convergence_experiment = Experiment(
     description="Zhou–Ge: one step, convex readout, GD with halving weight decay vs no decay",
     dynamic=frozenset({"decay", "width", "lr", "lambda0", "eta1", "ridge"}),
     padded={"width": "max_width"},
+    capacity={"n": "n_capacity"},
     dims={
         "loss": ("step",),
         "near_weight": ("teacher",),
