@@ -1,4 +1,5 @@
-"""Command line: `jaxfeat list | run NAME | plot PATH | info PATH | bench | demo | hermite ACT`."""
+"""Command line: `jaxfeat list | run NAME | plot PATH | info PATH | repair PATH | bench | demo |
+hermite ACT`."""
 
 from __future__ import annotations
 
@@ -288,23 +289,34 @@ def _plot(args) -> int:
 
 
 def _info(args) -> int:
-    import json
-
-    from ._scan.store import layout
+    """Configuration, progress and integrity; exit status 0 intact, 1 damaged (the summary
+    line last), 2 not a readable jaxfeat store (`main`'s InputError)."""
+    from ._scan.store import verify_scan
 
     path = os.path.normpath(args.path)
+    v = verify_scan(path, full=args.verify)
+    if v.layout:  # labels may be wrong: report, serve nothing
+        for rel, why in sorted(v.layout.items()):
+            print(f"  damaged label/metadata file: {rel}: {why}")
+        print(v.summary())
+        return 1
     ds = _open(path, verify=args.verify)
-    attrs = layout(path)
+    _describe(ds)
+    _chunk_report(path, v, args.verify)
+    print(ds)
+    print(v.summary())
+    return 0 if v.intact else 1
+
+
+def _describe(ds) -> None:
+    import json
+
     cfg = json.loads(ds.attrs["jaxfeat_config"])
     print(f"experiment: {cfg['experiment']} — {ds.attrs.get('description', '')}")
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
-    total = int(ds.attrs.get("chunks_total"))  # pyright: ignore[reportArgumentType] - always stored
-    runs = int(ds["finished"].size)
-    diverged = int(ds["diverged"].sum())
-    if "static_points" in attrs:
-        _chunk_report(path, attrs, total, args.verify)
+    runs, diverged = int(ds["finished"].size), int(ds["diverged"].sum())
     print(
         f"runs (grid point × seed): {ds.attrs['seeds_finished']}/{runs} finished; "
         f"diverged: {diverged}"
@@ -314,16 +326,17 @@ def _info(args) -> int:
         f"{ds.attrs.get('jaxfeat_code')}), jax {ds.attrs.get('jax_version')} "
         f"on {ds.attrs.get('devices')}"
     )
-    print(ds)
-    return 0
 
 
-def _chunk_report(path, attrs, total, verify) -> None:
-    """Finished, damaged, unfinished and held chunks of the store at `path`, and the code that
-    computed them."""
-    from ._scan.store import describe_chunk, verify_scan
+def _chunk_report(path, v, verify) -> None:
+    """Finished, damaged, unfinished and held chunks of the store at `path` (`v`: its
+    `verify_scan`), and the code that computed them."""
+    from ._scan.store import describe_chunk, layout
 
-    v = verify_scan(path, full=verify)
+    attrs = layout(path)
+    if "static_points" not in attrs:
+        return
+    total = int(attrs["chunks_total"])
     checked = "verified by checksum" if verify else "sizes checked (--verify: checksums)"
     print(
         f"chunks finished: {len(v.ok) + len(v.unverifiable)}/{total} ({checked}); "
@@ -335,6 +348,22 @@ def _chunk_report(path, attrs, total, verify) -> None:
         print(f"  held: {describe_chunk(attrs, s, c)} by {who.get('host')} pid {who.get('pid')}")
     codes = ", ".join(f"{k} ({n} chunks)" for k, n in v.codes.items())
     print(f"computed by code: {codes or '-'}")
+
+
+def _repair(args) -> int:
+    """Restore damaged labels and metadata from the copies made at creation: exit 0 when the
+    store's layout is intact afterwards, 1 when some file could not be restored."""
+    from ._scan.store import repair_scan
+
+    path = os.path.normpath(args.path)
+    restored, failed = repair_scan(path)
+    for rel in restored:
+        print(f"restored: {rel}")
+    for rel, why in sorted(failed.items()):
+        print(f"not restored: {rel}: {why}")
+    if not restored and not failed:
+        print(f"{path}: labels and metadata intact, nothing to repair")
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
@@ -443,9 +472,17 @@ def _add_store_tools(sub) -> None:
     p = sub.add_parser("info", help="configuration, progress and integrity of a scan store")
     p.add_argument("path")
     p.add_argument(
-        "--verify", action="store_true", help="check every chunk's checksum (default: sizes)"
+        "--verify",
+        action="store_true",
+        help="check every chunk's checksum (default: sizes); exit status 0 intact, 1 damaged, "
+        "2 not a readable jaxfeat store",
     )
     p.set_defaults(fn=_info)
+    p = sub.add_parser(
+        "repair", help="restore a store's damaged labels and metadata from its creation copies"
+    )
+    p.add_argument("path")
+    p.set_defaults(fn=_repair)
 
 
 def _add_width(p) -> None:

@@ -14,8 +14,15 @@ arrays, `_done/` holds one marker per finished chunk. Its guarantees:
   it). Unfinished seeds read as missing values (NaN), never as zeros; the `finished` variable
   says which seeds a dataset holds. Every array also carries zarr's own CRC32C checksum, so a
   damaged file fails loudly even when read without jaxfeat.
+- **Labels and metadata are verified too.** At creation every file that gives a number its
+  meaning (the root attributes with the config, every array's metadata, the coordinate arrays,
+  the consolidated metadata) is recorded with its size and SHA-256 in `_done/layout.json`, and
+  a copy of each is kept under `_done/layout/`. A store whose labels or metadata no longer match
+  is refused by `open_scan` with one line naming the file (labels cannot be recomputed);
+  `repair_scan` (`jaxfeat repair`) restores them from the copies, checked against the record.
 - **Atomic creation.** A new store is built under a temporary name and renamed into place, so a
-  store either exists whole or not at all.
+  store either exists whole or not at all. Its metadata is consolidated, so plain
+  `xarray.open_zarr(path)` reads it without warnings.
 - **Several writers.** A writer claims a chunk with an exclusive lock file (`O_CREAT|O_EXCL`)
   before computing it; writers on one store (separate processes, with or without
   `jax.distributed`) never compute a chunk twice, and each waits for the others' chunks. A lock
@@ -48,7 +55,9 @@ from .._checks import InputError
 from .._version import __version__
 
 DONE = "_done"
-MARKER_VERSION = 2
+MARKER_VERSION = 3  # 3: fill-value chunks record their path (their absence is checked)
+LAYOUT = "layout.json"  # in DONE: size and SHA-256 of every file written at creation
+LAYOUT_COPY = "layout"  # in DONE: a copy of those files, for `repair_scan`
 # modules that draw or parse but never compute a stored number: editing them keeps stores valid
 _PRESENTATION = {"plotting.py", "cli.py", "_demo.py", "analysis.py"}
 
@@ -101,6 +110,11 @@ def wait_for(path: str, what: str, timeout: float = 3600.0) -> None:
         time.sleep(0.2)
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -128,9 +142,17 @@ def chunk_name(s: int, c: int) -> str:
 
 @dataclasses.dataclass
 class Verification:
-    """What `verify_scan` found: finished chunks that check out, damaged ones (with the reason),
-    chunks without a marker, chunks held by a writer's lock, and chunks written before markers
-    recorded checksums (counted as finished, unverifiable)."""
+    """What `verify_scan` found.
+
+    **Fields:** `ok`: finished chunks (s, c) that check out; `damaged`: {(s, c): reason};
+    `unfinished`: chunks without a marker; `locked`: {(s, c): the lock's writer};
+    `unverifiable`: chunks written before markers recorded checksums (counted as finished);
+    `codes`: {code fingerprint: chunks it computed}; `layout`: {file: reason} for the labels
+    and metadata that no longer match their record at creation (`None`: a store from before
+    they were recorded).
+
+    **Properties:** `intact` (nothing damaged), `complete` (intact and every chunk finished).
+    """
 
     ok: list
     damaged: dict
@@ -138,25 +160,50 @@ class Verification:
     locked: dict
     unverifiable: list
     codes: dict
+    layout: dict | None = None
+
+    @property
+    def intact(self) -> bool:
+        return not self.damaged and not self.layout
 
     @property
     def complete(self) -> bool:
-        return not self.damaged and not self.unfinished
+        return self.intact and not self.unfinished
+
+    def summary(self) -> str:
+        """One line: 'intact: 8/8 chunks finished' or what is damaged and what to do."""
+        total = len(self.ok) + len(self.unverifiable) + len(self.damaged) + len(self.unfinished)
+        finished = f"{len(self.ok) + len(self.unverifiable)}/{total} chunks finished"
+        if self.intact:
+            return f"intact: {finished}"
+        parts = []
+        if self.layout:
+            parts.append(f"{len(self.layout)} label/metadata files (`jaxfeat repair`)")
+        if self.damaged:
+            parts.append(f"{len(self.damaged)} chunks (rerun the scan to recompute them)")
+        return f"damaged: {'; '.join(parts)}; {finished}"
 
 
 def layout(path: str) -> dict:
     """The scan layout recorded in a store's attributes: static axes, chunk size, counts."""
-    with open(os.path.join(path, "zarr.json")) as f:
-        attrs = json.load(f).get("attributes", {})
+    try:
+        with open(os.path.join(path, "zarr.json")) as f:
+            attrs = json.load(f).get("attributes", {})
+    except FileNotFoundError:
+        raise InputError(f"{path!r} is not a Zarr store written by `jaxfeat run`") from None
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"{path!r}: its zarr.json is unreadable") from None
     if "jaxfeat_config" not in attrs:
         raise InputError(f"{path!r} is a Zarr store but not a jaxfeat scan")
     return attrs
 
 
 def verify_scan(path: str, *, full: bool = True) -> Verification:
-    """Check every chunk of the store at `path` against its marker: the files it recorded exist
-    with the recorded sizes and, with `full=True`, the recorded SHA-256; files zarr left unwritten
-    (fill-value chunks) are still absent. Returns a `Verification`."""
+    """Check the store at `path`: its labels and metadata against their record at creation
+    (always by SHA-256: they are small), and every chunk against its marker: the files it
+    recorded exist with the recorded sizes and, with `full=True`, the recorded SHA-256; files
+    zarr left unwritten (fill-value chunks) are still absent. Returns a `Verification`;
+    raises `InputError` when `path` is not a readable jaxfeat store."""
     attrs = layout(path)
     n_static = int(attrs["static_points"])
     n_chunks = int(attrs["chunks_total"]) // max(n_static, 1)
@@ -166,7 +213,7 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
     for name in sorted(f for f in present if f.endswith(".lock")):
         with contextlib.suppress(OSError, ValueError):
             s, c = (int(x) for x in name[1 : -len(".lock")].split("-c"))
-            locked[(s, c)] = json.loads(open(os.path.join(done, name)).read() or "{}")
+            locked[(s, c)] = json.loads(_read(os.path.join(done, name)) or "{}")
     for s in range(n_static):
         for c in range(n_chunks):
             name = chunk_name(s, c)
@@ -174,7 +221,7 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
                 unfinished.append((s, c))
                 continue
             try:
-                rec = json.loads(open(os.path.join(done, name)).read())
+                rec = json.loads(_read(os.path.join(done, name)))
             except (OSError, ValueError):
                 damaged[(s, c)] = "its marker is unreadable"
                 continue
@@ -187,14 +234,18 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
                 damaged[(s, c)] = reason
             else:
                 ok.append((s, c))
-    return Verification(ok, damaged, unfinished, locked, old, codes)
+    return Verification(ok, damaged, unfinished, locked, old, codes, check_layout(path))
 
 
 def _check_files(path: str, files: dict, full: bool) -> str | None:
     for output, rec in files.items():
-        if rec is None:
+        if rec is None:  # a fill-value chunk recorded by a marker before version 3
             continue
         f = os.path.join(path, rec["path"])
+        if rec.get("absent"):
+            if os.path.exists(f):
+                return f"{output}: file {rec['path']} appeared (the chunk was all fill value)"
+            continue
         if not os.path.exists(f):
             return f"{output}: file {rec['path']} is missing"
         size = os.path.getsize(f)
@@ -203,6 +254,92 @@ def _check_files(path: str, files: dict, full: bool) -> str | None:
         if full and _sha256(f) != rec["sha256"]:
             return f"{output}: file {rec['path']} was altered (checksum differs)"
     return None
+
+
+def seal_layout(root: str) -> None:
+    """Consolidate the metadata of the new store at `root` (before its `_done/` exists), then
+    record the size and SHA-256 of every file in `_done/layout.json` and copy each to
+    `_done/layout/` (module docstring)."""
+    import zarr
+
+    with warnings.catch_warnings():  # zarr: consolidated metadata is not in the v3 spec yet
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+        zarr.consolidate_metadata(root)
+    files = {}
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if dirpath != root or d != DONE)
+        for f in sorted(names):
+            full = os.path.join(dirpath, f)
+            rel = os.path.relpath(full, root)
+            files[rel] = {"size": os.path.getsize(full), "sha256": _sha256(full)}
+            copy = os.path.join(root, DONE, LAYOUT_COPY, rel)
+            os.makedirs(os.path.dirname(copy), exist_ok=True)
+            shutil.copyfile(full, copy)
+    atomic_write(os.path.join(root, DONE, LAYOUT), json.dumps({"version": 1, "files": files}))
+
+
+def _layout_record(path: str) -> dict | None:
+    """`_done/layout.json`'s files, None for a store from before it existed; raises
+    `InputError` when it exists but cannot be read."""
+    f = os.path.join(path, DONE, LAYOUT)
+    if not os.path.exists(f):
+        if os.path.isdir(os.path.join(path, DONE, LAYOUT_COPY)):
+            raise InputError(f"{path}: its label record {DONE}/{LAYOUT} is missing")
+        return None
+    try:
+        return json.loads(_read(f))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: its label record {DONE}/{LAYOUT} is unreadable") from None
+
+
+def check_layout(path: str) -> dict | None:
+    """{file: what changed} for the files recorded at creation that no longer match (empty:
+    all match; None: a store from before the record)."""
+    try:
+        record = _layout_record(path)
+    except InputError as e:
+        return {f"{DONE}/{LAYOUT}": str(e).split(": ", 1)[1]}
+    if record is None:
+        return None
+    return {rel: why for rel, rec in record.items() if (why := _file_differs(path, rel, rec))}
+
+
+def _file_differs(root: str, rel: str, rec: dict) -> str | None:
+    f = os.path.join(root, rel)
+    if not os.path.exists(f):
+        return "missing"
+    if os.path.getsize(f) != rec["size"] or _sha256(f) != rec["sha256"]:
+        return "changed since the store was created"
+    return None
+
+
+def repair_scan(path) -> tuple[list, dict]:
+    """Restore the labels and metadata of the store at `path` that no longer match their record
+    (`verify_scan(path).layout`) from the copies made at creation, each checked against the
+    record first. Data chunks are not touched (a rerun recomputes damaged ones).
+
+    **Returns:** `(restored files, {file: why it could not be restored})`."""
+    path = os.fspath(path)
+    record = _layout_record(path)
+    if record is None:
+        layout(path)  # not a jaxfeat store: say so
+        raise InputError(
+            f"{path} was written before jaxfeat recorded its labels: nothing to repair"
+        )
+    restored, failed = [], {}
+    for rel, rec in record.items():
+        if _file_differs(path, rel, rec) is None:
+            continue
+        copy = os.path.join(path, DONE, LAYOUT_COPY, rel)
+        if _file_differs(os.path.join(path, DONE, LAYOUT_COPY), rel, rec) is not None:
+            failed[rel] = "its copy is damaged too"
+            continue
+        os.makedirs(os.path.dirname(os.path.join(path, rel)), exist_ok=True)
+        tmp = os.path.join(path, rel) + f".repair-{os.getpid()}"
+        shutil.copyfile(copy, tmp)
+        os.replace(tmp, os.path.join(path, rel))
+        restored.append(rel)
+    return restored, failed
 
 
 def describe_chunk(attrs: dict, s: int, c: int) -> str:
@@ -240,24 +377,19 @@ def open_scan(path, *, verify: bool = True, warn=None):
         raise InputError(f"{path!r} is not a Zarr store written by `jaxfeat run`")
     attrs = layout(path)
     warn = warn or (lambda m: print(f"jaxfeat: warning: {m}", file=sys.stderr))
+    changed = check_layout(path)
+    _refuse_changed_labels(path, changed)
     with warnings.catch_warnings():  # `_done/` is ours, not a zarr node
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds = _plain_strings(xr.open_zarr(path, consolidated=False))
+        # the consolidated metadata was verified with the labels (it is in the root zarr.json)
+        ds = _plain_strings(xr.open_zarr(path, consolidated=changed is not None))
     if "static_points" not in attrs:  # a store from before markers held checksums
         warn(f"{path} was written by jaxfeat {attrs.get('jaxfeat_version')} without checksums")
-        done = {
-            tuple(int(x) for x in f[1:].split("-c"))
-            for f in _listdir(os.path.join(path, DONE))
-            if _is_marker_name(f)
-        }
-        n = int(attrs["chunks_total"])
-        if len(done) == n:
-            return _with_finished(ds, None)
-        raise InputError(
-            f"{path!r} is a partial store written before jaxfeat recorded which seeds are "
-            f"finished ({len(done)}/{n} chunks); rerun it with the current jaxfeat"
-        )
+        return _without_checksums(path, ds, attrs)
     v = verify_scan(path, full=verify)
+    if v.layout is None:
+        warn(f"{path} was written by jaxfeat {attrs.get('jaxfeat_version')} before labels and "
+             "metadata were checksummed: they are not verified")  # fmt: skip
     for (s, c), why in sorted(v.damaged.items()):
         warn(
             f"{describe_chunk(attrs, s, c)} of {path} is damaged ({why}); its seeds are left "
@@ -272,6 +404,34 @@ def open_scan(path, *, verify: bool = True, warn=None):
         return _with_finished(ds, None)
     mask = _finished_mask(ds, attrs, good)
     return _with_finished(_read_good_chunks(path, ds, mask), mask)
+
+
+def _without_checksums(path: str, ds, attrs: dict):
+    """A store from before markers held checksums: served only when every chunk finished."""
+    done = {
+        tuple(int(x) for x in f[1:].split("-c"))
+        for f in _listdir(os.path.join(path, DONE))
+        if _is_marker_name(f)
+    }
+    n = int(attrs["chunks_total"])
+    if len(done) == n:
+        return _with_finished(ds, None)
+    raise InputError(
+        f"{path!r} is a partial store written before jaxfeat recorded which seeds are "
+        f"finished ({len(done)}/{n} chunks); rerun it with the current jaxfeat"
+    )
+
+
+def _refuse_changed_labels(path: str, changed: dict | None) -> None:
+    """One line naming the first label or metadata file that changed (`check_layout`)."""
+    if changed:
+        first, *rest = sorted(changed.items())
+        more = f" (and {len(rest)} more)" if rest else ""
+        raise InputError(
+            f"{path}: its labels or metadata changed after it was written: {first[0]} "
+            f"{first[1]}{more}; nothing is served under labels that may be wrong: "
+            f"`jaxfeat repair {path}` restores them from the copies made at creation"
+        )
 
 
 def _read_good_chunks(path, ds, mask):
@@ -498,7 +658,7 @@ class ZarrStore(BaseStore):
         try:
             g = zarr.open_group(tmp, mode="w", zarr_format=3)
             self._write_layout(g, runner)
-            os.makedirs(os.path.join(tmp, DONE))
+            seal_layout(tmp)
             if os.path.isdir(self.path) and not os.listdir(self.path):
                 os.rmdir(self.path)  # an empty directory made for it
             os.rename(tmp, self.path)
@@ -595,7 +755,7 @@ class ZarrStore(BaseStore):
             files[k] = (
                 {"path": rel, "size": os.path.getsize(f), "sha256": _sha256(f)}
                 if os.path.exists(f)
-                else None  # zarr writes no file for a chunk that is all fill value
+                else {"path": rel, "absent": True}  # zarr writes no all-fill-value chunk
             )
         record = {
             "version": MARKER_VERSION,
@@ -616,7 +776,7 @@ class ZarrStore(BaseStore):
 def _stale(lock: str) -> bool:
     """A lock whose process is gone: dead on this host, or never written for a minute."""
     try:
-        held = json.loads(open(lock).read() or "{}")
+        held = json.loads(_read(lock) or "{}")
     except FileNotFoundError:
         return True
     except (OSError, ValueError):  # being written right now
