@@ -11,6 +11,7 @@ from typing import Any
 
 from ._checks import InputError, InputTypeError
 from ._compile_cache import default_cache_dir, enable_compile_cache
+from ._version import __version__
 
 
 def _demo(args) -> int:
@@ -384,6 +385,7 @@ def main(argv=None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfeat", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"jaxfeat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="experiments with one-line descriptions and their presets")
     p.set_defaults(fn=_list)

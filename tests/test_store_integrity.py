@@ -6,6 +6,7 @@ plain `xarray.open_zarr` reads a finished store without warnings."""
 import json
 import os
 import shutil
+import signal
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ from scan_helpers.toy import GRID, toy
 
 from jaxfeat import open_scan, scan, verify_scan
 from jaxfeat._checks import InputError
+from jaxfeat._scan import store as _store
 from jaxfeat.cli import main
 
 SEEDS, CHUNK = 12, 4  # 2 static points (n) × 3 chunks
@@ -110,6 +112,19 @@ def test_a_deleted_label_record_refuses_the_store(store, capsys):
     with pytest.raises(InputError, match="label record _done/layout.json is missing"):
         open_scan(store)
     assert _info(store, capsys)[0] == 1
+    assert main(["repair", store]) == 0  # from the record's own copy
+    assert "restored: _done/layout.json" in capsys.readouterr().out
+    assert _info(store, capsys)[0] == 0
+
+
+def test_a_damaged_copy_is_reported_and_restored_while_the_labels_are_served(store, capsys):
+    with open(os.path.join(store, "_done", "layout", "zarr.json"), "a") as f:
+        f.write(" ")
+    assert open_scan(store)["finished"].all()  # the labels themselves are intact
+    rc, last = _info(store, capsys)
+    assert rc == 1 and last.startswith("damaged: 1 repair copies")
+    assert main(["repair", store]) == 0
+    assert _info(store, capsys)[0] == 0
 
 
 def test_a_flag_written_where_the_marker_recorded_none_is_damage(store, capsys):
@@ -163,3 +178,49 @@ def test_plain_xarray_reads_a_finished_store_quietly(store):
     for name in ("v", "trace", "u", "count"):
         np.testing.assert_array_equal(plain[name].values, ours[name].values)
     assert plain["scale"].values.tolist() == GRID["scale"]
+
+
+def test_runs_say_resuming_already_complete_and_finish_an_interrupt_after_the_last_chunk(
+    tmp_path, capsys, monkeypatch
+):
+    out = str(tmp_path / "r.zarr")
+    scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
+    for c in (1, 2):
+        os.remove(os.path.join(out, "_done", f"s1-c{c}"))
+    capsys.readouterr()
+    scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
+    assert "jaxfeat: resuming: 4/6 chunks already done" in capsys.readouterr().err
+    scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
+    err = capsys.readouterr().err
+    assert "already complete: 6/6 chunks, nothing to compute" in err and "0/0" not in err
+    # Ctrl-C while the last chunk is being written: the run finishes, nothing is left to redo
+    os.remove(os.path.join(out, "_done", "s0-c2"))
+    write = _store.ZarrStore.write
+
+    def write_then_interrupt(self, s, c, res):
+        write(self, s, c, res)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(_store.ZarrStore, "write", write_then_interrupt)
+    ds = scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
+    err = capsys.readouterr().err
+    assert "stopping (no chunk in flight)" in err and "interrupted" not in err
+    assert bool(ds["finished"].all()) and verify_scan(out).complete
+
+
+def test_the_stop_message_counts_the_chunks_in_flight(tmp_path, capsys, monkeypatch):
+    out, write, writes = str(tmp_path / "i.zarr"), _store.ZarrStore.write, []
+
+    def write_then_interrupt(self, s, c, res):
+        write(self, s, c, res)
+        writes.append((s, c))
+        if len(writes) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(_store.ZarrStore, "write", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, workers=2, progress=True)
+    err = capsys.readouterr().err
+    assert "stopping after the chunk in flight" in err
+    assert f"interrupted; {len(writes)}/6 chunks of this run are saved" in err
+    assert len(writes) == 2 and len(verify_scan(out).ok) == 2

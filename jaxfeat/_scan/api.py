@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -109,7 +110,18 @@ def scan(
     order = [(s, c) for s in _static_order(runner) for c in range(store.n_chunks)]
     shift = (len(order) * jax.process_index()) // max(jax.process_count(), 1)
     todo = [sc for sc in order[shift:] + order[:shift] if not store.is_done(*sc)]
+    if out is not None and progress:
+        _say_resuming(len(order) - len(todo), len(order))
     return _timed_loop(runner, store, todo, progress)
+
+
+def _say_resuming(done: int, total: int) -> None:
+    """One line when a store already holds finished chunks (stderr)."""
+    if done == total:
+        print(f"jaxfeat: already complete: {total}/{total} chunks, nothing to compute",
+              file=sys.stderr)  # fmt: skip
+    elif done:
+        print(f"jaxfeat: resuming: {done}/{total} chunks already done", file=sys.stderr)
 
 
 def _static_order(runner) -> list[int]:

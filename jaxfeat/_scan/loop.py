@@ -34,6 +34,8 @@ def run_chunks(runner: Runner, store, todo: list, progress: bool) -> None:
     the GIL); claims, writes and releases stay in this thread."""
     from tqdm.auto import tqdm
 
+    if not todo:  # nothing to compute: no progress bar either
+        return
     stop = _StopFlag()
     runner.mark_loop()
     waiting_said = False
@@ -50,7 +52,8 @@ def run_chunks(runner: Runner, store, todo: list, progress: bool) -> None:
         rate = _Rate(bar, runner, len(todo))
         while pending:
             held = _run_pass(runner, store, pending, pool, bar, rate, stop)
-            if stop.requested:
+            left = [sc for sc in pending if not store.is_done(*sc)]
+            if stop.requested and left:
                 print(
                     f"jaxfeat: interrupted; {bar.n}/{len(todo)} chunks of this run are "
                     "saved, rerun the same command to continue",
@@ -67,6 +70,7 @@ def _run_pass(runner: Runner, store, pending, pool, bar, rate, stop) -> list:
     `runner.workers` at once, writing each as it finishes. **Returns:** the chunks other
     writers hold."""
     held, flight = [], {}
+    stop.in_flight = flight.__len__
     try:
         for s, c in pending:
             if stop.requested:
@@ -185,6 +189,7 @@ class _StopFlag:
     """SIGINT sets a flag (checked between chunks); a second SIGINT interrupts at once."""
 
     requested = False
+    in_flight = staticmethod(lambda: 0)  # chunks being computed, for the message (the loop's)
 
     def __enter__(self):
         self._old = None
@@ -196,9 +201,10 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print(
-            "\njaxfeat: stopping after the current chunk (Ctrl-C again to abort)", file=sys.stderr
-        )
+        n = self.in_flight()
+        what = f"after the {n} chunks in flight" if n > 1 else "after the chunk in flight"
+        what = what if n else "(no chunk in flight)"
+        print(f"\njaxfeat: stopping {what} (Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc):
         if self._old is not None:

@@ -149,7 +149,8 @@ class Verification:
     `unverifiable`: chunks written before markers recorded checksums (counted as finished);
     `codes`: {code fingerprint: chunks it computed}; `layout`: {file: reason} for the labels
     and metadata that no longer match their record at creation (`None`: a store from before
-    they were recorded).
+    they were recorded); `copies`: {file: reason} for damaged creation copies (the labels are
+    still right, but `repair_scan` could not restore them).
 
     **Properties:** `intact` (nothing damaged), `complete` (intact and every chunk finished).
     """
@@ -161,10 +162,11 @@ class Verification:
     unverifiable: list
     codes: dict
     layout: dict | None = None
+    copies: dict = dataclasses.field(default_factory=dict)
 
     @property
     def intact(self) -> bool:
-        return not self.damaged and not self.layout
+        return not self.damaged and not self.layout and not self.copies
 
     @property
     def complete(self) -> bool:
@@ -174,11 +176,15 @@ class Verification:
         """One line: 'intact: 8/8 chunks finished' or what is damaged and what to do."""
         total = len(self.ok) + len(self.unverifiable) + len(self.damaged) + len(self.unfinished)
         finished = f"{len(self.ok) + len(self.unverifiable)}/{total} chunks finished"
+        if self.intact and self.layout is None:
+            return f"intact: {finished} (labels unrecorded: `jaxfeat repair` records them)"
         if self.intact:
             return f"intact: {finished}"
         parts = []
         if self.layout:
             parts.append(f"{len(self.layout)} label/metadata files (`jaxfeat repair`)")
+        if self.copies:
+            parts.append(f"{len(self.copies)} repair copies (`jaxfeat repair`)")
         if self.damaged:
             parts.append(f"{len(self.damaged)} chunks (rerun the scan to recompute them)")
         return f"damaged: {'; '.join(parts)}; {finished}"
@@ -200,41 +206,59 @@ def layout(path: str) -> dict:
 
 def verify_scan(path: str, *, full: bool = True) -> Verification:
     """Check the store at `path`: its labels and metadata against their record at creation
-    (always by SHA-256: they are small), and every chunk against its marker: the files it
-    recorded exist with the recorded sizes and, with `full=True`, the recorded SHA-256; files
-    zarr left unwritten (fill-value chunks) are still absent. Returns a `Verification`;
-    raises `InputError` when `path` is not a readable jaxfeat store."""
-    attrs = layout(path)
+    (always by SHA-256: they are small), the copies `repair_scan` restores them from, and
+    every chunk against its marker: the files it recorded exist with the recorded sizes and,
+    with `full=True`, the recorded SHA-256; files zarr left unwritten (fill-value chunks) are
+    still absent. Returns a `Verification`; raises `InputError` when `path` is not a readable
+    jaxfeat store (a damaged root whose copy is intact is reported, not raised)."""
+    changed = check_layout(path)
+    attrs = _attrs_to_verify(path, changed)
     n_static = int(attrs["static_points"])
     n_chunks = int(attrs["chunks_total"]) // max(n_static, 1)
     done = os.path.join(path, DONE)
-    ok, damaged, unfinished, locked, old, codes = [], {}, [], {}, [], {}
+    v = Verification([], {}, [], {}, [], {}, changed, check_copies(path))
     present = set(_listdir(done))
     for name in sorted(f for f in present if f.endswith(".lock")):
         with contextlib.suppress(OSError, ValueError):
             s, c = (int(x) for x in name[1 : -len(".lock")].split("-c"))
-            locked[(s, c)] = json.loads(_read(os.path.join(done, name)) or "{}")
+            v.locked[(s, c)] = json.loads(_read(os.path.join(done, name)) or "{}")
     for s in range(n_static):
         for c in range(n_chunks):
-            name = chunk_name(s, c)
-            if name not in present:
-                unfinished.append((s, c))
-                continue
-            try:
-                rec = json.loads(_read(os.path.join(done, name)))
-            except (OSError, ValueError):
-                damaged[(s, c)] = "its marker is unreadable"
-                continue
-            if "files" not in rec:
-                old.append((s, c))
-                continue
-            codes[rec.get("code")] = codes.get(rec.get("code"), 0) + 1
-            reason = _check_files(path, rec["files"], full)
-            if reason:
-                damaged[(s, c)] = reason
+            if chunk_name(s, c) not in present:
+                v.unfinished.append((s, c))
             else:
-                ok.append((s, c))
-    return Verification(ok, damaged, unfinished, locked, old, codes, check_layout(path))
+                _verify_chunk(path, s, c, full, v)
+    return v
+
+
+def _attrs_to_verify(path: str, changed: dict | None) -> dict:
+    """The root attributes, from the creation copy when the root itself is damaged."""
+    if changed and "zarr.json" in changed:
+        with contextlib.suppress(InputError):
+            return layout(os.path.join(path, DONE, LAYOUT_COPY))
+    return layout(path)
+
+
+def _verify_chunk(path: str, s: int, c: int, full: bool, v: Verification) -> None:
+    """Chunk (s, c)'s marker against its files, into `v`."""
+    name = chunk_name(s, c)
+    try:
+        rec = json.loads(_read(os.path.join(path, DONE, name)))
+    except (OSError, ValueError):
+        v.damaged[(s, c)] = "its marker is unreadable"
+        return
+    if not isinstance(rec, dict) or "files" not in rec:
+        v.unverifiable.append((s, c))
+        return
+    if rec.get("chunk", name) != name:
+        v.damaged[(s, c)] = f"its marker belongs to chunk {rec.get('chunk')}"
+        return
+    v.codes[rec.get("code")] = v.codes.get(rec.get("code"), 0) + 1
+    reason = _check_files(path, rec["files"], full)
+    if reason:
+        v.damaged[(s, c)] = reason
+    else:
+        v.ok.append((s, c))
 
 
 def _check_files(path: str, files: dict, full: bool) -> str | None:
@@ -256,40 +280,83 @@ def _check_files(path: str, files: dict, full: bool) -> str | None:
     return None
 
 
+RECORD_COPY = "_record.json"  # in DONE/LAYOUT_COPY: a copy of the record itself
+
+
 def seal_layout(root: str) -> None:
     """Consolidate the metadata of the new store at `root` (before its `_done/` exists), then
-    record the size and SHA-256 of every file in `_done/layout.json` and copy each to
-    `_done/layout/` (module docstring)."""
+    record the size and SHA-256 of every file in `_done/layout.json` (with the record's own
+    SHA-256) and copy each file, and the record, to `_done/layout/` (module docstring)."""
     import zarr
 
     with warnings.catch_warnings():  # zarr: consolidated metadata is not in the v3 spec yet
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
         zarr.consolidate_metadata(root)
     files = {}
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if dirpath != root or d != DONE)
-        for f in sorted(names):
-            full = os.path.join(dirpath, f)
-            rel = os.path.relpath(full, root)
-            files[rel] = {"size": os.path.getsize(full), "sha256": _sha256(full)}
-            copy = os.path.join(root, DONE, LAYOUT_COPY, rel)
-            os.makedirs(os.path.dirname(copy), exist_ok=True)
-            shutil.copyfile(full, copy)
-    atomic_write(os.path.join(root, DONE, LAYOUT), json.dumps({"version": 1, "files": files}))
+    for rel in _layout_files(root):
+        full = os.path.join(root, rel)
+        files[rel] = {"size": os.path.getsize(full), "sha256": _sha256(full)}
+        copy = os.path.join(root, DONE, LAYOUT_COPY, rel)
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        shutil.copyfile(full, copy)
+    record = {"version": 1, "files": files}
+    text = json.dumps(record | {"sha256": _json_sha(record)})
+    atomic_write(os.path.join(root, DONE, LAYOUT_COPY, RECORD_COPY), text)
+    atomic_write(os.path.join(root, DONE, LAYOUT), text)
+
+
+def _layout_files(root: str) -> list[str]:
+    """The files that give the store's numbers their meaning: every zarr.json, and the chunks
+    of the coordinate arrays (an array named after its one dimension); not the outputs' data
+    chunks (a new store has none; an older one sealed by `repair_scan` has them)."""
+    files = ["zarr.json"]
+    for name in sorted(os.listdir(root)):
+        meta = os.path.join(root, name, "zarr.json")
+        if name == DONE or not os.path.isfile(meta):
+            continue
+        files.append(os.path.join(name, "zarr.json"))
+        with open(meta) as f:
+            if json.load(f).get("dimension_names") != [name]:
+                continue
+        for dirpath, dirnames, names in os.walk(os.path.join(root, name)):
+            dirnames.sort()
+            files += [os.path.relpath(os.path.join(dirpath, f), root)
+                      for f in sorted(names) if f != "zarr.json"]  # fmt: skip
+    return files
+
+
+def _json_sha(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _read_record(f: str) -> dict:
+    """A layout record's files, or `ValueError` when it is unreadable or fails its own
+    checksum."""
+    try:
+        rec = json.loads(_read(f))
+        body = {k: v for k, v in rec.items() if k != "sha256"}
+        if rec["sha256"] != _json_sha(body):
+            raise ValueError("altered")
+        return rec["files"]
+    except (OSError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError("unreadable") from e
 
 
 def _layout_record(path: str) -> dict | None:
     """`_done/layout.json`'s files, None for a store from before it existed; raises
-    `InputError` when it exists but cannot be read."""
+    `InputError` when it is missing from a store that has creation copies, unreadable or
+    altered."""
     f = os.path.join(path, DONE, LAYOUT)
     if not os.path.exists(f):
         if os.path.isdir(os.path.join(path, DONE, LAYOUT_COPY)):
             raise InputError(f"{path}: its label record {DONE}/{LAYOUT} is missing")
         return None
     try:
-        return json.loads(_read(f))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{path}: its label record {DONE}/{LAYOUT} is unreadable") from None
+        return _read_record(f)
+    except ValueError as e:
+        raise InputError(f"{path}: its label record {DONE}/{LAYOUT} is {e}") from None
 
 
 def check_layout(path: str) -> dict | None:
@@ -304,6 +371,28 @@ def check_layout(path: str) -> dict | None:
     return {rel: why for rel, rec in record.items() if (why := _file_differs(path, rel, rec))}
 
 
+def check_copies(path: str) -> dict:
+    """{copy: what changed} for the creation copies (and the record's copy) that no longer
+    match the record."""
+    copies = os.path.join(path, DONE, LAYOUT_COPY)
+    try:
+        record = _layout_record(path)
+    except InputError:
+        return {}  # the record itself is reported by `check_layout`
+    if record is None:
+        return {}
+    out = {
+        f"{DONE}/{LAYOUT_COPY}/{rel}": why
+        for rel, rec in record.items()
+        if (why := _file_differs(copies, rel, rec))
+    }
+    try:
+        _read_record(os.path.join(copies, RECORD_COPY))
+    except ValueError as e:
+        out[f"{DONE}/{LAYOUT_COPY}/{RECORD_COPY}"] = str(e)
+    return out
+
+
 def _file_differs(root: str, rel: str, rec: dict) -> str | None:
     f = os.path.join(root, rel)
     if not os.path.exists(f):
@@ -316,30 +405,65 @@ def _file_differs(root: str, rel: str, rec: dict) -> str | None:
 def repair_scan(path) -> tuple[list, dict]:
     """Restore the labels and metadata of the store at `path` that no longer match their record
     (`verify_scan(path).layout`) from the copies made at creation, each checked against the
-    record first. Data chunks are not touched (a rerun recomputes damaged ones).
+    record first; restore damaged copies from intact files the same way, and either copy of
+    the record from the other. Data chunks are not touched (a rerun recomputes damaged ones).
+    A store from before labels were recorded gets its record now (consolidated metadata, the
+    labels as they are: nothing could check them before).
 
     **Returns:** `(restored files, {file: why it could not be restored})`."""
     path = os.fspath(path)
-    record = _layout_record(path)
+    done, copies = os.path.join(path, DONE), os.path.join(path, DONE, LAYOUT_COPY)
+    restored, failed = _repair_record(done, copies)
+    record = _layout_record(path) if not failed else None
     if record is None:
+        if failed:
+            return restored, failed
         layout(path)  # not a jaxfeat store: say so
-        raise InputError(
-            f"{path} was written before jaxfeat recorded its labels: nothing to repair"
-        )
-    restored, failed = [], {}
+        seal_layout(path)  # a store from before the record: record its labels as they are now
+        return [f"{DONE}/{LAYOUT} (labels recorded as they are now: not verified before)"], {}
     for rel, rec in record.items():
-        if _file_differs(path, rel, rec) is None:
-            continue
-        copy = os.path.join(path, DONE, LAYOUT_COPY, rel)
-        if _file_differs(os.path.join(path, DONE, LAYOUT_COPY), rel, rec) is not None:
+        live_bad = _file_differs(path, rel, rec) is not None
+        copy_bad = _file_differs(copies, rel, rec) is not None
+        if live_bad and copy_bad:
             failed[rel] = "its copy is damaged too"
-            continue
-        os.makedirs(os.path.dirname(os.path.join(path, rel)), exist_ok=True)
-        tmp = os.path.join(path, rel) + f".repair-{os.getpid()}"
-        shutil.copyfile(copy, tmp)
-        os.replace(tmp, os.path.join(path, rel))
-        restored.append(rel)
+        elif live_bad:
+            _replace(os.path.join(copies, rel), os.path.join(path, rel))
+            restored.append(rel)
+        elif copy_bad:
+            _replace(os.path.join(path, rel), os.path.join(copies, rel))
+            restored.append(f"{DONE}/{LAYOUT_COPY}/{rel}")
     return restored, failed
+
+
+def _repair_record(done: str, copies: str) -> tuple[list, dict]:
+    """Either copy of the layout record from the other when one fails its own checksum."""
+    primary, backup = os.path.join(done, LAYOUT), os.path.join(copies, RECORD_COPY)
+    if not os.path.exists(primary) and not os.path.isdir(copies):
+        return [], {}  # a store from before the record
+    ok = {}
+    for f in (primary, backup):
+        try:
+            _read_record(f)
+            ok[f] = True
+        except ValueError:
+            ok[f] = False
+    if ok[primary] and not ok[backup]:
+        _replace(primary, backup)
+        return [f"{DONE}/{LAYOUT_COPY}/{RECORD_COPY}"], {}
+    if ok[backup] and not ok[primary]:
+        _replace(backup, primary)
+        return [f"{DONE}/{LAYOUT}"], {}
+    if not ok[primary]:
+        return [], {f"{DONE}/{LAYOUT}": "both copies of the label record are damaged"}
+    return [], {}
+
+
+def _replace(src: str, dst: str) -> None:
+    """dst becomes a copy of src, atomically."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = f"{dst}.repair-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def describe_chunk(attrs: dict, s: int, c: int) -> str:
@@ -759,6 +883,7 @@ class ZarrStore(BaseStore):
             )
         record = {
             "version": MARKER_VERSION,
+            "chunk": chunk_name(s, c),
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "time": time.time(),
