@@ -65,11 +65,19 @@ def check_nonneg_int(name: str, n) -> int:
     return int(n)
 
 
-def check_nonneg_float(name: str, x) -> float:
+def check_real(name: str, x) -> float:
+    """`x` as a float, or `InputTypeError` naming `name` (a string such as "0.3" is refused:
+    `float()` would parse it, and it would then reach JAX as a static argument)."""
+    if isinstance(x, (str, bytes)):
+        raise InputTypeError(f"{name} must be a number, got the string {x!r}")
     try:
-        v = float(x)
+        return float(x)
     except (TypeError, ValueError):
         raise InputTypeError(f"{name} must be a real number, got {x!r}") from None
+
+
+def check_nonneg_float(name: str, x) -> float:
+    v = check_real(name, x)
     if not (v >= 0.0) or np.isinf(v):
         raise InputError(f"{name} must be finite and >= 0, got {x!r}")
     return v

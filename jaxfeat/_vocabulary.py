@@ -23,7 +23,7 @@ def deprecated(where: str, old: str, new: str, stacklevel: int = 4) -> None:
     calls this; a public function that calls this directly passes 3."""
     warnings.warn(
         f"{where}: {old} is deprecated, use {new} (renamed in jaxfeat 0.2; the old spelling "
-        "will be removed in the next release)",
+        "will be removed in jaxfeat 0.3)",
         DeprecationWarning,
         stacklevel=stacklevel,
     )

@@ -104,3 +104,18 @@ def test_cpus_pins_the_process_before_jax_starts_and_refuses_bad_counts(capsys):
         assert cli.main(["run", "random_features", "--cpus", bad, "--dry-run"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--cpus" in err[0]
+
+
+def test_version_is_the_package_version(capsys):
+    import os
+    import re
+
+    import jaxfeat as jf
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml")) as f:
+        want = re.search(r'^version = "(.+)"$', f.read(), re.M).group(1)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"jaxfeat {want}"
+    assert jf.__version__ == want == "0.2.0"

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from .. import _checks
-from .._checks import InputError
+from .._checks import InputError, InputTypeError
 from ..experiments._experiment import Experiment, from_function, get
 
 
@@ -63,6 +63,11 @@ class Plan:
             raise InputError(f"parameter(s) {', '.join(both)} given both as grid axes and fixed")
         for k, v in params.items():
             _check_json_value(f"parameter {k!r}", v)
+        for k, values in [*((k, [v]) for k, v in params.items()), *self.grid.items()]:
+            default = (self.exp.defaults or {}).get(k)
+            number = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if number and any(isinstance(v, str) for v in values):
+                raise InputTypeError(f"{k} must be a number, got {values!r}")
         fixed = self.exp.resolve({**params, **{k: None for k in self.grid}})
         for k in self.grid:
             del fixed[k]

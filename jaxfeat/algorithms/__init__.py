@@ -38,7 +38,7 @@ class _MovedModule(_types.ModuleType):
         _warnings.warn(
             "the module jaxfeat.algorithms.one_step is deprecated, import from "
             "jaxfeat.algorithms.one_gradient_step (renamed in jaxfeat 0.2; the old path will be "
-            "removed in the next release)",
+            "removed in jaxfeat 0.3)",
             DeprecationWarning,
             stacklevel=2,
         )

@@ -78,20 +78,14 @@ def _check_scheme(where, scheme, init, stacklevel=5):
 
 def _check_alpha(alpha):
     if _checks.is_concrete(alpha):
-        try:
-            a = float(alpha)
-        except (TypeError, ValueError):
-            raise _checks.InputTypeError(f"alpha must be a number, got {alpha!r}") from None
+        a = _checks.check_real("alpha", alpha)
         if not 0.0 <= a <= 0.5:  # ½: Dandi et al.'s giant step η = c·√n
             raise InputError(f"alpha must be in [0, 1/2], got {alpha}")
 
 
 def _check_positive_scalar(name, x):
     if _checks.is_concrete(x):
-        try:
-            v = float(x)
-        except (TypeError, ValueError):
-            raise _checks.InputTypeError(f"{name} must be a number, got {x!r}") from None
+        v = _checks.check_real(name, x)
         if not (np.isfinite(v) and v > 0):
             raise InputError(f"{name} must be finite and > 0, got {x!r}")
 

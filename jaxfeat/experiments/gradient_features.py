@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .. import plotting
+from .. import _checks, plotting
 from .._checks import InputError
 from ..algorithms.gradient_features import (
     LEARNERS,
@@ -36,22 +36,31 @@ def make_data(data: str, dim: int, *, mu_norm=3.0, sigma=1.0, k=5, p_A=0.5, marg
     - `"linear"`: Gaussian inputs with |x_1| ≥ `margin`, y = sign(x_1) (linearly separable with
       that margin); directions ±e_1. No exact G: the exact-G statistics are NaN.
     """
+    _check_data_numbers(mu_norm, sigma, k, p_A, margin)
     if data == "xor":
         dist = GaussianMixture.xor(dim, sigma=sigma, mu_norm=mu_norm)
         return dist, xor_directions(dim, mu_norm)
     if data == "parity":
-        if not isinstance(k, int) or not 1 <= k <= dim:
+        if not k <= dim:
             raise InputError(f"k (the parity's support size) must be an int in [1, dim={dim}]")
-        if not (isinstance(p_A, (int, float)) and 0 <= p_A <= 1):
-            raise InputError(f"p_A must be a probability in [0, 1], got {p_A!r}")
         dist = SparseParity(dim, range(k), structured_weight=p_A)
         return dist, parity_directions(dim, range(k))
     if data == "linear":
-        if not (isinstance(margin, (int, float)) and margin >= 0):
-            raise InputError(f"margin must be a number >= 0, got {margin!r}")
         w_star = np.eye(1, dim)[0]
         return LinearSeparable(w_star, float(margin)), np.stack([w_star, -w_star])
     raise InputError(f"data must be 'xor', 'parity' or 'linear', got {data!r}")
+
+
+def _check_data_numbers(mu_norm, sigma, k, p_A, margin) -> None:
+    """The data's numbers, whichever `data` uses them (a string is refused by name)."""
+    _checks.check_nonneg_float("mu_norm", mu_norm)
+    if sigma is not None:
+        _checks.check_nonneg_float("sigma", sigma)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError(f"k (the parity's support size) must be an int >= 1, got {k!r}")
+    if not 0 <= _checks.check_nonneg_float("p_A", p_A) <= 1:
+        raise InputError(f"p_A must be a probability in [0, 1], got {p_A!r}")
+    _checks.check_nonneg_float("margin", margin)
 
 
 # the procedure's own parameters and defaults (log points every 50 steps for the figures)

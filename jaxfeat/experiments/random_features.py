@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _vocabulary, plotting
+from .. import _checks, _vocabulary, plotting
 from ..data import SingleIndex
 from ..nets import TwoLayer, fit_readout
 from ._experiment import Experiment
@@ -37,6 +37,11 @@ def run(
     if init is not None:
         _vocabulary.deprecated("random_features", "init=", "scheme=", stacklevel=3)
         scheme = init
+    _checks.check_positive_int("dim", dim)
+    _checks.check_positive_int("n_train", n_train)
+    _checks.check_positive_int("n_test", n_test)
+    if _checks.is_concrete(ridge) and not isinstance(ridge, jax.Array):
+        _checks.check_nonneg_float("ridge", ridge)
     k_net, k_train, k_test = jax.random.split(key, 3)
     dist = SingleIndex(np.eye(1, dim)[0], list(target), noise=noise)
     net = TwoLayer.init(

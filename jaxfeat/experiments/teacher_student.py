@@ -9,11 +9,12 @@ axes: a sweep over them is one compiled program.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import plotting
+from .. import _checks, plotting
 from ..algorithms.local_convergence import neuron_statistics
 from ..nets import TwoLayer
 from ..objectives import Population
@@ -21,6 +22,14 @@ from ..training import log_steps, train
 from ._experiment import Experiment
 
 _TEACHER = (1.0, 0.8, 1.2, -0.9)  # a* of MATH §5.3
+
+
+def _check_numbers(dim, **rates) -> None:
+    """dim a positive int; the rates (each when concrete: a grid may vmap them) numbers ≥ 0."""
+    _checks.check_positive_int("dim", dim)
+    for name, v in rates.items():
+        if _checks.is_concrete(v) and not isinstance(v, jax.Array):
+            _checks.check_nonneg_float(name, v)
 
 
 def run(
@@ -45,6 +54,7 @@ def run(
     best |cos| between each teacher direction and the student's neurons at the end, and how many
     neurons lie within angle `near` (radians) of ±w*_j (σ≥2 is even, so signs do not matter).
     """
+    _check_numbers(dim, lr=lr, near=near, weight_decay=weight_decay)
     teacher_net = _teacher(teacher, int(dim), activation)
     net = TwoLayer.init(
         key, width, int(dim), activation, scheme, max_width=max_width or width, w_std=w_std
