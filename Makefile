@@ -7,12 +7,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-fast lint bench
 demo: $(VENV)/.installed
 	$(VENV)/bin/jaxfeat run spikes
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -n 2
+
+# the inner loop: everything not marked slow, notebook or paper (under 3 minutes on 2 cores)
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not slow and not notebook and not paper"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e ".[lint]"

@@ -171,3 +171,19 @@ def test_deprecated_scan_key_still_works():
         assert (new[v].values == old[v].values).all() or v == "diverged"
     with pytest.raises(TypeError, match="bogus"):
         jaxfeat.scan(toy, {"scale": [1.0]}, 2, bogus=1, progress=False)
+
+
+def test_the_public_face_is_all_of_jaxfeat():
+    """`jaxfeat.__all__` lists every public name the package exports, and nothing it lacks."""
+    import types
+
+    import jaxfeat
+
+    public = {
+        n
+        for n, v in vars(jaxfeat).items()
+        if not n.startswith("_")
+        and not (isinstance(v, types.ModuleType) and n not in jaxfeat.__all__)
+    }
+    assert set(jaxfeat.__all__) - {"__version__"} == public
+    assert all(hasattr(jaxfeat, n) for n in jaxfeat.__all__)

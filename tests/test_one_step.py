@@ -129,7 +129,7 @@ def test_feature_spectrum_matches_numpy_svd(getkey):
         np.testing.assert_allclose(U.T @ Fc @ V, np.diag(ref), atol=1e-9)
 
 
-@pytest.mark.slow  # paper size in float64 (n = 4000, N = 1000): 2.5 min; `pytest -m slow`
+@pytest.mark.paper  # paper size in float64 (n = 4000, N = 1000): 2.5 min; `pytest -m paper`
 @pytest.mark.parametrize(
     "act, alphas, counts",
     [

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import compile_log
-from scan_helpers.toy import GRID, toy
+from scan_helpers.toy import GRID, toy, unfinish
 
 from jaxfeat import experiments, plotting, scan, summarize
 from jaxfeat._checks import InputError
@@ -62,10 +62,10 @@ def test_zarr_store_equals_memory_and_resume_skips_finished(tmp_path):
     _assert_same(xr.open_dataset(tmp_path / "s.nc"), ds)
     journal = open(os.path.join(out, "_done", "journal")).read().split()
     assert len(journal) == 2 * 6  # 2 static points × ⌈40/7⌉ chunks, each computed once
-    os.remove(os.path.join(out, "_done", "s1-c3"))  # as if killed before that chunk's marker
+    unfinish(out, "s1-c3")  # as if killed before that chunk's marker
     ds2 = scan(toy, GRID, 40, out=out, chunk_size=64, progress=False)  # stored chunking wins
     journal = open(os.path.join(out, "_done", "journal")).read().split()
-    assert journal[12:] == ["s1-c3"]
+    assert journal[11:] == ["s1-c3"]
     _assert_same(ds2, ds)
 
 
@@ -102,7 +102,8 @@ def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
     _assert_same(xr.open_zarr(out, consolidated=False), _reference(1))
 
 
-@pytest.mark.slow  # 8 forced devices in subprocesses; benchmarks/scan_reproducibility.py records it
+# 8 forced devices in subprocesses; benchmarks/scan_reproducibility.py records it
+@pytest.mark.paper
 def test_chunk_sizes_and_eight_devices_agree():
     r = subprocess.run(
         [sys.executable, os.path.join(HERE, "scan_helpers", "layouts.py")],
@@ -268,7 +269,7 @@ def test_cli_run_plot_info_list(tmp_path, capsys):
     assert all(name in listing for name in experiments.names())
 
 
-@pytest.mark.slow  # the quick preset end to end: README's first command runs the same
+@pytest.mark.paper  # the quick preset end to end: README's first command runs the same
 def test_spikes_preset_smoke(tmp_path):
     """The flagship experiment runs through the engine (tiny sizes) and its figure draws."""
     grid = {"alpha": [0.0, 0.4], "n": [120, 160]}

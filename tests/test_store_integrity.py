@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from scan_helpers.toy import GRID, toy
+from scan_helpers.toy import GRID, toy, unfinish
 
 from jaxfeat import open_scan, scan, verify_scan
 from jaxfeat._checks import InputError
@@ -185,8 +185,7 @@ def test_runs_say_resuming_already_complete_and_finish_an_interrupt_after_the_la
 ):
     out = str(tmp_path / "r.zarr")
     scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
-    for c in (1, 2):
-        os.remove(os.path.join(out, "_done", f"s1-c{c}"))
+    unfinish(out, "s1-c1", "s1-c2")
     capsys.readouterr()
     scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=True)
     assert "jaxfeat: resuming: 4/6 chunks already done" in capsys.readouterr().err
@@ -194,7 +193,7 @@ def test_runs_say_resuming_already_complete_and_finish_an_interrupt_after_the_la
     err = capsys.readouterr().err
     assert "already complete: 6/6 chunks, nothing to compute" in err and "0/0" not in err
     # Ctrl-C while the last chunk is being written: the run finishes, nothing is left to redo
-    os.remove(os.path.join(out, "_done", "s0-c2"))
+    unfinish(out, "s0-c2")
     write = _store.ZarrStore.write
 
     def write_then_interrupt(self, s, c, res):
@@ -224,3 +223,12 @@ def test_the_stop_message_counts_the_chunks_in_flight(tmp_path, capsys, monkeypa
     assert "stopping after the chunk in flight" in err
     assert f"interrupted; {len(writes)}/6 chunks of this run are saved" in err
     assert len(writes) == 2 and len(verify_scan(out).ok) == 2
+
+
+def test_a_deleted_marker_of_a_journalled_chunk_is_damage(store, capsys):
+    os.remove(os.path.join(store, "_done", "s1-c0"))
+    v = verify_scan(store)
+    assert v.damaged == {(1, 0): "its marker is missing (the journal lists it as finished)"}
+    assert _info(store, capsys)[0] == 1
+    unfinish(store, "s1-c1")  # a chunk that never finished is not damage
+    assert (1, 1) in verify_scan(store).unfinished

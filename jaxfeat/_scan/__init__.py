@@ -23,4 +23,4 @@ a batch at a time) for notebooks. Statistics of a finished scan live in `jaxfeat
 
 from .api import plan_summary as plan_summary, scan as scan
 from .seed_batches import map_seeds as map_seeds, seed_batch_for as seed_batch_for
-from .store import open_scan as open_scan, verify_scan as verify_scan
+from .store import open_scan as open_scan, repair_scan as repair_scan, verify_scan as verify_scan

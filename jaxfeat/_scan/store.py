@@ -218,16 +218,19 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
     done = os.path.join(path, DONE)
     v = Verification([], {}, [], {}, [], {}, changed, check_copies(path))
     present = set(_listdir(done))
+    journal = set(_read(os.path.join(done, "journal")).split()) if "journal" in present else set()
     for name in sorted(f for f in present if f.endswith(".lock")):
         with contextlib.suppress(OSError, ValueError):
             s, c = (int(x) for x in name[1 : -len(".lock")].split("-c"))
             v.locked[(s, c)] = json.loads(_read(os.path.join(done, name)) or "{}")
     for s in range(n_static):
         for c in range(n_chunks):
-            if chunk_name(s, c) not in present:
-                v.unfinished.append((s, c))
-            else:
+            if chunk_name(s, c) in present:
                 _verify_chunk(path, s, c, full, v)
+            elif chunk_name(s, c) in journal and (s, c) not in v.locked:
+                v.damaged[(s, c)] = "its marker is missing (the journal lists it as finished)"
+            else:
+                v.unfinished.append((s, c))
     return v
 
 

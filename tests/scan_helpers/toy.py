@@ -29,3 +29,19 @@ toy = Experiment(
 )
 
 GRID = {"scale": [0.5, 1.0, 2.0], "n": [32, 64]}
+
+
+def unfinish(out: str, *chunks: str) -> None:
+    """Make chunks of the store at `out` unfinished, as if a run had stopped before them: their
+    markers removed and the journal no longer listing them (a marker missing from a chunk the
+    journal lists as finished is damage, not an unfinished chunk)."""
+    import os
+
+    done = os.path.join(out, "_done")
+    for name in chunks:
+        os.remove(os.path.join(done, name))
+    journal = os.path.join(done, "journal")
+    with open(journal) as f:
+        kept = [line for line in f.read().split() if line not in chunks]
+    with open(journal, "w") as f:
+        f.write("".join(f"{line}\n" for line in kept))
