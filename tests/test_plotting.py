@@ -197,7 +197,7 @@ def test_figures_are_built_from_the_panels(tmp_path, monkeypatch):
     def broken(*args):
         raise RuntimeError("panel drawn")
 
-    monkeypatch.setattr(plotting, "_spike_heatmap", broken)
+    monkeypatch.setattr(plotting.spikes, "_spike_heatmap", broken)
     with pytest.raises(RuntimeError, match="panel drawn"):
         plotting.spike_count_heatmap(ds)
     with pytest.raises(RuntimeError, match="panel drawn"):
@@ -240,6 +240,7 @@ _FIGURES = {
 
 @pytest.mark.parametrize("name", list(_FIGURES))
 @pytest.mark.parametrize("width, inches", [("column", 3.5), ("page", 7.0)])
+@pytest.mark.slow
 def test_width_gives_the_figure_that_width(tmp_path, name, width, inches):
     """At a given width the figure has that width; the height follows; PNGs get print
     resolution."""

@@ -59,7 +59,7 @@ MARKER_VERSION = 3  # 3: fill-value chunks record their path (their absence is c
 LAYOUT = "layout.json"  # in DONE: size and SHA-256 of every file written at creation
 LAYOUT_COPY = "layout"  # in DONE: a copy of those files, for `repair_scan`
 # modules that draw or parse but never compute a stored number: editing them keeps stores valid
-_PRESENTATION = {"plotting.py", "cli.py", "_demo.py", "analysis.py"}
+_PRESENTATION = {"plotting", "cli.py", "_demo.py", "analysis.py"}  # plotting: a package
 
 
 # --------------------------------------------------------------------------- provenance
@@ -72,7 +72,7 @@ def code_fingerprint(experiment) -> str:
     h = hashlib.sha256()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the jaxfeat package
     for dirpath, dirnames, files in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in _PRESENTATION)
         for f in sorted(files):
             if f.endswith(".py") and f not in _PRESENTATION:
                 path = os.path.join(dirpath, f)
