@@ -8,6 +8,7 @@ import pytest
 from jaxfeat import bench, cli
 
 
+@pytest.mark.slow
 def test_bench_reports_compile_steady_memory_rates_slopes_and_baselines(tmp_path):
     sizes = {
         "population_loss": [16, 64],
@@ -49,6 +50,7 @@ def test_bench_reports_compile_steady_memory_rates_slopes_and_baselines(tmp_path
     assert (tmp_path / f"bench-{res['machine']['platform']}.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_numpy_baseline_computes_the_same_loss():
     import jax
 
@@ -70,6 +72,7 @@ def test_cli_bench_refuses_unknown_names_in_one_line(capsys):
     assert cli.main(["bench", "train", "--sizes", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_numpy_train_baseline_takes_the_gradient_of_the_same_loss():
     import equinox as eqx
     import jax
@@ -87,6 +90,7 @@ def test_numpy_train_baseline_takes_the_gradient_of_the_same_loss():
     np.testing.assert_allclose(ga, grads.a, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_numpy_spike_baseline_counts_like_jaxfeat():
     """Same set-up, other draws: the spike counts of the bench's case (n = 250, d = 62,
     α = 0.3; at these sizes 1 or 2 a seed, mean 1.375 jaxfeat / 1.25 NumPy on 8 seeds) agree

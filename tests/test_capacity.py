@@ -29,6 +29,7 @@ KEY = jax.random.key(7)
 # ----------------------------------------------------------------------------- draws
 
 
+@pytest.mark.slow
 def test_normal_live_block_is_the_exact_draw_and_the_rest_zero():
     exact = jax.random.normal(KEY, (5, 3))
     for shape in [(5, 3), (9, 3), (5, 8), (12, 11)]:
@@ -50,6 +51,7 @@ DISTRIBUTIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+@pytest.mark.slow
 def test_sample_below_a_capacity_is_the_exact_sample(name):
     dist = DISTRIBUTIONS[name]()
     X, y = dist.sample(KEY, 13)
@@ -108,6 +110,7 @@ def test_bad_sizes_are_refused_with_the_argument_named():
 
 @pytest.mark.parametrize("form", ["primal", "dual"])
 @pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.slow
 def test_ridge_on_live_rows_is_the_ridge_of_those_rows(form, intercept):
     n, N, cap = (40, 9, 64) if form == "primal" else (9, 40, 30)
     k = jax.random.split(KEY, 4)
@@ -162,6 +165,7 @@ def _index(d, cap_d=None):
         ("tanh", "sphere", "gaussian", "moments"),
     ],
 )
+@pytest.mark.slow
 def test_one_step_below_capacities_is_the_exact_step(activation, scheme, a_law, labels):
     n, d, N = 50, 7, 11
     kw = dict(activation=activation, scheme=scheme, a_law=a_law, labels=labels, alpha=0.3)
@@ -195,6 +199,7 @@ SPIKE_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(SPIKE_CASES))
+@pytest.mark.slow
 def test_one_step_spikes_below_capacities_is_the_exact_run(case):
     kw = dict(n_test=40, k=4, degree=4, alpha=0.35, output_scale="1/sqrt(width)")
     kw |= SPIKE_CASES[case]
@@ -214,6 +219,7 @@ def test_one_step_spikes_below_capacities_is_the_exact_run(case):
     assert_same(got, ref, rtol=1e-11)
 
 
+@pytest.mark.slow
 def test_spikes_experiment_sweeps_n_with_one_program():
     """The experiment's n below `n_capacity` (dim = width = ratio·n follow it): the numbers of
     each n's exact run, and a second n compiles nothing."""
@@ -279,6 +285,7 @@ def test_buckets_are_the_cheapest_contiguous_split(compile_cost, programs):
         assert got == [values]  # compiles dominate: one program
 
 
+@pytest.mark.slow
 def test_a_scan_over_three_sample_sizes_compiles_the_programs_it_announces():
     grid = {"alpha": [0.1, 0.3], "n": [40, 48, 200]}
     params = dict(n_test=30, k=3, degree=3)
@@ -300,6 +307,7 @@ def test_bad_buckets_is_refused_before_anything_compiles(no_compile):
         jf.scan("spikes", {"n": [40, 48]}, 2, buckets="some", progress=False)
 
 
+@pytest.mark.slow
 def test_the_dry_run_compiles_nothing_and_its_eta_counts_compiling():
     grid = {"alpha": [0.1, 0.3], "n": [40, 48, 200]}
     params = dict(n_test=30, k=3, degree=3)

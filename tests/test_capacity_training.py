@@ -30,6 +30,7 @@ def _padded(X, y, cap=CAP):
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.slow
 def test_dataset_on_live_rows_is_the_dataset_of_those_rows(loss):
     """Loss, metrics and gradient ignore the padding rows (filled with 3s, not zeros, so a
     missing mask shows)."""
@@ -74,6 +75,7 @@ def test_empirical_gradient_of_live_rows():
 
 
 @pytest.mark.parametrize("kernel", ["nngp", "low_rank"])
+@pytest.mark.slow
 def test_kernel_ridge_on_live_rows_is_the_ridge_of_those_rows(kernel):
     """Full-rank (NNGP) and rank-deficient (random features, width 10 < n) kernels: the same
     predictions and the same leave-one-out choice of ρ."""
@@ -96,6 +98,7 @@ SHI = dict(dim=12, width=16, n_test=200, steps=30, log_every=10)
 
 
 @pytest.mark.parametrize("online", [False, True])
+@pytest.mark.slow
 def test_gradient_features_below_a_capacity_is_the_exact_run(online):
     run = jax.jit(lambda n: shi.run(KEY, n=n, n_capacity=90, online=online, **SHI))
     with compile_log():
@@ -109,11 +112,13 @@ def test_gradient_features_below_a_capacity_is_the_exact_run(online):
 ZG = dict(dim=6, width=6, phases=2, steps_per_phase=40, log_every=20, lr=0.3)
 
 
+@pytest.mark.slow
 def test_local_convergence_below_a_capacity_is_the_exact_run():
     run = jax.jit(lambda n: zhou_ge.run(KEY, n=n, n_capacity=80, **ZG))
     assert_same(run(jnp.int32(45)), jax.jit(lambda: zhou_ge.run(KEY, n=45, **ZG))())
 
 
+@pytest.mark.slow
 def test_a_scan_over_n_of_gradient_features_compiles_one_program():
     grid, params = {"n": [40, 64]}, dict(SHI, dim=8)
     summary = jf.plan_summary("gradient_features", grid, 2, params=params, buckets=1)

@@ -16,6 +16,7 @@ def test_hermite_command_prints_coefficients(capsys):
     assert float(lines[5]) == pytest.approx(0.28209479177387814, rel=1e-14)
 
 
+@pytest.mark.slow
 def test_demo_writes_figure(tmp_path, capsys):
     out = tmp_path / "fig" / "demo.png"
     assert cli.main(["demo", "--out", str(out), "--widths", "4,8", "--seeds", "2"]) == 0
@@ -44,6 +45,7 @@ def _run_cli(args, env):
     return float(line.split(" compiling ")[1].split(" s,")[0])
 
 
+@pytest.mark.slow
 def test_second_identical_run_loads_its_programs_from_the_persistent_cache(tmp_path):
     """`jaxfeat run` keeps JAX's compilation cache (here in a fresh directory): the same command
     again spends under 10 % of the first run's XLA compile time (issue 16; tracing is not
@@ -63,6 +65,7 @@ def test_second_identical_run_loads_its_programs_from_the_persistent_cache(tmp_p
     assert second < 0.1 * first and off > 5 * second, (first, second, off)
 
 
+@pytest.mark.slow
 def test_pdf_figures_embed_truetype_not_type3_fonts(tmp_path):
     """Many venues reject Type 3 fonts (issue 15): a figure saved as PDF embeds TrueType."""
     out = tmp_path / "demo.pdf"

@@ -57,6 +57,7 @@ def _error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if re.match(r"E\d{4} ", ln) or "aot_loader" in ln]
 
 
+@pytest.mark.slow
 def test_second_process_loads_from_the_cache_and_prints_no_error_lines(tmp_path):
     """A fresh cache: the first process compiles and writes (a program that compiles in
     milliseconds is cached too); a second process loads it (cache hits, no misses), computes

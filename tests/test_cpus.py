@@ -67,6 +67,7 @@ AFTER_COMPUTE = (
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+@pytest.mark.slow
 def test_the_import_applies_jaxfeat_cpus_before_jax_starts():
     out = _child(AFTER_COMPUTE, JAXFEAT_CPUS="1")
     assert out.returncode == 0, out.stderr

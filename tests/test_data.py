@@ -149,6 +149,7 @@ SWEPT = {  # a numeric parameter of each law, as a function of its value
 
 
 @pytest.mark.parametrize("name", sorted(SWEPT))
+@pytest.mark.slow
 def test_numeric_parameters_are_leaves_not_recompiled(name, getkey):
     """noise/flip/margin are array fields: a jitted function of the law traces once for two
     values (it would trace twice, and fail here, were the field static), and a sweep over

@@ -113,6 +113,7 @@ def _gaps(alpha, n, seeds):
     return np.abs(err[:, :1] - err[:, 1:]).mean(0), out  # gap of F0, F0+1, F0+2
 
 
+@pytest.mark.slow
 def test_at_alpha_zero_one_spike_term_closes_the_gap_that_f0_leaves():
     gaps, _ = _gaps(0.0, 600, 3)
     assert gaps[1] < 0.25 * gaps[0], gaps  # measured: 0.006 against 0.085 at n = 1000
@@ -134,6 +135,7 @@ def test_one_step_equivalence_refuses_data_without_a_single_index():
         one_step_equivalence(jax.random.key(0), dist, n=50, width=10)
 
 
+@pytest.mark.slow
 def test_readout_summary_equals_a_numpy_ridge_at_the_chosen_lambda():
     """Train/test MSE and the Hermite projections of the F₁ and F₀ + 2-term readouts, redone
     from the same draws with a NumPy ridge solve (intercept, mean loss) at the reported λ."""
@@ -166,6 +168,7 @@ def test_readout_summary_equals_a_numpy_ridge_at_the_chosen_lambda():
     np.testing.assert_allclose(out["target_projection"][:3], (ys[:, None] * h).mean(0), rtol=1e-11)
 
 
+@pytest.mark.slow
 def test_spikes_reports_the_same_readout_as_the_equivalence_at_the_loo_lambda():
     """`one_step_spikes`' W₁ readout (test MSE at the LOO λ, that λ, the oracle, the Hermite
     projections) equals the F₁ row of `one_step_equivalence` on the same draws (the latter is
@@ -184,6 +187,7 @@ def test_spikes_reports_the_same_readout_as_the_equivalence_at_the_loo_lambda():
     np.testing.assert_allclose(sp["hermite_projection"], eq["hermite_projection"][0], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_spike_part_singular_values_are_those_of_the_centred_expansion_terms():
     """The finite-size prediction's singular values (K×K route) against a dense SVD of the
     column-centred S = spike_expansion(…, K) − F₀; padding rows (n live) count in nothing."""
@@ -202,6 +206,7 @@ def test_spike_part_singular_values_are_those_of_the_centred_expansion_terms():
     np.testing.assert_allclose(padded, got, rtol=0, atol=1e-12 * want[0])
 
 
+@pytest.mark.slow
 def test_a_seed_gives_the_same_numbers_in_any_capacity():
     """n (and ñ, d, width = n/4) below a static capacity: every output equals the exact-size
     run's (float64), the spike count identically — what lets the scan bucket sample sizes."""

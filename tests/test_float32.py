@@ -47,6 +47,7 @@ def rel_err(low, ref):
     # observed: 2e-8 (relu), 1e-7 (tanh)
     [("relu", "closed_form", 1e-5), ("tanh", "hermite", 1e-5)],
 )
+@pytest.mark.slow
 def test_population_loss(activation, method, tol):
     def fn():
         s = jf.TwoLayer(W_S, np.zeros(5), A_S, activation)
@@ -58,6 +59,7 @@ def test_population_loss(activation, method, tol):
 
 
 @pytest.mark.parametrize("kind", ["single_index", "mixture"])
+@pytest.mark.slow
 def test_population_gradient(kind):
     def fn():
         if kind == "single_index":

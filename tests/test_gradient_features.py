@@ -25,6 +25,7 @@ def _xor(d=6, sigma=1.0, mu=2.0):
     return data.GaussianMixture.xor(d, sigma=sigma, mu_norm=mu)
 
 
+@pytest.mark.slow
 def test_step_one_through_train_is_eta_a_G_hat(getkey):
     """w_i⁽¹⁾ = η⁽¹⁾ a_i Ĝ(w_i⁽⁰⁾, b_i) for the hinge loss (ℓ'(0) = −1), Ĝ by a NumPy loop
     over samples; b and a do not move; with `decay_a`,
@@ -50,6 +51,7 @@ def test_step_one_through_train_is_eta_a_G_hat(getkey):
     np.testing.assert_allclose(np.asarray(out_a.a), eta * readout, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_symmetric_init_is_zero_also_padded(getkey):
     X = jax.random.normal(getkey(), (50, 7))
     for width, max_width in ((8, None), (6, 12)):
@@ -59,6 +61,7 @@ def test_symmetric_init_is_zero_also_padded(getkey):
         assert float(jnp.max(jnp.abs(net(X)))) <= 1e-14
 
 
+@pytest.mark.slow
 def test_empirical_G_converges_at_rate_one_over_sqrt_n(getkey):
     """mean_i |Ĝ_i − G_i| ≈ c/√n: the n = 16·n₀ error is a quarter of the n₀ one (±20 %, the
     spread over 8 repeats), and Ĝ is unbiased (the mean over repeats is closer still)."""
@@ -79,6 +82,7 @@ def test_empirical_G_converges_at_rate_one_over_sqrt_n(getkey):
 
 
 @pytest.mark.parametrize("b_std", [0.0, 0.7])
+@pytest.mark.slow
 def test_ntk_and_nngp_match_a_monte_carlo_empirical_ntk(getkey, b_std):
     """The closed-form kernels against the empirical NTK ∇_θ f(x)·∇_θ f(x') of a wide network
     (θ = W, b, a through jax.jacobian), averaged per neuron, within 4 standard errors."""
@@ -104,6 +108,7 @@ def test_ntk_and_nngp_match_a_monte_carlo_empirical_ntk(getkey, b_std):
         assert z.max() < 4.0, z
 
 
+@pytest.mark.slow
 def test_kernel_ridge_leave_one_out_against_a_hand_loop(getkey):
     X = jax.random.normal(getkey(), (30, 3))
     y = jnp.sign(X[:, 0] * X[:, 1] + 0.1)
@@ -129,6 +134,7 @@ def test_kernel_ridge_leave_one_out_against_a_hand_loop(getkey):
     np.testing.assert_allclose(np.asarray(pred), direct, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_aligned_fraction_and_bayes_error_by_hand(getkey):
     D = np.array([[1.0, 0.0], [0.0, 2.0]])
     G = np.array([[1.0, 0.05], [0.0, -1.0], [0.7, 0.7], [0.0, 3.0], [5.0, 0.0]])
@@ -146,6 +152,7 @@ def test_aligned_fraction_and_bayes_error_by_hand(getkey):
     assert float(bayes_error(parity, *parity.sample(getkey(), 10))) == 0.0
 
 
+@pytest.mark.slow
 def test_directions_and_parity_gradient_alignment():
     """For an odd-k structured parity the structured component's labels are x_1, a linear
     signal along 1_A, and most exact G lie in its cone; for even k its labels are constant and
@@ -202,6 +209,7 @@ def test_support_outside_range_is_refused():
         data.SparseParity(8, (0, 9))
 
 
+@pytest.mark.slow
 def test_presets_pass_the_checks(no_compile):
     """The corners of every preset's grid are accepted (traced shapes only, nothing compiles)."""
     import itertools
@@ -216,6 +224,7 @@ def test_presets_pass_the_checks(no_compile):
         assert name == "quick" or preset["seeds"] >= 64
 
 
+@pytest.mark.slow
 def test_the_separation_at_a_tiny_size(tmp_path):
     """XOR with unit noise: at d = 4 the network and the NTK are within a few per cent; at
     d = 48 (n = 300) the network beats every baseline by more than 3 seed standard errors."""
@@ -263,6 +272,7 @@ def test_heatmap_draws_width_by_n(tmp_path):
     assert (tmp_path / "h.png").stat().st_size > 1000 and out.endswith("h.png")
 
 
+@pytest.mark.slow
 def test_padded_width_gives_finite_outputs_of_the_declared_shapes(getkey):
     dist = _xor(d=4)
     out = jf.gradient_features(
@@ -284,6 +294,7 @@ def test_padded_width_gives_finite_outputs_of_the_declared_shapes(getkey):
 @pytest.mark.parametrize(
     "kwargs", [dict(online=True), dict(trainable="all", train_bias=True, decay_a=True)]
 )
+@pytest.mark.slow
 def test_online_and_all_leaf_variants_run_and_learn(getkey, kwargs):
     """The [R] switches: fresh samples at t ≥ 2, or every leaf (and b) trained after a step that
     also moved a; on an easy XOR (d = 4) the network then beats chance clearly."""

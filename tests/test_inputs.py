@@ -81,6 +81,7 @@ def test_labels_use_the_link(law, getkey):
 
 @pytest.mark.parametrize("make", [single, multi], ids=["single", "multi"])
 @pytest.mark.parametrize("law", LAWS)
+@pytest.mark.slow
 def test_padded_draws_equal_exact_draws(law, make, getkey):
     """`sample(key, n, capacity=c)` (n traced under jit) and `live_dim=` padding reproduce the
     exact-size draw of X bit for bit on their live block (y to rounding), zeros elsewhere."""

@@ -36,6 +36,7 @@ def _spectrum(operand, iters):
     return jf.feature_spectrum(operand, K, method="krylov", key=key, iters=iters, left=False)
 
 
+@pytest.mark.slow
 def test_krylov_converges_to_the_dense_svd_at_k_much_less_than_n(problem):
     X, W, F, s_ref, Vt = problem
     assert 13 * 6 < N_NEURONS / 5  # the Krylov space is a fifth of the space: no free lunch

@@ -49,6 +49,7 @@ def _numpy_kernel(A, B):
     return np.outer(nA, nB) * (np.sqrt(1 - r**2) + r * np.arcsin(r) - 1) / (2 * np.pi)
 
 
+@pytest.mark.slow
 def test_stage_two_population_and_sample_readouts(getkey):
     teacher = _teacher()
     W = np.asarray(jax.random.normal(getkey(), (9, 8)))
@@ -105,6 +106,7 @@ def test_neuron_points_against_numpy(getkey):
     assert np.isnan(pts["angle"][5]) and np.isnan(pts["weight"][5])
 
 
+@pytest.mark.slow
 def test_scan_per_neuron_outputs_padded_widths_not_diverged(tmp_path):
     """A width sweep pads to the largest width: the padded neurons are NaN, yet no seed is
     flagged diverged; far_mass and n_near agree with the per-neuron points; the figures draw."""
@@ -128,6 +130,7 @@ def test_scan_per_neuron_outputs_padded_widths_not_diverged(tmp_path):
         assert draw(ds, path) == path
 
 
+@pytest.mark.slow
 def test_decay_concentrates_and_the_control_does_not(getkey):
     """MATH §5.3's picture at d = 8, two teachers, width 12: stage 1 puts ≥ 95 % of every
     neuron in the teacher subspace; with halving decay the far mass ends below 1e-2; without

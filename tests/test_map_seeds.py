@@ -22,6 +22,7 @@ KEYS = jax.random.split(jax.random.key(3), 24)
 
 
 @pytest.mark.parametrize("batch_size", [None, 1, 5, 24, 100])
+@pytest.mark.slow
 def test_equals_a_hand_written_loop_over_seeds(batch_size):
     got = jf.map_seeds(per_seed, KEYS, batch_size=batch_size)
     for i in (0, 7, 23):

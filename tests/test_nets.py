@@ -34,6 +34,7 @@ def test_sigma_ge2_network_is_the_homogeneous_neuron(getkey):
 
 
 @pytest.mark.parametrize("width", [2, 10, 64])
+@pytest.mark.slow
 def test_symmetric_init_is_identically_zero(getkey, width):
     net = jf.TwoLayer.init(getkey(), width, 8, "relu", "symmetric", b_std=0.5, a_std=1.0)
     X = jax.random.normal(getkey(), (200, 8))
@@ -44,6 +45,7 @@ def test_symmetric_init_is_identically_zero(getkey, width):
     assert np.max(np.abs(net(X))) < 1e-13  # cancels up to summation round-off
 
 
+@pytest.mark.slow
 def test_symmetric_init_padded_in_an_ensemble_is_zero(getkey):
     nets = jf.init_ensemble(getkey(), [4, 10, 16], 5, "relu", "symmetric", seeds=3, b_std=0.3)
     X = jax.random.normal(getkey(), (50, 5))
@@ -72,6 +74,7 @@ def test_output_scales(getkey):
         ) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_padded_network_equals_unpadded(getkey):
     key = getkey()
     nets = jf.init_ensemble(key, [6, 16], 4, "gelu", seeds=2, b_std=0.2)
@@ -85,6 +88,7 @@ def test_padded_network_equals_unpadded(getkey):
     np.testing.assert_array_equal(one.W, small.W)
 
 
+@pytest.mark.slow
 def test_width_sweep_compiles_once(getkey):
     d, seeds = 6, 4
     X = jax.random.normal(getkey(), (20, d))

@@ -12,6 +12,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.notebook
 def test_notebook_executes(path, tmp_path, monkeypatch):
     # runs in tmp_path; stored scans are read from notebooks/data (complete, so never rewritten)
     monkeypatch.setenv("JAXFEAT_NOTEBOOK_DIR", str(path.parent))

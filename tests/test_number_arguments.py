@@ -11,7 +11,7 @@ import jax
 import pytest
 
 import jaxfeat as jf
-from jaxfeat._checks import InputTypeError
+from jaxfeat._checks import InputError, InputTypeError
 
 KEY = jax.random.key(0)
 HERE = os.path.dirname(__file__)
@@ -35,7 +35,9 @@ def test_one_step_refuses_a_string_for_a_number(arg, no_compile):
 
 
 def test_a_scan_refuses_a_string_for_a_number_before_anything_compiles(no_compile):
-    with no_compile(), pytest.raises(InputTypeError, match="alpha must be a number"):
+    with no_compile(), pytest.raises(InputTypeError, match="n must be a number"):
+        jf.plan_summary("spikes", {"n": ["250", "500"]}, 2)
+    with no_compile(), pytest.raises(InputError, match="'alpha' is vmapped and must hold numbers"):
         jf.plan_summary("spikes", {"alpha": ["0.1", "0.3"]}, 2)
     with no_compile(), pytest.raises(InputTypeError, match="noise must be a number"):
         jf.plan_summary("spikes", {}, 2, params={"noise": "0.1"})

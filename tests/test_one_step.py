@@ -61,6 +61,7 @@ def dist_for(d):
 
 
 @pytest.mark.parametrize("scale", ["1", "1/sqrt(width)", "1/width"])
+@pytest.mark.slow
 def test_update_is_a_gradient_step_of_the_stated_loss(getkey, scale):
     d, n, N, alpha, c = 12, 50, 9, 0.3, 2.0
     key = getkey()
@@ -80,6 +81,7 @@ def test_update_is_a_gradient_step_of_the_stated_loss(getkey, scale):
     np.testing.assert_allclose(np.linalg.norm(res.W0, axis=1), 1.0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_step_vmaps_over_seeds_alpha_c_without_recompiling(getkey):
     from conftest import compile_log
 
@@ -97,6 +99,7 @@ def test_one_step_vmaps_over_seeds_alpha_c_without_recompiling(getkey):
 
 @pytest.mark.parametrize("n, N", [(60, 20), (15, 40)])
 @pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.slow
 def test_ridge_path_equals_per_lambda_solve(getkey, n, N, intercept):
     F = jax.random.normal(getkey(), (n, N))
     y = jax.random.normal(getkey(), (n,))

@@ -24,6 +24,7 @@ def random_neurons(key, m, d, bias=0.5):
     return jax.random.normal(kw, (m, d)) / math.sqrt(d), bias * jax.random.normal(kb, (m,))
 
 
+@pytest.mark.slow
 def test_mixture_matches_monte_carlo(getkey):
     d = 6
     means = np.asarray(jax.random.normal(getkey(), (4, d)))
@@ -43,6 +44,7 @@ def test_mixture_zero_neuron_and_xor_orthogonality():
     np.testing.assert_allclose(G0[1], 0.0, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_single_index_hermite_matches_monte_carlo(getkey):
     d = 5
     dist = jf.data.SingleIndex(np.arange(1.0, d + 1), [0.3, 1.0, -0.6, 0.5, 0.25], noise=0.2)
@@ -50,6 +52,7 @@ def test_single_index_hermite_matches_monte_carlo(getkey):
     assert_mc_agrees(getkey(), dist, W, b)
 
 
+@pytest.mark.slow
 def test_single_index_special_cases(getkey):
     """He_1: G = Φ̄(τ)β + ρτφ(τ)ŵ; He_2: G = φ(τ)[ρ²(τ²−1)ŵ + 2ρβ]; odd k ≥ 3 at b = 0: G = 0."""
     from scipy.special import ndtr
@@ -76,6 +79,7 @@ def test_single_index_special_cases(getkey):
 
 
 @pytest.mark.parametrize("target", ["relu", "sign"])
+@pytest.mark.slow
 def test_single_index_relu_sign_match_monte_carlo(getkey, target):
     dist = jf.data.SingleIndex(np.array([1.0, 2.0, -1.0, 0.5]), target=target)
     W, b = random_neurons(getkey(), 6, 4, bias=0.6)
@@ -83,6 +87,7 @@ def test_single_index_relu_sign_match_monte_carlo(getkey, target):
     assert_mc_agrees(getkey(), dist, W, b)
 
 
+@pytest.mark.slow
 def test_relu_target_quadrature_equals_hermite_series(getkey):
     """The relu target's Hermite series converges to the quadrature value (MATH §3.2: K = 40
     errs by ~2e-10); slowly only for nearly (anti)parallel neurons, |ρ| → 1, which are left to the

@@ -79,6 +79,7 @@ ACTS = [
 
 
 @pytest.mark.parametrize("act", ACTS)
+@pytest.mark.slow
 def test_loss_equals_monte_carlo_of_forward_pass(getkey, act):
     """One meaning everywhere: population_loss is the MC mean with TwoLayer's own forward pass,
     for several random configurations (norms ≠ 1 exercise the homogeneous neurons)."""
@@ -90,6 +91,7 @@ def test_loss_equals_monte_carlo_of_forward_pass(getkey, act):
 
 
 @pytest.mark.parametrize("act", ["relu", "sigma_ge2", "abs", "tanh", "elu", "gelu"])
+@pytest.mark.slow
 def test_biased_hermite_loss_equals_monte_carlo(getkey, act):
     s, t = random_pair(getkey(), act, bias=0.5, scale=1.5)
     exact = float(jf.population_loss(s, t, method="hermite", degree=80))
@@ -98,6 +100,7 @@ def test_biased_hermite_loss_equals_monte_carlo(getkey, act):
     assert abs(exact - mean) < 5 * se + bound, (act, exact, mean, se, bound)
 
 
+@pytest.mark.slow
 def test_closed_form_and_hermite_agree_within_bound(getkey):
     for act in ("relu", "sigma_ge2", "abs", "erf"):
         s, t = random_pair(getkey(), act, scale=1.3)
@@ -162,6 +165,7 @@ KAPPA2 = (
 
 
 @pytest.mark.parametrize("act, hk", [("relu", KAPPA1), ("sigma_ge2", KAPPA2)])
+@pytest.mark.slow
 def test_grad_matches_explicit_formula(act, hk):
     s, t = worked_pair(act)
     gW = jax.grad(lambda W: jf.population_loss(jf.TwoLayer(W, s.b, s.a, act), t))(s.W)
@@ -200,6 +204,7 @@ def test_grad_matches_monte_carlo(getkey):
         ("relu", "hermite"),
     ],
 )
+@pytest.mark.slow
 def test_grad_finite_for_parallel_identical_and_antiparallel_neurons(getkey, act, method):
     w = jax.random.normal(getkey(), (5,))
     W = jnp.stack([w, w, -w, 2 * w, W_T[0]])  # duplicate, antiparallel, parallel, = a teacher row
@@ -218,6 +223,7 @@ def test_grad_finite_for_parallel_identical_and_antiparallel_neurons(getkey, act
     assert float(jnp.sum(g.W * V)) == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_symmetric_init_student_has_finite_gradient(getkey):
     s = jf.TwoLayer.init(getkey(), 8, 5, "relu", "symmetric", dtype=jnp.float64)
     t = jf.TwoLayer(W_T, np.zeros(2), A_T, "relu")
@@ -301,6 +307,7 @@ def test_bad_input(make, exc, match, no_compile):
 
 
 @pytest.mark.parametrize("K", [0, 1, 7])
+@pytest.mark.slow
 def test_mehler_kernel_custom_vjp_matches_autodiff_of_the_plain_sum(getkey, K):
     CA = jax.random.normal(getkey(), (5, K + 1))
     CB = jax.random.normal(getkey(), (4, K + 1))
@@ -324,6 +331,7 @@ FORM_ACTS = ["relu", "abs", "sigma_ge2", jf.activations.get("relu").centred((0,)
 
 @pytest.mark.parametrize("act", FORM_ACTS)
 @pytest.mark.parametrize("self_form", [False, True])
+@pytest.mark.slow
 def test_kernel_form_gradient_matches_autodiff_of_the_kernel_matrix(getkey, act, self_form):
     """`kernel_form`'s hand-derived derivative (every argument) against autodiff of
     p @ dual_kernel(A, B) @ q, with a duplicated, an antiparallel and a zero (padding) row."""

@@ -111,6 +111,7 @@ def test_moniri_and_ba_presets_are_the_same_normalised_step(getkey, name):
         assert abs(np.mean(norms**2) - 1) < 4 * np.sqrt(2 / SMALL["dim"] / SMALL["width"])
 
 
+@pytest.mark.slow
 def test_the_dandi_preset_runs_from_the_cli_and_every_preset_resolves(tmp_path):
     """`jaxfeat run spikes --preset dandi` (the preset with the most knobs) with no glue, shrunk
     with --set to two seeds; every preset's parameters are names `run` takes."""
@@ -128,6 +129,7 @@ def test_the_dandi_preset_runs_from_the_cli_and_every_preset_resolves(tmp_path):
     assert json.loads(ds.attrs["jaxfeat_config"])["params"]["labels"] == "moments"
 
 
+@pytest.mark.slow
 def test_label_rules_and_their_streamed_fit(getkey):
     X = jax.random.normal(getkey(), (4000, 3))
     y = 2.0 + 3.0 * X[:, 0] + (X[:, 1] ** 2 - 1) + 0.5 * jax.random.normal(getkey(), (4000,))
@@ -155,6 +157,7 @@ def test_label_rules_and_their_streamed_fit(getkey):
         np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_given_data_and_init_reproduce_the_drawn_step(getkey):
     dist = jf.data.SingleIndex(np.eye(1, 8)[0], [0.0, 1.0, 0.5], noise=0.1)
     key = getkey()
@@ -202,6 +205,7 @@ def test_bad_protocol_arguments_are_named(getkey, call, match):
         call(dist, getkey())
 
 
+@pytest.mark.slow
 def test_ridge_conventions_against_a_hand_written_solve():
     rng = np.random.default_rng(0)
     for n, N in [(40, 15), (15, 40)]:
@@ -226,6 +230,7 @@ def test_ridge_conventions_against_a_hand_written_solve():
         ridge_fit(F, y, np.ones(2))
 
 
+@pytest.mark.slow
 def test_one_lambda_readout_equals_that_lambda_on_the_path(getkey):
     dist = jf.data.SingleIndex(np.eye(1, 10)[0], [0.0, 1.0, 0.7], noise=0.1)
     key = getkey()

@@ -51,6 +51,7 @@ def test_compile_log_sees_a_compile():
 @pytest.mark.parametrize(
     "path, mode", [("dense", "eager"), ("krylov", "eager"), ("dense", "jit"), ("krylov", "jit")]
 )
+@pytest.mark.slow
 def test_one_step_spikes(path, mode):
     size = {"n": N_ROWS, "n_tilde": 41, "width": WIDTH, "n_test": 29, "k": 3, "degree": 4}
     if path == "krylov":
@@ -68,6 +69,7 @@ def test_one_step_spikes(path, mode):
     first_compiles_second_does_not(lambda: call(0, 0.2, 1.0), lambda: call(1, 0.35, 2.0))
 
 
+@pytest.mark.slow
 def test_ridge_path():
     def call(seed):
         k = jax.random.split(jax.random.key(seed), 4)
@@ -92,6 +94,7 @@ DISTRIBUTIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+@pytest.mark.slow
 def test_sample(name):
     """dist.sample, eagerly and under jit with the distribution as an argument: new keys and
     new array values (same shapes) compile nothing."""
@@ -134,6 +137,7 @@ def test_population_loss(activation, method):
 
 
 @pytest.mark.parametrize("kind", ["single_index", "mixture"])
+@pytest.mark.slow
 def test_population_gradient(kind):
     def call(seed):
         kd, kw, kb = jax.random.split(jax.random.key(seed), 3)
@@ -221,6 +225,7 @@ def test_train_with_a_fresh_optimizer_schedule_and_metrics_compiles_nothing():
     first_compiles_second_does_not(call, call)
 
 
+@pytest.mark.slow
 def test_train_learning_rates_get_their_own_programs():
     """`optax.sgd(0.1)` after `optax.sgd(0.05)` must not be served the program with 0.05 baked
     in: one SGD step moves the weights by −η∇L, twice as far at η = 0.1, and the result is
@@ -234,6 +239,7 @@ def test_train_learning_rates_get_their_own_programs():
 
 
 @pytest.mark.parametrize("where", ["learning_rate", "weight_decay"])
+@pytest.mark.slow
 def test_train_schedule_hyperparameters_get_their_own_programs(where):
     """A schedule's boundary scale is a value in a closure two levels down (sgd → chain →
     scale_by_schedule → the schedule): changing it compiles a new program."""
@@ -249,6 +255,7 @@ def test_train_schedule_hyperparameters_get_their_own_programs(where):
     assert _same(quarter, _uncached(make(0.25)))
 
 
+@pytest.mark.slow
 def test_train_metrics_follow_their_closure_and_global_values():
     """A metrics lambda as a notebook defines it: changing a global it reads, or a value it
     closes over, is seen (re-running the cell, or even calling with the same lambda)."""
@@ -308,6 +315,7 @@ def test_static_keys():
 
 
 @pytest.mark.parametrize("method", ["dense", "krylov"])
+@pytest.mark.slow
 def test_feature_spectrum_and_count_spikes(method):
     def call(seed):
         k = jax.random.split(jax.random.key(seed), 3)
@@ -340,6 +348,7 @@ def test_monte_carlo_gradient():
     first_compiles_second_does_not(lambda: call(0), lambda: call(1))
 
 
+@pytest.mark.slow
 def test_gradient_features_and_local_convergence():
     xor = jf.data.GaussianMixture.xor(D)
 
@@ -370,6 +379,7 @@ def test_ensembles_and_gradient_feature_sets():
     first_compiles_second_does_not(lambda: call(0), lambda: call(1))
 
 
+@pytest.mark.slow
 def test_one_step_equivalence_and_spike_expansion():
     from jaxfeat.algorithms.equivalence import one_step_equivalence
 

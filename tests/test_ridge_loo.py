@@ -54,6 +54,7 @@ def explicit_hat(F, lam, n, intercept):
 @pytest.mark.parametrize("loss", ["mean", "sum"])
 @pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.slow
 def test_loo_equals_refits_without_each_row(getkey, form, intercept, loss):
     F, y = problem(getkey(), *FORMS[form])
     lams = LAMS * (F.shape[0] if loss == "sum" else 1.0)
@@ -86,6 +87,7 @@ PADDED = {"primal": (40, 9, 64), "dual": (9, 40, 30), "dual padded to primal": (
 
 @pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("shape", PADDED)
+@pytest.mark.slow
 def test_padding_rows_count_in_nothing(getkey, shape, intercept):
     n, N, rows = PADDED[shape]
     F, y = problem(getkey(), n, N)
@@ -103,6 +105,7 @@ def test_padding_rows_count_in_nothing(getkey, shape, intercept):
 
 # (N, noise) with n = 300: the primal and the dual form, both with a clear interior optimum
 @pytest.mark.parametrize(("N", "noise"), [(120, 1.0), (400, 0.5)])
+@pytest.mark.slow
 def test_loo_and_gcv_choose_a_sane_lambda(getkey, N, noise):
     n = 300
     beta = jax.random.normal(getkey(), (N,)) / jnp.sqrt(N)

@@ -69,6 +69,7 @@ def test_zarr_store_equals_memory_and_resume_skips_finished(tmp_path):
     _assert_same(ds2, ds)
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_and_resume_is_bit_identical(tmp_path):
     out = str(tmp_path / "k.zarr")
     done = os.path.join(out, "_done")
@@ -119,6 +120,7 @@ def test_chunk_sizes_and_eight_devices_agree():
         assert d["v"] <= 1e-6 and d["trace"] <= 1.6e-5, (layout, d)  # ≤ 4 ulp at |v|≤2, tr≤40
 
 
+@pytest.mark.slow
 def test_two_process_distributed_run_matches(tmp_path):
     import socket
 
@@ -143,6 +145,7 @@ def test_two_process_distributed_run_matches(tmp_path):
     _assert_same(xr.open_zarr(out, consolidated=False), _reference(7))
 
 
+@pytest.mark.slow
 def test_width_sweep_compiles_once():
     grid = {"width": [4, 8, 16, 32]}
     params = {"dim": 4, "n_train": 64, "n_test": 64}
@@ -297,6 +300,7 @@ def test_memory_budget_holds_at_the_largest_static_point():
     assert chunk([16, 100_000]) == chunk([100_000, 16]) == big
 
 
+@pytest.mark.slow
 def test_one_compile_per_static_point_with_a_budget_sized_chunk_and_a_short_last_chunk():
     """The chunk is sized from the traced programs' estimated bytes before anything compiles,
     and the short last chunk is padded, not compiled again: one `jit(chunk)` per static point
@@ -339,6 +343,7 @@ def test_an_estimate_that_falls_short_shrinks_the_chunk_to_fit():
     assert budget / 3 < used <= budget, (runner.chunk_size, used)
 
 
+@pytest.mark.slow
 def test_a_second_identical_scan_compiles_and_traces_nothing():
     """`jf.scan` called again in the same process (a notebook cell rerun) reuses the compiled
     chunk programs and the traced output shapes; another static value compiles its own."""

@@ -52,6 +52,7 @@ def _chunk_file(out, s, c, output="v"):
     return os.path.join(out, rec["files"][output]["path"])
 
 
+@pytest.mark.slow
 def test_damaged_chunks_are_named_left_out_and_recomputed(tmp_path, reference):
     out = str(tmp_path / "d.zarr")
     scan(toy, GRID, SEEDS, out=out, chunk_size=CHUNK, progress=False)
@@ -150,6 +151,7 @@ def _kill_when(out_parent, pattern, argv, max_wait=60.0):
     return p.returncode
 
 
+@pytest.mark.slow
 def test_kill_during_creation_then_rerun_works(tmp_path, reference):
     out = str(tmp_path / "c.zarr")
     argv = [sys.executable, "-m", "scan_helpers.worker", out, str(CHUNK)]
@@ -161,6 +163,7 @@ def test_kill_during_creation_then_rerun_works(tmp_path, reference):
     _same(_store.open_scan(out), reference)
 
 
+@pytest.mark.slow
 def test_two_writers_started_together_share_the_chunks(tmp_path, reference):
     out = str(tmp_path / "w.zarr")
     argv = [sys.executable, "-m", "scan_helpers.worker", out, "3"]
@@ -339,6 +342,7 @@ def test_cli_inputs_fail_in_one_line(argv, match, capsys, tmp_path):
     assert not os.path.exists(tmp_path / "x.zarr")
 
 
+@pytest.mark.slow
 def test_info_into_a_closed_pipe_is_quiet(tmp_path):
     out = str(tmp_path / "i.zarr")
     scan(toy, GRID, 8, out=out, chunk_size=4, progress=False)

@@ -25,6 +25,7 @@ def spiked_problem(key, n=700, d=30, N=150):
     return X, W.at[:20].add(2.0 * jnp.eye(d)[0])
 
 
+@pytest.mark.slow
 def test_sampled_rows_are_the_tiles_of_fold_in_keys_and_repeat_exactly(getkey):
     dist, key = dist_for(5), getkey()
     rows = SampledRows(dist, 23, key=key, tile=10)  # 3 tiles, the last one padded
@@ -59,6 +60,7 @@ def test_lazy_features_materialize_to_the_network_features(getkey, act):
     np.testing.assert_allclose(lazy.materialize(), F, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_dense_and_krylov_spectra_agree(getkey):
     X, W = spiked_problem(getkey())
     F = jf.activations.relu(X @ W.T)
@@ -101,6 +103,7 @@ def test_dense_and_krylov_spike_statistics_agree(getkey):
     "act, remove_low_order, tile",
     [("relu", False, 16), ("relu", True, 16), ("sigma_ge2", False, 5)],
 )
+@pytest.mark.slow
 def test_streamed_step_is_the_gradient_step_on_its_rows(getkey, act, remove_low_order, tile):
     """W₁ = W₀ − η√N ∇_W L(W₀) with ∇ from jax.grad of the stated loss on the very rows the
     step drew; sigma_ge2 depends on |w| as well."""
@@ -142,6 +145,7 @@ def test_step_options_gaussian_init_and_direct_eta(getkey):
     assert norms2.std() == pytest.approx(np.sqrt(2 / 400), rel=0.25)
 
 
+@pytest.mark.slow
 def test_scale_path_equals_dense_statistics_on_the_same_rows(getkey):
     """`one_step_spikes(tile=…)` streams everything; on its own rows, materialised, the dense
     `count_spikes` gives the same statistics (Krylov space: 5 blocks of k + 10 = 14 = all 70)."""
@@ -170,6 +174,7 @@ def test_scale_path_equals_dense_statistics_on_the_same_rows(getkey):
     assert float(out["cos_zeta_beta"]) > 0.5
 
 
+@pytest.mark.slow
 def test_scale_path_vmaps_and_jits(getkey):
     dist = dist_for(40)
     f = jax.jit(

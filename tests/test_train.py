@@ -97,6 +97,7 @@ LOG_STEPS = [0, 4, 8, 12, 14]  # 4 does not divide 14: the last state is logged 
 
 
 @pytest.mark.parametrize("degree", [None, 12])
+@pytest.mark.slow
 def test_population_matches_hand_loop(getkey, degree):
     act = "sigma_ge2" if degree is None else "tanh"
     teacher = teacher_net(act)
@@ -119,6 +120,7 @@ def test_population_matches_hand_loop(getkey, degree):
 
 
 @pytest.mark.parametrize("loss_name", ["square", "hinge", "logistic"])
+@pytest.mark.slow
 def test_online_matches_hand_loop(getkey, loss_name):
     if loss_name == "square":
         dist = jf.data.Teacher(teacher_net("relu"), noise=0.1)
@@ -149,6 +151,7 @@ def test_online_matches_hand_loop(getkey, loss_name):
 @pytest.mark.parametrize(
     "loss_name, batch", [("square", None), ("hinge", 16), ("logistic", None), ("square", 16)]
 )
+@pytest.mark.slow
 def test_dataset_matches_hand_loop(getkey, loss_name, batch):
     dist = jf.data.GaussianMixture.xor(D)
     X, y = dist.sample(getkey(), 64)
@@ -179,6 +182,7 @@ def test_loss_derivatives_at_zero():
         assert float(d) == loss.derivative_at_zero, loss.name
 
 
+@pytest.mark.slow
 def test_padding_trains_like_the_unpadded_network(getkey):
     key = getkey()
     padded = jf.TwoLayer.init(key, 5, D, "sigma_ge2", "gaussian", max_width=9)
@@ -199,6 +203,7 @@ def test_padding_trains_like_the_unpadded_network(getkey):
 
 
 @pytest.mark.parametrize("trainable", [("a",), ("W",), ("W", "a"), ("b",)])
+@pytest.mark.slow
 def test_frozen_leaves_are_bitwise_unchanged(getkey, trainable):
     dist = jf.data.GaussianMixture.xor(D)
     X, y = dist.sample(getkey(), 50)
@@ -259,6 +264,7 @@ def test_divergence_freezes_at_the_last_finite_state(getkey):
     assert np.all(np.asarray(hist["loss"])[first_bad:] == np.asarray(hist["loss"])[-1])
 
 
+@pytest.mark.slow
 def test_population_and_online_agree_within_monte_carlo_error(getkey):
     """One SGD step on Online(batch B) is unbiased for the Population step (z-scores over R
     independent keys), and the held-out loss estimates the population loss."""
@@ -281,6 +287,7 @@ def test_population_and_online_agree_within_monte_carlo_error(getkey):
     assert abs(z) < 5, z
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_and_learning_rates_compiles_once(getkey):
     teacher = teacher_net()
     obj = Population(teacher)
@@ -408,6 +415,7 @@ def test_bad_input_names_the_argument_before_compiling(call, exc, match, no_comp
         call()
 
 
+@pytest.mark.slow
 def test_training_scan_step_coordinate_divergence_and_one_compile(tmp_path):
     """A training experiment in the scan engine: trajectories carry a `step` coordinate, the
     width × lr grid is one program, a diverged run is flagged (and masked), and every value is

@@ -113,6 +113,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_old_spelling_warns_names_the_new_one_and_gives_identical_results(case):
     new, old, new_name = CASES[case]
     expected = _no_warning(new)
@@ -142,6 +143,7 @@ def test_errors_name_the_argument_as_typed():
         jf.one_step(KEY, DIST, n=20, width=5, output_scale="1/sqrt(n)")
 
 
+@pytest.mark.slow
 def test_one_output_scale_vocabulary_everywhere():
     """nets and one_step accept the same three strings and agree on the value."""
     for spec in ("1", "1/sqrt(width)", "1/width"):

@@ -63,7 +63,8 @@ class Plan:
             raise InputError(f"parameter(s) {', '.join(both)} given both as grid axes and fixed")
         for k, v in params.items():
             _check_json_value(f"parameter {k!r}", v)
-        for k, values in [*((k, [v]) for k, v in params.items()), *self.grid.items()]:
+        static_axes = [(k, v) for k, v in self.grid.items() if k not in self.exp.dynamic]
+        for k, values in [*((k, [v]) for k, v in params.items()), *static_axes]:
             default = (self.exp.defaults or {}).get(k)
             number = isinstance(default, (int, float)) and not isinstance(default, bool)
             if number and any(isinstance(v, str) for v in values):
