@@ -232,3 +232,13 @@ def test_a_deleted_marker_of_a_journalled_chunk_is_damage(store, capsys):
     assert _info(store, capsys)[0] == 1
     unfinish(store, "s1-c1")  # a chunk that never finished is not damage
     assert (1, 1) in verify_scan(store).unfinished
+
+
+def test_a_marker_edited_in_a_field_no_file_check_reads_is_damage(store, capsys):
+    path = os.path.join(store, "_done", "s0-c1")
+    rec = json.load(open(path))
+    rec["time"] += 1.0  # still valid JSON, every recorded file still matches
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    assert verify_scan(store).damaged == {(0, 1): "its marker was altered (checksum differs)"}
+    assert _info(store, capsys)[0] == 1

@@ -55,7 +55,7 @@ from .._checks import InputError
 from .._version import __version__
 
 DONE = "_done"
-MARKER_VERSION = 3  # 3: fill-value chunks record their path (their absence is checked)
+MARKER_VERSION = 4  # 3: fill-value chunks record their path; 4: the marker's own SHA-256
 LAYOUT = "layout.json"  # in DONE: size and SHA-256 of every file written at creation
 LAYOUT_COPY = "layout"  # in DONE: a copy of those files, for `repair_scan`
 # modules that draw or parse but never compute a stored number: editing them keeps stores valid
@@ -252,6 +252,11 @@ def _verify_chunk(path: str, s: int, c: int, full: bool, v: Verification) -> Non
         return
     if not isinstance(rec, dict) or "files" not in rec:
         v.unverifiable.append((s, c))
+        return
+    if "sha256" in rec and rec["sha256"] != _json_sha(
+        {k: x for k, x in rec.items() if k != "sha256"}
+    ):
+        v.damaged[(s, c)] = "its marker was altered (checksum differs)"
         return
     if rec.get("chunk", name) != name:
         v.damaged[(s, c)] = f"its marker belongs to chunk {rec.get('chunk')}"
@@ -893,6 +898,7 @@ class ZarrStore(BaseStore):
             "code": self.code,
             "files": files,
         }
+        record["sha256"] = _json_sha(record)  # a marker verifies itself too
         atomic_write(self._marker(s, c), json.dumps(record))
         with open(os.path.join(self.path, DONE, "journal"), "a") as f:  # one line per chunk
             f.write(f"{chunk_name(s, c)}\n")
