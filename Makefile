@@ -7,7 +7,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: demo test test-fast lint bench
+.PHONY: demo test test-fast lint docs bench
 demo: $(VENV)/.installed
 	$(VENV)/bin/jaxfeat run spikes
 
@@ -23,3 +23,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jaxfeat tests benchmarks
 	$(VENV)/bin/ruff format --check jaxfeat tests benchmarks
 	$(VENV)/bin/pyright --pythonpath $(VENV)/bin/python jaxfeat
+
+# the documentation site (mkdocs-material + mkdocstrings), built strictly into site/
+docs: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
