@@ -13,7 +13,25 @@ def summarize(ds, dim: str = "seed", quantiles=(0.1, 0.5, 0.9)):
     `dim`, over the finished seeds that did not diverge; a new `stat` dimension holds them, plus
     `n_seeds` (the seeds used at each point). A value an output declares "not applicable"
     (`Experiment.not_applicable`) is left out of that output's statistics, and its standard
-    error counts only the seeds where it applies."""
+    error counts only the seeds where it applies.
+
+    Over the seeds kept (NaN values skipped), mean = (1/n) Σ_s v_s, se = sd/√n with the sample
+    standard deviation sd (ddof = 1) and n the values counted, and the quantiles.
+
+    **Arguments:**
+
+    - `ds`: a scan's `xarray.Dataset` (`jaxfeat.scan`, `jaxfeat.open_scan`); its `diverged`
+      and `finished` variables, where present, select the seeds (without them every seed
+      counts).
+    - `dim`: the dimension to summarise over (default `"seed"`).
+    - `quantiles`: the quantile levels (default (0.1, 0.5, 0.9)), each named `q` and its
+      rounded percentage in two digits (`q10`, `q50`, `q90`).
+
+    **Returns:** an `xarray.Dataset` with every data variable except `diverged` and
+    `finished`, over `ds`'s dims less `dim` plus a leading `stat` dimension (`mean`, `se`,
+    then the quantiles), the variable `n_seeds` (no `stat` dim: the finished, non-diverged
+    seeds at each point, not lowered by "not applicable" values), and `ds`'s attrs.
+    """
     import xarray as xr
 
     ok = ~ds["diverged"] if "diverged" in ds else xr.ones_like(ds[dim], dtype=bool)

@@ -37,9 +37,22 @@ def gradient_feature_fractions(
 ) -> Float[Array, "r 2"]:
     """p[j, s] = Pr_i[cos(G_i, D_j) ≥ 1 − γ, |G_i| ≥ B_G, sign(b_i) = s], s = (+1, −1).
 
-    Neurons with b_i = 0 count as s = +1. Directions need not be unit vectors (they are
-    normalised). Averages over the m neurons given, i.e. over the initialisation they were
-    drawn from.
+    The neuron fractions behind the gradient feature set of Shi, Wei & Liang (arXiv 2310.12408,
+    Def. 3.x; MATH §6.1). Neurons with b_i = 0 count as s = +1. Directions need not be unit
+    vectors (they are normalised). Averages over the m neurons given, i.e. over the
+    initialisation they were drawn from.
+
+    **Arguments:**
+
+    - `G`: the gradients G_i (m, dim), e.g. `population_gradient` or `empirical_gradient` at
+      the neurons. A zero G_i has cosine 0 with every direction.
+    - `b`: the neurons' biases (m,); only their signs are used.
+    - `directions`: the directions D_j (r, dim), one per row.
+    - `gamma`: the cone width γ, in [0, 2] (else `InputError`).
+    - `B_G`: the norm threshold, ≥ 0.
+
+    **Returns:** p (r, 2): column 0 the fraction of all m neurons in D_j's cone with b_i ≥ 0,
+    column 1 with b_i < 0.
     """
     m, d = _checks.check_ndim("G", G, 2, "(m, dim)")
     _checks.check_shape("b", b, (m,), "(m,)")
@@ -65,7 +78,27 @@ def gradient_feature_set(
     p: float,
 ) -> tuple[Float[Array, "r 2"], Bool[Array, "r 2"]]:
     """The fractions of `gradient_feature_fractions` for the exact G of `dist` at the neurons
-    (W, b) drawn from an initialisation, and the membership of (D_j, s) in S_{p,γ,B_G}."""
+    (W, b) drawn from an initialisation, and the membership of (D_j, s) in S_{p,γ,B_G}.
+
+    G(w, b) = E[y x 1{w·x > b}] (`population_gradient`, MATH §3), and (D_j, s) ∈ S_{p,γ,B_G}
+    when p[j, s] = Pr_i[cos(G_i, D_j) ≥ 1 − γ, |G_i| ≥ B_G, sign(b_i) = s] ≥ p, a fraction of
+    all m neurons (Shi, Wei & Liang, arXiv 2310.12408, Def. 3.x; MATH §6.1).
+
+    **Arguments:**
+
+    - `dist`: a `jaxfeat.data` distribution with an exact G (else `InputError`: see
+      `has_exact_gradient`).
+    - `W`: the neurons' weights (m, dim), dim = `dist.dim`.
+    - `b`: their biases (m,).
+    - `directions`: the directions D_j (r, dim), one per row, unit or not.
+    - `gamma`: the cone width γ, in [0, 2].
+    - `B_G`: the norm threshold, ≥ 0.
+    - `p`: the fraction threshold, ≥ 0.
+
+    **Returns:** `(fractions, member)`, both (r, 2) with columns s = (+1, −1): the fractions
+    p[j, s] of `gradient_feature_fractions` (over all m neurons), and the boolean
+    `fractions >= p`.
+    """
     p = _checks.check_nonneg_float("p", p)
     fractions = gradient_feature_fractions(
         population_gradient(dist, W, b), b, directions, gamma=gamma, B_G=B_G

@@ -277,8 +277,28 @@ def init_ensemble(
 
     Seed i uses `fold_in(key, i)` at every width (common random numbers across widths). Networks
     are padded to `max(widths)` and masked; the construction is one jitted program for all
-    widths, so a sweep over widths of the same maximum compiles once. `kwargs` go to
-    `TwoLayer.init`.
+    widths, so a sweep over widths of the same maximum compiles once (the program is keyed on
+    that maximum, the number of widths, `seeds` and the other arguments; the width values
+    themselves are traced). `kwargs` go to `TwoLayer.init`.
+
+    **Arguments:**
+
+    - `key`: the base PRNG key; seed i draws from `fold_in(key, i)`.
+    - `widths`: a non-empty 1-D sequence of positive ints, the true widths (even for
+      `scheme="symmetric"`).
+    - `dim`: the input dimension d.
+    - `activation`: an activation name or `jaxfeat.activations.Activation`, shared by all.
+    - `scheme`: `"gaussian"` (default), `"sphere"`, `"symmetric"` or `"small"`, as in
+      `TwoLayer.init`.
+    - `seeds`: the number of seeds, a positive int (keyword-only).
+    - `kwargs`: the keywords of `TwoLayer.init` (`w_std`, `b_std`, `a_std`, `output_scale`,
+      `dtype`); `output_scale` and `a_std`'s default follow each network's true width.
+      Every argument is validated eagerly, before the jitted construction.
+
+    **Returns:** a stacked `TwoLayer` with `W` (n_widths, seeds, max_width, dim), `b`, `a` and
+    `mask` (n_widths, seeds, max_width), `scale` (n_widths, seeds); neuron i of the network at
+    width w is live (`mask` True) for i < w. Evaluate it with `apply_ensemble`, or `jax.vmap`
+    twice over the functions that take one network.
     """
     _checks.check_key(key)
     if np.ndim(widths) != 1 or len(widths) == 0:
@@ -317,9 +337,17 @@ def _ensemble(key, widths, seeds, static_items):
 
 
 def apply_ensemble(nets: TwoLayer, x: Float[ArrayLike, "*batch dim"]) -> Array:
-    """Evaluate every network of a stacked ensemble on the same inputs x.
+    """Evaluate every network of a stacked ensemble on the same inputs x: f(x) =
+    scale · Σ_i mask_i a_i σ(w_i·x − b_i) for each network, by `jax.vmap` of `TwoLayer.__call__`
+    over every leading axis of `nets` (none for a single network).
 
-    Returns an array of shape `nets.W.shape[:-2] + x.shape[:-1]`.
+    **Arguments:**
+
+    - `nets`: a `TwoLayer` whose arrays carry any number of leading ensemble axes, e.g. the
+      (n_widths, seeds) of `init_ensemble`: `W` (..., width, dim).
+    - `x`: inputs (*batch, dim), shared by every network (not mapped over).
+
+    **Returns:** an array of shape `nets.W.shape[:-2] + x.shape[:-1]`.
     """
     fn = TwoLayer.__call__
     for _ in range(nets.W.ndim - 2):
@@ -337,6 +365,18 @@ def fit_readout(
 
     a = argmin (1/n)|y − scale·F a|² + λ|a|², F = σ(XWᵀ − b) with masked neurons zeroed, i.e.
     a = (scale² FᵀF/n + λI)⁻¹ scale·Fᵀy/n. One linear solve; `ridge` may be traced (vmap over λ).
+
+    **Arguments:**
+
+    - `net`: one `TwoLayer` (`W` (width, dim)); its `W`, `b`, `scale`, `mask` and activation
+      are kept.
+    - `x`: training inputs (n, dim).
+    - `y`: training targets (n,).
+    - `ridge`: λ, a float or a scalar array; a concrete λ must be > 0 (else `InputError`),
+      a traced one is not checked.
+
+    **Returns:** a copy of `net` whose `a` (width,) is the ridge solution; masked neurons get
+    a_i = 0.
     """
     n = _checks.check_ndim("x", x, 2, "(n, dim)")[0]
     _checks.check_shape("y", y, (n,), "(n,)")

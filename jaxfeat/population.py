@@ -89,9 +89,25 @@ def population_loss(
       `population_loss_error_bound` bounds the truncation error. With `exact_diagonal` the
       self-terms K(w_i, w_i) = E[n_i²] (ρ = 1, where the series converges slowest: MATH §1.3) are
       taken exactly from the per-neuron second moments instead of the series.
-    - `method="auto"`: closed form when the activation has one, else Hermite.
+    - `method="auto"`: closed form when the activation has one, else Hermite. It does not
+      look at the biases: biased neurons with a closed-form activation are refused as under
+      `"closed_form"`; pass `method="hermite"` for them.
 
     Differentiable: `jax.grad` is finite for parallel, antiparallel and duplicated neurons.
+
+    **Arguments:**
+
+    - `student`, `teacher`: one `TwoLayer` each (not stacked ensembles: `jax.vmap` over those),
+      with the same `dim` and the same activation (else `InputError`); their widths may differ.
+      Masked neurons contribute nothing; a = scale·mask·a is used for each.
+    - `method`: `"auto"` (default), `"closed_form"` or `"hermite"`, as above; a closed form
+      the activation lacks raises `InputError`.
+    - `degree`: the truncation K of the Mehler series, a non-negative Python int (default 50;
+      checked for every method, used only by `"hermite"`).
+    - `exact_diagonal`: `"hermite"` only: take the self-terms K(w_i, w_i) exactly (default
+      True) instead of from the truncated series.
+
+    **Returns:** the scalar L (a 0-d array).
     """
     _check_pair(student, teacher)
     degree = check_degree(degree)
@@ -140,6 +156,15 @@ def population_loss_error_bound(
 
     Each kernel entry errs by at most √(T_i T_j), T_i = E[n_i²] − Σ_{k≤K} c_ik² (Cauchy–Schwarz,
     |ρ| ≤ 1), so |L − L_K| ≤ (Σ_i |a_i| √T_i + Σ_j |a*_j| √T*_j)².
+
+    **Arguments:**
+
+    - `student`, `teacher`: one `TwoLayer` each, with the same `dim` and activation (else
+      `InputError`), as for `population_loss`; a_i and a*_j are their masked, scaled output
+      weights, and biases are allowed.
+    - `degree`: K, a non-negative Python int (default 50, `population_loss`'s default).
+
+    **Returns:** the scalar bound (a 0-d array).
     """
     _check_pair(student, teacher)
     (C, m2), (Ct, m2t), _, _ = _coefficients(student, teacher, check_degree(degree))
@@ -180,6 +205,15 @@ def population_gradient(dist: Distribution, W: ArrayLike, b: ArrayLike) -> Float
       `monte_carlo_gradient`, which also reports standard errors.
 
     `has_exact_gradient(dist)` says in advance whether this raises for want of an exact G.
+
+    **Arguments:**
+
+    - `dist`: a `jaxfeat.data` distribution (else `InputTypeError`); a law without an exact G
+      raises `InputError` with the reason (`dist.why_no_exact_gradient()`).
+    - `W`: the neurons' weights (m, dim), dim = `dist.dim`, finite.
+    - `b`: their biases (m,), finite.
+
+    **Returns:** G (m, dim), row i = G(w_i, b_i).
     """
     _check_neurons(dist, W, b)
     reason = dist.why_no_exact_gradient()
@@ -200,7 +234,19 @@ def empirical_gradient(
     """Ĝ(w_i, b_i) = (1/n) Σ_j y_j x_j 1{w_i·x_j > b_i}: one (m,n)(n,d) product (MATH §6.1).
 
     `n` (optional, possibly traced): only the first n rows of X and y are samples, the rest
-    padding below a static capacity (`jaxfeat._sized`)."""
+    padding below a static capacity (`jaxfeat._sized`).
+
+    **Arguments:**
+
+    - `X`: the samples (n, dim) (with `n` given: (capacity, dim)).
+    - `y`: their labels (n,).
+    - `W`: the neurons' weights (m, dim).
+    - `b`: their biases (m,).
+    - `n`: the live sample count, an int in 1..capacity or a traced integer scalar; default:
+      every row of `X` is a sample.
+
+    **Returns:** Ĝ (m, dim), row i = Ĝ(w_i, b_i).
+    """
     rows, d = _checks.check_ndim("X", X, 2, "(n, dim)")
     _checks.check_shape("y", y, (rows,), "(n,)")
     m = _checks.check_ndim("W", W, 2, f"(m, dim) = (m, {d})")[0]
@@ -229,6 +275,19 @@ def monte_carlo_gradient(
     in chunks (memory O(chunk·(m + d))), with the standard error of every entry.
 
     Returns `(G_hat, standard_error)`. Chunk i uses `fold_in(key, i)`.
+
+    **Arguments:**
+
+    - `key`: the PRNG key; chunk i draws `chunk` samples from `fold_in(key, i)`, and the
+      last chunk's draws past `n_samples` are discarded (so the estimate depends on `chunk`).
+    - `dist`: any `jaxfeat.data` distribution (else `InputTypeError`).
+    - `W`: the neurons' weights (m, dim), dim = `dist.dim`, finite.
+    - `b`: their biases (m,), finite.
+    - `n_samples`: the number of samples, a positive int.
+    - `chunk`: samples drawn at a time (default 8192; at most `n_samples` is used).
+
+    **Returns:** `(G_hat, standard_error)`, both (m, dim): the sample mean of y x 1{w_i·x > b_i}
+    and its standard error √(s²/n_samples), s² the unbiased sample variance of each entry.
     """
     _checks.check_key(key)
     _check_neurons(dist, W, b)

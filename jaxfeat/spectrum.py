@@ -171,6 +171,18 @@ class LazyFeatures(FeatureSource):
 
     `X` is an array (ñ, d) or a `jaxfeat.rows.Rows` (e.g. `SampledRows`, which draws X̃ tile
     by tile and never stores it); `W` is (N, d). Kernels only visit F a row tile at a time.
+    `feature_spectrum` and `count_spikes` take it in place of an array, on the matrix-free
+    krylov path by default (module docstring; MATH §4.3).
+
+    **Arguments:**
+
+    - `X`: the inputs X̃, an array (ñ, d) or a `jaxfeat.rows.Rows`.
+    - `W`: the first-layer weights (N, d), d matching `X` (else `InputError`).
+    - `activation`: σ, an activation name or `jaxfeat.activations.Activation`, applied as
+      `activation.layer(X̃, W)`.
+    - `tile`: rows per tile when `X` is an array (default 2048); a `Rows` keeps its own tiling.
+
+    **Fields:** `rows` (the `Rows` of X̃), `W` (N, d), `activation` (static); `shape` is (ñ, N).
     """
 
     rows: Rows
@@ -478,6 +490,30 @@ def _count_spikes(
     `degree`). `method` as in `feature_spectrum`; on the krylov path the top-k of F_cᵀF_c and
     the top of the deflated operator F_cᵀF_c − BᵀB (B = L⁻¹HᵀF_c, HᵀH = LLᵀ) share every
     pass. Returns the dict of `spike_statistics` for the top `k` singular values.
+
+    The deflated bulk edge is the top singular value of F_c with span(H) projected out, and a
+    spike is a singular value s_i > `margin` × that edge (MATH §4.3, steps 3–4).
+
+    **Arguments:**
+
+    - `F`: an array (ñ, N) or a `FeatureSource` (`LazyFeatures`, `DenseFeatures`).
+    - `H`: the Hermite features (ñ, J), required for an array F (or `DenseFeatures`) and
+      refused for `LazyFeatures` (`InputError`).
+    - `direction`: ζ̂ (d,), required for `LazyFeatures` and refused for an array F (or
+      `DenseFeatures`); it is normalised, and He_1..He_degree(X̃ζ̂) are built tile by tile.
+    - `degree`: the number J of Hermite features built from `direction` (default 8; unused
+      with `H`).
+    - `k`: the number of top singular values, 1 ≤ k ≤ min(ñ, N) (default 10).
+    - `margin`: the factor on the deflated edge, ≥ 0 (default 1.02).
+    - `method`: `"auto"` (default: dense for arrays, krylov for `LazyFeatures`), `"dense"`
+      (two `eigh`s of N×N matrices; materialises a `LazyFeatures`) or `"krylov"`.
+    - `key`: the PRNG key of the Krylov start block, required for `"krylov"`.
+    - `iters`: Krylov blocks (default 8).
+
+    **Returns:** a dict of arrays: `singular_values` (k,) in decreasing order,
+    `deflated_edge` (scalar), `n_outliers` (the number of s_i above `margin` × the edge),
+    `n_aligned` (top-k singular vectors with more than half their mass in span(H)),
+    `mass_in_hermite_span` (k,), and `capture` (J,): ‖P_U ĥ_j‖² for the outlier subspace U.
     """
     F = as_features(F)
     n, N = F.shape

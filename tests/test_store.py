@@ -118,7 +118,7 @@ def test_partial_store_is_missing_values_and_counted(tmp_path, reference):
     assert int(sm["n_seeds"].sel(n=32, scale=0.5)) == SEEDS
     want = reference["count"].sel(n=64).isel(seed=slice(0, 21)).mean("seed")
     np.testing.assert_allclose(sm["count"].sel(n=64, stat="mean"), want)
-    assert plotting._seeds_label(ds) == "21–40 of 40 seeds (partial scan)"
+    assert plotting._seeds_label(ds) == "21–40 of 40 seeds per point, partial scan"
     path = plotting.generic_scan(ds, str(tmp_path / "p.png"))
     assert os.path.getsize(path) > 1000
 
@@ -132,7 +132,7 @@ def test_unfinished_grid_has_fewer_seeds_in_the_figure_title(tmp_path):
         },
         coords={"a": [1.0, 2.0], "seed": np.arange(4)},
     )
-    assert plotting._seeds_label(ds) == "2–4 of 4 seeds (partial scan)"
+    assert plotting._seeds_label(ds) == "2–4 of 4 seeds per point, partial scan"
     sm = summarize(ds)
     assert sm["n_seeds"].values.tolist() == [2, 4]
     assert sm["x"].sel(stat="mean").values.tolist() == [0.5, 5.5]

@@ -177,7 +177,25 @@ def plan_summary(
     (with the sample-size buckets), memory per chunk, and an ETA that counts tracing, compiling
     and computing. Every grid value is validated and every program traced; nothing compiles.
     The ETA comes from the programs' traces (equations, flops) and this machine's calibration
-    (`cost.Calibration`, updated by every scan), so it sharpens as the machine runs scans."""
+    (`cost.Calibration`, updated by every scan), so it sharpens as the machine runs scans.
+
+    **Arguments:** those of `scan`, with the same meanings and defaults:
+
+    - `experiment`: an `Experiment`, a registered name, or a plain `fn(key, **params)`.
+    - `grid`: `{parameter: values}`; every value is validated.
+    - `seeds`: number of seeds S.
+    - `out`: a store path: its finished chunks are counted (checked by size, not SHA-256) and
+      its chunk size is used in place of `chunk_size`; a store `scan` would refuse (another
+      scan, or results of other code) adds a `note:` line instead. `None` (default), or no
+      store there yet: nothing is finished.
+    - `params`, `seed`, `chunk_size`, `memory_budget`, `workers`, `devices`, `buckets`: as in
+      `scan`; `key=` (before 0.2) still works for `seed` with a `DeprecationWarning`, and any
+      other unknown keyword raises `TypeError`.
+
+    **Returns:** the summary, a multi-line `str`: the experiment, the grid (its vmapped and
+    static axes), seeds and chunks, the compiled programs, memory per chunk and the ETA (split
+    into tracing, compiling and computing; computing counts only the unfinished chunks).
+    """
     seed = _renamed_seed(seed, deprecated)
     t0 = time.perf_counter()
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)

@@ -43,7 +43,21 @@ def map_seeds(fn: Any, keys: Any, *, batch_size: Any = None, memory_budget: Any 
 def seed_batch_for(fn: Any, keys: Any, memory_budget: Any) -> int:
     """The largest seed batch whose `map_seeds` call fits `memory_budget` bytes: the outputs of
     every seed, plus the temporaries of one batch (measured at the full batch and scaled).
-    At least 1; S when everything fits."""
+    At least 1; S when everything fits.
+
+    From XLA's memory analysis of `map_seeds`'s program compiled at the full batch (one
+    compile): with A the argument and output bytes and T the temporaries, the batch is
+    ⌊(budget − A) / (T/S)⌋, clipped to 1..S.
+
+    **Arguments:**
+
+    - `fn`: the per-seed function `fn(key) -> pytree`, as for `map_seeds`.
+    - `keys`: S ≥ 1 keys, a JAX array (`jax.random.split(jax.random.key(0), S)`).
+    - `memory_budget`: bytes, a positive number or a string like `"2GiB"` or `"500MB"`.
+
+    **Returns:** the batch size, an int in 1..S (1 on a backend without the memory analysis).
+    Pass it as `map_seeds(fn, keys, batch_size=...)`.
+    """
     n = _check(fn, keys, None, memory_budget)
     budget = parse_bytes(memory_budget)
     mem = _mapped.lower(fn, n, keys).compile().memory_analysis()

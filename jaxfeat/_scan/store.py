@@ -210,7 +210,23 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
     every chunk against its marker: the files it recorded exist with the recorded sizes and,
     with `full=True`, the recorded SHA-256; files zarr left unwritten (fill-value chunks) are
     still absent. Returns a `Verification`; raises `InputError` when `path` is not a readable
-    jaxfeat store (a damaged root whose copy is intact is reported, not raised)."""
+    jaxfeat store (a damaged root whose copy is intact is reported, not raised).
+
+    Read-only: nothing is repaired or recomputed (`repair_scan` restores labels, and rerunning
+    the scan recomputes damaged chunks). A chunk whose marker is missing although the store's
+    journal lists it as finished is damaged; held locks are listed.
+
+    **Arguments:**
+
+    - `path`: the store's directory, as written by `jaxfeat.scan(..., out=path)` or
+      `jaxfeat run`.
+    - `full`: also compare every chunk file's SHA-256 with its marker (default True); False
+      checks only that the files exist with their recorded sizes (fast).
+
+    **Returns:** a `Verification` (its fields: `ok`, `damaged`, `unfinished`, `locked`,
+    `unverifiable`, `codes`, `layout`, `copies`; its properties `intact` and `complete`; and
+    `summary()`), chunks named by (static point s, seed chunk c).
+    """
     changed = check_layout(path)
     attrs = _attrs_to_verify(path, changed)
     n_static = int(attrs["static_points"])
@@ -501,6 +517,23 @@ def open_scan(path, *, verify: bool = True, warn=None):
     the boolean variable `finished` (grid axes…, seed) says which seeds the dataset holds, and
     `attrs["seeds_finished"]` how many (point, seed) pairs. `jaxfeat.summarize` and every figure
     count only finished seeds. `warn(msg)` receives each warning (default: stderr).
+
+    A store whose labels or metadata changed after creation is refused with `InputError`
+    (`jaxfeat repair` restores them); so is a path that is not a jaxfeat store, and a partial
+    store written before markers held checksums (a complete one is served, with a warning).
+
+    **Arguments:**
+
+    - `path`: the store's directory (a str or `os.PathLike`).
+    - `verify`: passed to `verify_scan` as `full`: True (default) checks every chunk file's
+      SHA-256 against its marker; False checks only that the files exist with their recorded
+      sizes. Chunks are checked against their markers either way.
+    - `warn`: a callable `warn(msg: str)` that receives each warning (damaged chunks, chunks or
+      labels that predate checksums); default: print to stderr.
+
+    **Returns:** an `xarray.Dataset` with dims (grid axes…, seed, output dims…), every output
+    of the scan, the boolean `finished` (grid axes…, seed) (all True for a complete store) and
+    `attrs["seeds_finished"]`; unfinished or damaged seeds are NaN (`diverged` False).
     """
     import xarray as xr
 

@@ -61,6 +61,34 @@ def _subplots(*grid, figsize=None, dpi=None, **kw):
     return fig, fig.subplots(*grid, **kw)
 
 
+def _plain_log_ticks(ax, which: str = "y") -> None:
+    """Label a log axis that spans under two decades with plain numbers at 1, 2, 3 and 5 times a
+    power of ten ("0.2", "3"), not matplotlib's "2×10⁰"; call after drawing (the limits
+    decide)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
+    if lo > 0 and hi / lo < 100:
+        fmt = FuncFormatter(_plain_tick)
+        axis.set_major_formatter(fmt)
+        axis.set_minor_formatter(fmt)
+
+
+def _plain_tick(v: float, _pos=None) -> str:
+    """'0.2' for 1, 2, 3 or 5 times a power of ten, '' for the other ticks (they crowd)."""
+    if v <= 0:
+        return ""
+    lead = v / 10.0 ** np.floor(np.log10(v))
+    return f"{v:g}" if any(np.isclose(lead, m) for m in (1, 2, 3, 5)) else ""
+
+
+def _pow10(x: float) -> str:
+    """A power of ten as mathtext, "$10^{-8}$" (not "1e-08"), for titles and labels."""
+    e = int(np.round(np.log10(x)))
+    return f"$10^{{{e}}}$" if np.isclose(x, 10.0**e) else f"${x:g}$"
+
+
 def _fs(points: float | int) -> float:
     """A font size of `points` at matplotlib's default 10 pt, scaled with the current font size
     (`_panels` shrinks it for narrow figures), never below `_MIN_POINTS`."""
@@ -160,15 +188,16 @@ def _ok(ds):
 
 
 def _seeds_label(ds) -> str:
-    """'64 seeds', or for a partial scan '20 of 64 seeds (partial scan)' (the range over points
-    when they differ)."""
+    """'64 seeds', or for a partial scan '20 of 64 seeds, partial scan' (the range over points
+    when they differ: 'up to 20 of 64 seeds per point, partial scan')."""
     total = ds.sizes["seed"]
     if "finished" not in ds or bool(ds["finished"].all()):
         return f"{total} seeds"
     per = ds["finished"].sum("seed")
     lo, hi = int(per.min()), int(per.max())
-    n = str(lo) if lo == hi else f"{lo}–{hi}"
-    return f"{n} of {total} seeds (partial scan)"
+    if lo == hi:
+        return f"{lo} of {total} seeds, partial scan"
+    return f"{lo}–{hi} of {total} seeds per point, partial scan"
 
 
 def _over(da, order):

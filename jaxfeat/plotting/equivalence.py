@@ -12,6 +12,7 @@ from ._style import (
     _fs,
     _ok,
     _panels,
+    _plain_log_ticks,
     _save,
     _seeds_label,
     _with_axes,
@@ -92,6 +93,7 @@ def _gap_vs_n_panel(ax, ds, alpha) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("$n = \\tilde n$")
     ax.set_ylabel("$|\\mathrm{err}(F_1) - \\mathrm{err}(\\cdot)|$ (test, mean ± se)")
+    _plain_log_ticks(ax)
     edge = "" if need == ell else f" (+1: boundary, the term {need} is $O(1)$)"
     ax.set_title(
         f"$\\alpha$ = {alpha:g}: $\\ell(\\alpha)$ = {ell}{edge}\ntheory: gap → 0 for k ≥ {need} "

@@ -12,6 +12,7 @@ from ._style import (
     _fs,
     _ok,
     _panels,
+    _pow10,
     _save,
     _seeds_label,
     json_attrs,
@@ -60,7 +61,7 @@ def _loss_row(axes, ds, params):
     for i, dec in enumerate(decays):
         sub = ds if dec is None else ds.sel(decay=dec)
         ok = np.asarray(_ok(sub).values, bool)  # finished, not diverged
-        label = "control (no decay)" if dec == 0 else "weight decay λ₀2^(−p)"
+        label = "control (no decay)" if dec == 0 else r"weight decay $\lambda_0 2^{-p}$"
         curves = np.asarray(sub["loss"].values, float)[ok]
         if not len(curves):
             continue
@@ -120,17 +121,17 @@ def _far_mass_axes(bx, decays) -> None:
     bx.set_yscale("log")
     bx.set_ylim(1e-10, None)
     bx.set_xticks(range(len(decays)), ["decay" if d else "control" for d in decays])
-    bx.set_ylabel("far mass Σ|ã_i| (neurons far from every teacher)")
-    bx.set_title(f"far mass per seed (dotted: 10⁻²; 0 drawn at {_FAR_FLOOR:g})")
+    bx.set_ylabel(r"far mass $\sum_i |\tilde a_i|$ (neurons far from every teacher)")
+    bx.set_title(f"far mass per seed (dotted: {_pow10(1e-2)}; 0 drawn at {_pow10(_FAR_FLOOR)})")
 
 
 def _near_weight_axes(cx, params, teachers) -> None:
     a_star = np.asarray(params.get("teacher", []), float)
     if a_star.size:
-        cx.scatter(np.arange(a_star.size), a_star, marker="_", s=400, color="k", label="a*")
+        cx.scatter(np.arange(a_star.size), a_star, marker="_", s=400, color="k", label=r"$a^*_j$")
     cx.set_xticks(range(teachers))
     cx.set_xlabel("teacher j")
-    cx.set_ylabel("Σ ã_i within θ_near of ±w*_j")
+    cx.set_ylabel(r"$\sum \tilde a_i$ within $\theta_{\rm near}$ of $\pm w^*_j$")
     cx.set_title("effective weight at each teacher (mean ± se)")
     cx.legend(fontsize=_fs(7))
 
@@ -163,7 +164,7 @@ def _neuron_panels(axes, ds, params):
     on = [d for d in decays if d != 0]
     off = [d for d in decays if d == 0]
     panels = [("_stage2", on[0] if on else decays[0], "before stage 3 (after the readout)")]
-    panels += [("", d, "end, weight decay λ₀2^(−p)") for d in on[:1]]
+    panels += [("", d, r"end, weight decay $\lambda_0 2^{-p}$") for d in on[:1]]
     panels += [("", d, "end, control (no decay)") for d in off[:1]]
     for ax, (suffix, dec, title) in zip(axes, panels):
         sub = ds.sel(decay=dec) if "decay" in ds.dims else ds
@@ -175,19 +176,20 @@ def _neuron_panels(axes, ds, params):
         alpha = float(np.clip(2000 / max(ang.size, 1), 0.15, 0.8))  # thousands of points
         x, y = np.maximum(ang, _ANGLE_FLOOR), np.maximum(wt, _WEIGHT_FLOOR)
         ax.scatter(x, y, s=5, alpha=alpha, lw=0)
-        ax.axvline(near, color="k", ls=":", lw=1, label=f"θ_near = {near:g}")
+        ax.axvline(near, color="k", ls=":", lw=1, label=rf"$\theta_{{\rm near}}$ = {near:g}")
         far = ang >= near
         ax.set_title(
             f"{title}\n{int(ok.sum())} seeds: far mass median "
             f"{np.median(_per_seed(sub, suffix, near, ok)):.2g}; "
-            f"{np.mean(wt[far] > 1e-3) if far.any() else 0:.0%} of far neurons carry |ã| > 10⁻³",
+            f"{np.mean(wt[far] > 1e-3) if far.any() else 0:.0%} of far neurons carry "
+            r"$|\tilde a| > 10^{-3}$",
             fontsize=_fs(9),
         )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"angle to nearest ±w*_j (rad; 0 drawn at {_ANGLE_FLOOR:g})")
+        ax.set_xlabel(rf"angle to nearest $\pm w^*_j$ (rad; 0 drawn at {_pow10(_ANGLE_FLOOR)})")
         ax.legend(fontsize=_fs(7), loc="lower left")
-    axes[0].set_ylabel(f"|ã_i| = |a_i||w_i|  (0 drawn at {_WEIGHT_FLOOR:g})")
+    axes[0].set_ylabel(rf"$|\tilde a_i| = |a_i|\,|w_i|$  (0 drawn at {_pow10(_WEIGHT_FLOOR)})")
     lo = np.array([[*ax.get_xlim(), *ax.get_ylim()] for ax in axes])
     for ax in axes:  # one scale for the three panels
         ax.set_xlim(lo[:, 0].min(), lo[:, 1].max())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import summarize
-from ._style import _axes_or_new, _fs, _panels, _save, _seeds_label
+from ._style import _axes_or_new, _fs, _panels, _save, _seeds_label, json_attrs
 
 
 def ensemble_predictions(result: dict, widths, path: str, *, width=None) -> str:
@@ -71,8 +71,13 @@ def width_sweep_panel(ds, ax=None):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("width m")
-    ax.set_ylabel("excess test MSE")
-    ax.set_title(f"random-features ridge, {_seeds_label(ds)}")
+    ax.set_ylabel("excess test MSE  (test MSE − noise², mean ± se)")
+    p = json_attrs(ds)
+    setup = ", ".join(
+        f"{sym} = {p[k]:g}" for k, sym in (("n_train", "n"), ("dim", "d"), ("ridge", "λ"))
+        if isinstance(p.get(k), (int, float))
+    )  # fmt: skip
+    ax.set_title(f"random-features ridge ({setup}), {_seeds_label(ds)}")
     if others:
         ax.legend(fontsize=_fs(8), title=", ".join(map(str, others)))
     return ax

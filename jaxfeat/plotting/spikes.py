@@ -14,6 +14,7 @@ from ._style import (
     _fs,
     _over,
     _panels,
+    _plain_log_ticks,
     _save,
     _seeds_label,
     _with_axes,
@@ -159,7 +160,7 @@ def _spike_heatmap(ax, ds, sm, label) -> None:
         if len(alphas) > 1 and alphas.min() < t < alphas.max():
             x = np.interp(t, alphas, np.arange(len(alphas)))
             ax.axvline(x, color="w", ls=":", lw=1)
-    ax.set_xlabel("α   (η = c·n^α)")
+    ax.set_xlabel(r"$\alpha$   ($\eta = c\,n^{\alpha}$)")
     ax.set_ylabel("n = ñ")
     prefix = f"{label}: " if label else ""
     title = f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)"
@@ -179,13 +180,14 @@ def _spectra_panel(ax, ds, sm) -> None:
     for i in range(min(4, sv.shape[1])):
         ax.errorbar(
             alphas, sv[:, i] / edge, sv_se[:, i] / edge, fmt="o-", ms=3, capsize=2,
-            label=f"s_{i + 1}",
+            label=rf"$s_{{{i + 1}}}$",
         )  # fmt: skip
     ax.axhline(1.0, color="k", ls="--", lw=1, label="deflated bulk edge")
     ax.set_yscale("log")
-    ax.set_xlabel("α")
+    ax.set_xlabel(r"$\alpha$")
     ax.set_ylabel("singular value / edge (mean ± se)")
     ax.set_title(f"top singular values of F₁ (n = {ds['n'].values[-1]})")
+    _plain_log_ticks(ax)
     ax.legend(fontsize=_fs(8))
 
 
