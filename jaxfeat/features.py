@@ -93,13 +93,15 @@ def gradient_feature_set(
     - `directions`: the directions D_j (r, dim), one per row, unit or not.
     - `gamma`: the cone width γ, in [0, 2].
     - `B_G`: the norm threshold, ≥ 0.
-    - `p`: the fraction threshold, ≥ 0.
+    - `p`: the fraction threshold, in [0, 1] (a larger one would select nothing: refused).
 
     **Returns:** `(fractions, member)`, both (r, 2) with columns s = (+1, −1): the fractions
     p[j, s] of `gradient_feature_fractions` (over all m neurons), and the boolean
     `fractions >= p`.
     """
     p = _checks.check_nonneg_float("p", p)
+    if p > 1:
+        raise _checks.InputError(f"p must be a fraction in [0, 1], got {p}")
     fractions = gradient_feature_fractions(
         population_gradient(dist, W, b), b, directions, gamma=gamma, B_G=B_G
     )

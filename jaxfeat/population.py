@@ -70,6 +70,11 @@ def _biases_for(method, student, teacher):
     return jnp.where(nonzero, jnp.nan, 0.0)
 
 
+def _concretely_biased(*nets: TwoLayer) -> bool:
+    """True when some net's biases are concrete and not all zero (False under tracing)."""
+    return any(_checks.is_concrete(n.b) and bool(np.any(np.asarray(n.b) != 0)) for n in nets)
+
+
 def population_loss(
     student: TwoLayer,
     teacher: TwoLayer,
@@ -89,9 +94,10 @@ def population_loss(
       `population_loss_error_bound` bounds the truncation error. With `exact_diagonal` the
       self-terms K(w_i, w_i) = E[n_i²] (ρ = 1, where the series converges slowest: MATH §1.3) are
       taken exactly from the per-neuron second moments instead of the series.
-    - `method="auto"`: closed form when the activation has one, else Hermite. It does not
-      look at the biases: biased neurons with a closed-form activation are refused as under
-      `"closed_form"`; pass `method="hermite"` for them.
+    - `method="auto"`: closed form when the activation has one and the biases are zero, else
+      Hermite. Biases are looked at when they are concrete (an eager call); under `jit` they
+      are not known, the closed form is chosen and non-zero biases give NaN as under
+      `"closed_form"`: pass `method="hermite"` for biased neurons inside `jit`.
 
     Differentiable: `jax.grad` is finite for parallel, antiparallel and duplicated neurons.
 
@@ -112,7 +118,7 @@ def population_loss(
     _check_pair(student, teacher)
     degree = check_degree(degree)
     act = student.activation
-    method = kernels.resolve_method(act, method, biased=False)
+    method = kernels.resolve_method(act, method, biased=_concretely_biased(student, teacher))
     guard = _biases_for(method, student, teacher)
     a, at = _effective_a(student), _effective_a(teacher)
     if method == "closed_form":

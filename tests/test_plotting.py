@@ -130,11 +130,11 @@ def test_singular_value_and_test_error_panels_draw_the_seed_means():
     top = ds.sel(n=200)
     want = (top["singular_values"].mean("seed") / top["deflated_edge"].mean("seed")).values
     bars = {c.get_label(): c for c in ax.containers}
-    assert sorted(bars) == ["s_1", "s_2", "s_3", "s_4"] and ax.get_yscale() == "log"
+    assert sorted(bars) == [f"$s_{{{k}}}$" for k in (1, 2, 3, 4)] and ax.get_yscale() == "log"
     se = (top["singular_values"].std("seed", ddof=1) / np.sqrt(top.sizes["seed"])).values
     for k in range(4):
-        np.testing.assert_allclose(bars[f"s_{k + 1}"].lines[0].get_ydata(), want[:, k])
-        segments = bars[f"s_{k + 1}"].lines[2][0].get_segments()  # the error bars: mean ± se
+        np.testing.assert_allclose(bars[f"$s_{{{k + 1}}}$"].lines[0].get_ydata(), want[:, k])
+        segments = bars[f"$s_{{{k + 1}}}$"].lines[2][0].get_segments()  # the error bars: mean ± se
         half = np.array([abs(s[1, 1] - s[0, 1]) / 2 for s in segments])
         edge = top["deflated_edge"].mean("seed").values
         np.testing.assert_allclose(half, se[:, k] / edge, rtol=1e-6)

@@ -268,3 +268,10 @@ BAD = [
 def test_bad_input(call, exc, match, no_compile):
     with no_compile(), pytest.raises(exc, match=match):
         call()
+
+
+def test_a_fraction_threshold_above_one_is_refused(no_compile):
+    dist = jf.data.GaussianMixture.xor(4)
+    W, b, D = np.ones((2, 4)), np.zeros(2), np.eye(4)[:1]
+    with no_compile(), pytest.raises(ValueError, match="p must be a fraction in"):
+        jf.gradient_feature_set(dist, W, b, D, gamma=0.1, B_G=0.0, p=1.5)

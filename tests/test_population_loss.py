@@ -362,3 +362,17 @@ def test_kernel_form_gradient_matches_autodiff_of_the_kernel_matrix(getkey, act,
     hvp = jax.jvp(g, (A2,), (V,))[1]
     fd = (g(A2 + 1e-6 * V) - g(A2 - 1e-6 * V)) / 2e-6
     np.testing.assert_allclose(hvp, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_auto_takes_the_hermite_series_for_concretely_biased_relu_neurons():
+    """`method="auto"` looks at concrete biases: a biased relu pair gets the Mehler series (the
+    closed form would refuse it), an unbiased one the closed form."""
+    student = jf.TwoLayer(W_S, np.array([0.3, -0.2, 0.1]), A_S, "relu")
+    teacher = worked_pair("relu")[1]
+    got = jf.population_loss(student, teacher)
+    want = jf.population_loss(student, teacher, method="hermite")
+    assert float(got) == float(want)
+    pair = worked_pair("relu")
+    assert float(jf.population_loss(*pair)) == float(
+        jf.population_loss(*pair, method="closed_form")
+    )

@@ -37,8 +37,8 @@ def _gf_axes(ds):
 def gradient_features_figure(ds, path: str, *, width=None) -> str:
     """Test error against the swept axis (k, d, n or width) for the network and the three
     fixed-feature baselines, seed mean ± standard error, the Bayes error dashed; one column per
-    value of a second swept axis; the network's test error over training below. `width=`: the
-    figure's width (`figure_width`)."""
+    value of a second swept axis (the first four; the title says when more are left out); the
+    network's test error over training below. `width=`: the figure's width (`figure_width`)."""
     ok = _ok(ds)
     x, facet = _gf_axes(ds)
     cols = list(ds[facet].values[:_MAX_ROWS]) if facet else [None]
@@ -53,7 +53,10 @@ def gradient_features_figure(ds, path: str, *, width=None) -> str:
             _gf_curve_panel(axes[len(cols) + j], sub, sok, x)
             where = f"{facet} = {v}" if facet else ""
             axes[j].set_title(f"test error {where}  ({_seeds_label(ds)})", fontsize=_fs(9))
-        fig.suptitle(_gf_title(ds), fontsize=_fs(10))
+        more = ""
+        if facet and ds.sizes[facet] > len(cols):
+            more = f"\n(the first {len(cols)} of {ds.sizes[facet]} {facet} values shown)"
+        fig.suptitle(_gf_title(ds) + more, fontsize=_fs(10))
         fig.tight_layout()
         _save(fig, path)
     return path
@@ -137,10 +140,13 @@ def test_error_heatmap(ds, path: str, axes=("n", "width"), *, width=None) -> str
         "learner", errors="ignore"
     )
     rest = [d for d in net.dims if d not in (*axes, "seed")]
-    panels = (("network test error", net, "viridis"), ("network − best baseline", gap, "RdBu_r"))
+    panels = (
+        ("network test error", net, "viridis", "test 0-1 error (seed mean)"),
+        ("network − best baseline", gap, "RdBu_r", "test-error gap (< 0: network better)"),
+    )
     with _panels([[1, 1]], 2, (5, 4), width, dpi=110) as (fig, axs):
-        for ax, (title, da, cmap) in zip(axs, panels):
-            _gap_panel(ax, ds, da.isel({d: 0 for d in rest}), axes, cmap)
+        for ax, (title, da, cmap, label) in zip(axs, panels):
+            _gap_panel(ax, ds, da.isel({d: 0 for d in rest}), axes, cmap, label)
             ax.set_title(title, fontsize=_fs(9))
         fig.suptitle(f"{_gf_title(ds)}  ({_seeds_label(ds)})", fontsize=_fs(9))
         fig.tight_layout()
@@ -148,9 +154,9 @@ def test_error_heatmap(ds, path: str, axes=("n", "width"), *, width=None) -> str
     return path
 
 
-def _gap_panel(ax, ds, da, axes, cmap) -> None:
-    """A heat map of `da`'s seed mean over `axes` (mean ± se in the cells; "RdBu_r": centred on
-    0) with a colour bar."""
+def _gap_panel(ax, ds, da, axes, cmap, label: str) -> None:
+    """A heat map of `da`'s seed mean over `axes` (mean ± se in the cells, in black or white by
+    the cell's lightness; "RdBu_r": centred on 0) with a colour bar labelled `label`."""
     mean, se = _mean_se(da)
     M = np.asarray(mean.transpose(*axes).values, float)
     S = np.asarray(se.transpose(*axes).values, float)
@@ -158,13 +164,18 @@ def _gap_panel(ax, ds, da, axes, cmap) -> None:
     im = ax.imshow(
         M.T, origin="lower", aspect="auto", cmap=cmap, vmin=-lim if lim else None, vmax=lim
     )
-    color = "w" if cmap == "viridis" else "k"
-    _cell_numbers(ax, M.T, S.T, ".3f", fontsize=_fs(7), color=lambda v, c=color: c)
+    _cell_numbers(ax, M.T, S.T, ".3f", fontsize=_fs(7), color=lambda v: _ink(im, v))
     ax.set_xticks(range(M.shape[0]), ds[axes[0]].values)
     ax.set_yticks(range(M.shape[1]), ds[axes[1]].values)
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
-    ax.figure.colorbar(im, ax=ax)
+    ax.figure.colorbar(im, ax=ax, label=label)
+
+
+def _ink(im, value) -> str:
+    """Black on light cells, white on dark ones (the cell colour's relative luminance)."""
+    r, g, b, _ = im.cmap(im.norm(value))
+    return "k" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "w"
 
 
 def step_one_figure(X, y, net0, net1, path: str, *, max_points: int = 1500) -> str:

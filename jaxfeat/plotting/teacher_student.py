@@ -14,6 +14,7 @@ from ._style import (
     _panels,
     _save,
     _seeds_label,
+    json_attrs,
 )
 
 
@@ -21,8 +22,10 @@ def training_curves(ds, path: str, *, width=None) -> str:
     """Three panels from a training scan over width × learning rate (`teacher_student`): loss
     curves (median over seeds, 10–90 % band) per width at the learning rate with the lowest
     final loss; the median final loss over width × lr with the fraction of diverged seeds; and
-    the final loss against width (mean ± se over the seeds that did not diverge), one line per
-    lr. Grid axes other than width and lr are fixed at their first value (named in the title).
+    the final loss against width (median and 10–90 % over the seeds that did not diverge), one
+    line per lr. Every panel shows medians: final losses span orders of magnitude, and a few
+    seeds stalled at a saddle would set a mean. Grid axes other than width and lr are fixed at
+    their first value; the set-up (d, teacher, activation, steps) is stated in the title.
     `width=`: the figure's width (`figure_width`)."""
     ok = _ok(ds)
     extra = [d for d in ds["final_loss"].dims if d not in ("seed", "width", "lr")]
@@ -46,11 +49,26 @@ def training_curves(ds, path: str, *, width=None) -> str:
         ax.set_title(f"lr = {lrs[best]}: median and 10–90 % of {_seeds_label(ds)}")
         _final_loss_panel(bx, med_final, bad.mean(axis=2), widths, lrs)
         _loss_against_width_panel(cx, final, widths, lrs, floor, ds["loss"].dtype)
-        if note:
-            fig.suptitle(f"fixed: {note}", fontsize=_fs(9))
+        fig.suptitle(_setup(ds) + (f"; fixed: {note}" if note else ""), fontsize=_fs(9))
         fig.tight_layout()
         _save(fig, path)
     return path
+
+
+def _setup(ds) -> str:
+    """'student–teacher on the exact population loss: d = 20, 4 teachers, sigma_ge2, 2000 SGD
+    steps' from the scan's parameters (what is swept is left out)."""
+    p = json_attrs(ds)
+    parts = []
+    if "dim" in p:
+        parts.append(f"d = {p['dim']}")
+    if isinstance(p.get("teacher"), (list, tuple)):
+        parts.append(f"{len(p['teacher'])} teachers")
+    if "activation" in p:
+        parts.append(str(p["activation"]))
+    if "steps" in p:
+        parts.append(f"{p['steps']} SGD steps")
+    return "student–teacher on the exact population loss: " + ", ".join(parts)
 
 
 def _curves_panel(ax, steps, curves, widths, floor, dtype) -> None:
@@ -73,7 +91,7 @@ def _curves_panel(ax, steps, curves, widths, floor, dtype) -> None:
 def _final_loss_panel(bx, med_final, diverged, widths, lrs) -> None:
     """Heat map of the median final loss over width × lr, the diverged fraction in the cells."""
     im = bx.imshow(np.log10(med_final), origin="lower", aspect="auto", cmap="viridis")
-    bx.figure.colorbar(im, ax=bx, label="log10 median final loss")
+    bx.figure.colorbar(im, ax=bx, label=r"$\log_{10}$ median final loss")
     bx.set_xticks(range(len(lrs)), [str(v) for v in lrs])
     bx.set_yticks(range(len(widths)), [str(v) for v in widths])
     for i in range(len(widths)):
@@ -87,21 +105,22 @@ def _final_loss_panel(bx, med_final, diverged, widths, lrs) -> None:
 
 
 def _loss_against_width_panel(cx, final, widths, lrs, floor, dtype) -> None:
-    """Final loss (mean ± se over the seeds that did not diverge) against width, per lr."""
-    n = np.sum(np.isfinite(final), axis=2)
+    """Final loss (median, bars 10–90 % over the seeds that did not diverge) against width,
+    per lr."""
     with np.errstate(all="ignore"):
-        mean = np.nanmean(final, axis=2)
-        se = np.nanstd(final, axis=2, ddof=1) / np.sqrt(n)
+        lo, mean, hi = np.nanquantile(final, [0.1, 0.5, 0.9], axis=2)
+    err = np.stack([mean - lo, hi - mean])
     numeric = np.ndim(widths) and _numeric(widths)
     x = np.asarray(widths, float) if numeric else np.arange(len(widths))
     for j, lr in enumerate(lrs):
         if np.all(np.isnan(mean[:, j])):
             continue
-        cx.errorbar(x, mean[:, j], se[:, j], marker="o", ms=3, capsize=2, label=f"lr {lr}")
+        e = err[:, :, j]
+        cx.errorbar(x, mean[:, j], e, marker="o", ms=3, capsize=2, label=f"lr {lr}")
     cx.axhline(floor, color="k", ls=":", lw=1, label=f"{dtype} round-off")
     cx.set_xscale("log", base=2)
     cx.set_yscale("log")
     cx.set_xlabel("width")
-    cx.set_ylabel("final loss, mean ± se")
+    cx.set_ylabel("final loss, median (bars: 10–90 %)")
     cx.set_title("final loss against width")
-    cx.legend(fontsize=_fs(7))
+    cx.legend(fontsize=_fs(7), loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
