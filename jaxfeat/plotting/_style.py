@@ -69,10 +69,16 @@ def _plain_log_ticks(ax, which: str = "y") -> None:
 
     axis = ax.yaxis if which == "y" else ax.xaxis
     lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
-    if lo > 0 and hi / lo < 100:
+    if lo > 0 and 4 <= hi / lo < 100:
         fmt = FuncFormatter(_plain_tick)
         axis.set_major_formatter(fmt)
         axis.set_minor_formatter(fmt)
+    elif lo > 0 and hi / lo < 4:  # too short for the decade's ticks: five plain ones
+        from matplotlib.ticker import MaxNLocator, NullFormatter
+
+        axis.set_major_locator(MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _plain_tick(v: float, _pos=None) -> str:

@@ -16,14 +16,15 @@ def bench_figure(result: dict, path: str, *, width=None) -> str:
     cases = result["cases"]
     sweeps = {n: c["batch_sweep"] for n, c in cases.items() if c.get("batch_sweep")}
     k = max(1, len(cases))
-    rows = [[1] * k] + ([[1] * len(sweeps)] if sweeps else [])
-    with _panels(rows, k, (4.2, 3.4), width, dpi=110) as (fig, axes):
+    rows = [[1] * (k + len(sweeps))]  # one sequence: the batch sweeps fill the last row
+    cols = min(3, k)  # wrapped three to a row: seven panels in a row do not fit a page
+    with _panels(rows, cols, (4.2, 3.4), width, dpi=110) as (fig, axes):
         for ax, (name, case) in zip(axes, cases.items()):
             _bench_panel(ax, name, case)
         for ax, (name, sweep) in zip(axes[len(cases) :], sweeps.items()):
             _sweep_panel(ax, name, sweep)
         fig.suptitle(_bench_title(result), fontsize=_fs(9))
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.98))  # the title clear of the first row's titles
         _save(fig, path)
     return path
 
@@ -52,7 +53,7 @@ def _bench_panel(ax, name, case) -> None:
     ax.set_xlabel(case["axis"])
     ax.set_ylabel("seconds per call")
     ax.set_title(name, fontsize=_fs(9))
-    ax.legend(fontsize=_fs(6))
+    ax.legend(fontsize=_fs(7))
 
 
 def _sweep_panel(ax, name, sweep) -> None:
@@ -64,7 +65,7 @@ def _sweep_panel(ax, name, sweep) -> None:
     ax.set_xlabel("seeds vmapped at a time (batch)")
     ax.set_ylabel("seeds per second")
     ax.set_title(f"{name}: best batch {sweep['best_batch']}", fontsize=_fs(9))
-    ax.legend(fontsize=_fs(6))
+    ax.legend(fontsize=_fs(7))
 
 
 _BENCH_OWN = ("compile_s", "steady_s")

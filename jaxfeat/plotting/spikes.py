@@ -18,6 +18,7 @@ from ._style import (
     _save,
     _seeds_label,
     _with_axes,
+    json_attrs,
 )
 
 
@@ -128,7 +129,10 @@ def _predicted_label(alpha: float) -> str:
 
 
 def _spike_heatmap(ax, ds, sm, label) -> None:
-    """`spike_count_heatmap` from `ds`'s summary `sm`; `label` names the row in the title."""
+    """`spike_count_heatmap` from `ds`'s summary `sm`; `label` names the row in the title. A
+    one-point scan is drawn as a point with error bars (`_spike_point`)."""
+    if ds["alpha"].size == 1 and ds["n"].size == 1:
+        return _spike_point(ax, ds, sm, label)
     alphas = np.asarray(ds["alpha"].values, float)
     ns = np.asarray(ds["n"].values)
     counts = _over(sm["n_outliers"].sel(stat="mean"), ("n", "alpha"))
@@ -162,11 +166,44 @@ def _spike_heatmap(ax, ds, sm, label) -> None:
             ax.axvline(x, color="w", ls=":", lw=1)
     ax.set_xlabel(r"$\alpha$   ($\eta = c\,n^{\alpha}$)")
     ax.set_ylabel("n = ñ")
-    prefix = f"{label}: " if label else ""
-    title = f"{prefix}spikes of F₁, {_seeds_label(ds)} (dotted: ℓ(α) thresholds)"
+    ax.set_title(_heatmap_title(ds, label, finite), fontsize=_fs(9))
+
+
+def _heatmap_title(ds, label: str, finite: bool) -> str:
+    title = (f"{label}: " if label else "") + f"spikes of F₁, {_seeds_label(ds)}"
+    title += " (dotted: ℓ(α) thresholds)"
     if finite:
         title += "\nθ: the finite-size prediction (spike-part singular values > 0.75 × F₀ edge)"
-    ax.set_title(title, fontsize=_fs(9))
+    return title
+
+
+def _lambda_rule(sm) -> str:
+    """How the ridge λ behind `test_mse_w1` was set: fixed (one λ), by leave-one-out, or best on
+    the test set (stores before 0.2 hold that oracle alone)."""
+    lambdas = json_attrs(sm).get("lambdas")
+    if isinstance(lambdas, (int, float)) or (isinstance(lambdas, list) and len(lambdas) == 1):
+        value = lambdas if isinstance(lambdas, (int, float)) else lambdas[0]
+        return f"λ = {value:g}"
+    return "λ by leave-one-out" if "test_mse_w1_oracle" in sm else "λ best on test set"
+
+
+def _spike_point(ax, ds, sm, label) -> None:
+    """A one-point scan: the mean spike count ± se as a point at its α, ℓ(α) and the
+    finite-size prediction beside it (a 1×1 heat map says less)."""
+    alpha, n = float(ds["alpha"].values.ravel()[0]), int(ds["n"].values.ravel()[0])
+    mean = float(np.ravel(sm["n_outliers"].sel(stat="mean").values)[0])
+    se = float(np.ravel(sm["n_outliers"].sel(stat="se").values)[0])
+    ax.errorbar([alpha], [mean], [se], fmt="o", capsize=3, label="measured (mean ± se)")
+    ax.axhline(theory.predicted_spike_count(alpha), color="k", ls=":", label="ℓ(α), n → ∞")
+    if "predicted_spikes" in sm:
+        pred = float(np.ravel(sm["predicted_spikes"].sel(stat="mean").values)[0])
+        ax.axhline(pred, color="C1", ls="--", label="finite-size prediction θ")
+    ax.set_xlabel(r"$\alpha$   ($\eta = c\,n^{\alpha}$)")
+    ax.set_ylabel("spike count")
+    ax.set_ylim(bottom=-0.2)
+    prefix = f"{label}: " if label else ""
+    ax.set_title(f"{prefix}spikes of F₁ at n = ñ = {n}, {_seeds_label(ds)}", fontsize=_fs(9))
+    ax.legend(fontsize=_fs(7))
 
 
 def _spectra_panel(ax, ds, sm) -> None:
@@ -210,8 +247,7 @@ def _error_panel(ax, sm) -> None:
         colour = line.lines[0].get_color()
         ax.axhline(level, color=colour, ls="--", lw=1, label=f"F₀, n={n}")
         ax.axhspan(level - band, level + band, color=colour, alpha=0.12, lw=0)
-    ax.set_xlabel("α")
-    honest = "test_mse_w1_oracle" in sm  # stores before 0.2 hold the oracle alone
-    ax.set_ylabel("test MSE (λ by leave-one-out)" if honest else "test MSE (λ best on test set)")
+    ax.set_xlabel(r"$\alpha$")
+    ax.set_ylabel(f"test MSE ({_lambda_rule(sm)})")
     ax.set_title("ridge readout: after the step (F₁) and at init (F₀)")
     ax.legend(fontsize=_fs(7), ncol=2)
