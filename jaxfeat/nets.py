@@ -368,8 +368,8 @@ def fit_readout(
 
     **Arguments:**
 
-    - `net`: one `TwoLayer` (`W` (width, dim)); its `W`, `b`, `scale`, `mask` and activation
-      are kept.
+    - `net`: one `TwoLayer` (`W` (width, dim); a stacked ensemble raises `InputError`: vmap
+      over it); its `W`, `b`, `scale`, `mask` and activation are kept.
     - `x`: training inputs (n, dim).
     - `y`: training targets (n,).
     - `ridge`: λ, a float or a scalar array; a concrete λ must be > 0 (else `InputError`),
@@ -378,9 +378,11 @@ def fit_readout(
     **Returns:** a copy of `net` whose `a` (width,) is the ridge solution; masked neurons get
     a_i = 0.
     """
-    n = _checks.check_ndim("x", x, 2, "(n, dim)")[0]
+    check_single("net", net)
+    n = _checks.check_ndim("x", x, 2, f"(n, dim) = (n, {net.dim})")[0]
+    _checks.check_shape("x", x, (n, net.dim), f"(n, dim) = (n, {net.dim})")
     _checks.check_shape("y", y, (n,), "(n,)")
-    if _checks.is_concrete(ridge) and not float(np.asarray(ridge)) > 0:
+    if _checks.is_concrete(ridge) and not _checks.check_real("ridge", ridge) > 0:
         raise InputError(f"ridge must be > 0, got {ridge}")
     F = net.scale * jnp.where(net.mask, net.features(x), 0.0)
     gram = F.T @ F / n + ridge * jnp.eye(net.width, dtype=F.dtype)

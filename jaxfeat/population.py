@@ -259,6 +259,8 @@ def empirical_gradient(
     if np.shape(W)[1] != d:
         raise InputError(f"W must have shape (m, dim) = (m, {d}) to match X, got {np.shape(W)}")
     _checks.check_shape("b", b, (m,), "(m,)")
+    for name, v in (("X", X), ("y", y), ("W", W), ("b", b)):
+        _checks.check_finite(name, v)
     X, y, W, b = map(jnp.asarray, (X, y, W, b))
     if n is None:
         n = rows

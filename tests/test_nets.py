@@ -172,7 +172,29 @@ BAD = [
         r"widths\[1\]",
     ),
     (lambda: jf.init_ensemble(jax.random.key(0), [4], 3, "relu", seeds=0), ValueError, "seeds"),
+    (
+        lambda: jf.fit_readout(_STACKED, np.ones((5, 2)), np.ones(5), 0.1),
+        ValueError,
+        "net must be a single network",
+    ),
+    (
+        lambda: jf.fit_readout(_NET, np.ones((5, 3)), np.ones(5), 0.1),
+        ValueError,
+        r"x must have shape \(n, dim\) = \(n, 2\)",
+    ),
+    (lambda: jf.fit_readout(_NET, np.ones((5, 2)), np.ones(5), "0.1"), TypeError, "ridge"),
+    (
+        lambda: jf.empirical_gradient(
+            np.full((5, 2), np.nan), np.ones(5), np.ones((3, 2)), np.zeros(3)
+        ),
+        ValueError,
+        "X contains NaN",
+    ),
 ]
+
+
+_NET = jf.TwoLayer(np.ones((3, 2)), np.zeros(3), np.ones(3), "relu")
+_STACKED = jax.tree.map(lambda *x: np.stack(x), _NET, _NET)  # two seeds: not one network
 
 
 @pytest.mark.parametrize("call, exc, match", BAD)

@@ -196,7 +196,7 @@ def plan_summary(
     static axes), seeds and chunks, the compiled programs, memory per chunk and the ETA (split
     into tracing, compiling and computing; computing counts only the unfinished chunks).
     """
-    seed = _renamed_seed(seed, deprecated)
+    seed = _renamed_seed(seed, deprecated, "plan_summary")
     t0 = time.perf_counter()
     plan = Plan(experiment, grid, seeds, params or {}, seed, devices)
     stored_chunk, finished, clash = _stored_state(out, plan)
@@ -268,15 +268,15 @@ def _fmt_seconds(t) -> str:
     return f"{t:.1f} s" if t < 120 else f"{t / 60:.1f} min" if t < 7200 else f"{t / 3600:.1f} h"
 
 
-def _renamed_seed(seed, deprecated: dict):
+def _renamed_seed(seed, deprecated: dict, where: str = "scan"):
     """`key=` (the spelling before 0.2) as `seed=`, with a DeprecationWarning; any other unknown
-    keyword is a `TypeError`, as Python would raise."""
+    keyword is a `TypeError`, as Python would raise, naming the caller `where`."""
     unknown = sorted(set(deprecated) - {"key"})
     if unknown:
-        raise TypeError(f"scan() got unexpected keyword argument(s) {', '.join(unknown)}")
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {', '.join(unknown)}")
     if "key" in deprecated:
         warnings.warn(
-            "scan(key=...) is deprecated: the base PRNG seed is now `seed=`",
+            f"{where}(key=...) is deprecated: the base PRNG seed is now `seed=`",
             DeprecationWarning,
             stacklevel=3,
         )
