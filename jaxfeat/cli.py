@@ -316,6 +316,9 @@ def _describe(ds) -> None:
     print(f"experiment: {cfg['experiment']} — {ds.attrs.get('description', '')}")
     print(f"grid: {json.dumps(cfg['grid'])}")
     print(f"fixed: {json.dumps(cfg['params'])}")
+    derived = _derived_sizes(cfg)
+    if derived:
+        print(f"derived: {derived}")
     print(f"seeds: {cfg['seeds']} (base key {cfg['key']}), chunks of {ds.attrs.get('chunk_size')}")
     runs, diverged = int(ds["finished"].size), int(ds["diverged"].sum())
     print(
@@ -327,6 +330,19 @@ def _describe(ds) -> None:
         f"{ds.attrs.get('jaxfeat_code')}), jax {ds.attrs.get('jax_version')} "
         f"on {ds.attrs.get('devices')}"
     )
+
+
+def _derived_sizes(cfg: dict) -> str | None:
+    """'dim = width = round(ratio·n) = 62, 125, 250 at n = 250, 500, 1000' for a scan whose
+    `dim`/`width` are None in the config and follow `ratio` (spikes, equivalence)."""
+    params, grid = cfg.get("params", {}), cfg.get("grid", {})
+    ratio = params.get("ratio")
+    sizes = [k for k in ("dim", "width") if k in params and params[k] is None]
+    ns = grid.get("n", [params.get("n")])
+    if not isinstance(ratio, (int, float)) or not sizes or not all(isinstance(n, int) for n in ns):
+        return None
+    values = ", ".join(str(max(1, round(ratio * n))) for n in ns)
+    return f"{' = '.join(sizes)} = round(ratio·n) = {values} at n = {', '.join(map(str, ns))}"
 
 
 def _chunk_report(path, v, verify) -> None:

@@ -122,3 +122,11 @@ def test_version_is_the_package_version(capsys):
         cli.main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"jaxfeat {want}"
     assert jf.__version__ == want == "0.2.0"
+
+
+def test_info_states_the_sizes_derived_from_ratio():
+    cfg = {"grid": {"n": [250, 500]}, "params": {"ratio": 0.25, "dim": None, "width": None}}
+    assert cli._derived_sizes(cfg) == "dim = width = round(ratio·n) = 62, 125 at n = 250, 500"
+    cfg = {"grid": {}, "params": {"ratio": 0.5, "dim": 40, "width": None, "n": 100}}
+    assert cli._derived_sizes(cfg) == "width = round(ratio·n) = 50 at n = 100"
+    assert cli._derived_sizes({"grid": {}, "params": {"dim": None}}) is None
