@@ -22,8 +22,8 @@ PARITY_ENUMERATION_MAX_DIM = 20
 
 
 def active_sum(
-    X: Float[Array, "n dim"], W: Float[Array, "m dim"], b: Float[Array, " m"], V: Array
-) -> Float[Array, "m k"]:
+    X: Float[Array, "n dim"], W: Float[Array, "width dim"], b: Float[Array, " width"], V: Array
+) -> Float[Array, "width k"]:
     """Σ_j 1{w_i·x_j > b_i} V_j for every neuron i (strict inequality, MATH §0): with V_j = y_j x_j
     the sum behind the empirical G (MATH §6.1), one (m, n)(n, k) product."""
     active = (X @ W.T > b[None, :]).astype(V.dtype)

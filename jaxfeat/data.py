@@ -62,8 +62,8 @@ class Distribution(eqx.Module):
 
     @abc.abstractmethod
     def exact_gradient(
-        self, W: Float[Array, "m dim"], b: Float[Array, " m"]
-    ) -> Float[Array, "m dim"]:
+        self, W: Float[Array, "width dim"], b: Float[Array, " width"]
+    ) -> Float[Array, "width dim"]:
         """G(w_i, b_i) = E[y x 1{w_i·x > b_i}] exactly (MATH §3), for checked arrays; raises
         `InputError` (`why_no_exact_gradient`) when the law has no exact G. Callers check the
         arguments first: use `jaxfeat.population_gradient`."""

@@ -18,7 +18,7 @@ from .population import population_gradient
 __all__ = ["gradient_feature_fractions", "gradient_feature_set", "in_cone"]
 
 
-def in_cone(G: ArrayLike, directions: ArrayLike, gamma, B_G) -> Bool[Array, "m r"]:
+def in_cone(G: ArrayLike, directions: ArrayLike, gamma, B_G) -> Bool[Array, "width r"]:
     """[i, j]: cos(G_i, D_j) ≥ 1 − γ and |G_i| ≥ B_G (directions need not be unit vectors)."""
     G, D = jnp.asarray(G), jnp.asarray(directions)
     norms: Array = jnp.linalg.norm(G, axis=1)

@@ -196,7 +196,9 @@ def _check_neurons(dist, W, b):
     _checks.check_finite("b", b)
 
 
-def population_gradient(dist: Distribution, W: ArrayLike, b: ArrayLike) -> Float[Array, "m dim"]:
+def population_gradient(
+    dist: Distribution, W: ArrayLike, b: ArrayLike
+) -> Float[Array, "width dim"]:
     """G(w_i, b_i) = E[y x 1{w_i·x > b_i}] for every neuron, exactly (MATH §3; strict inequality).
 
     Each law owns its exact G (`Distribution.exact_gradient`):
@@ -236,7 +238,7 @@ def has_exact_gradient(dist: Distribution) -> bool:
 
 def empirical_gradient(
     X: ArrayLike, y: ArrayLike, W: ArrayLike, b: ArrayLike, n=None
-) -> Float[Array, "m dim"]:
+) -> Float[Array, "width dim"]:
     """Ĝ(w_i, b_i) = (1/n) Σ_j y_j x_j 1{w_i·x_j > b_i}: one (m,n)(n,d) product (MATH §6.1).
 
     `n` (optional, possibly traced): only the first n rows of X and y are samples, the rest
@@ -278,7 +280,7 @@ def monte_carlo_gradient(
     n_samples: int,
     *,
     chunk: int = 8192,
-) -> tuple[Float[Array, "m dim"], Float[Array, "m dim"]]:
+) -> tuple[Float[Array, "width dim"], Float[Array, "width dim"]]:
     """Monte-Carlo G for any distribution: mean of y x 1{w·x > b} over `n_samples` draws, taken
     in chunks (memory O(chunk·(m + d))), with the standard error of every entry.
 

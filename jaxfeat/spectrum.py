@@ -69,19 +69,19 @@ class FeatureSource(eqx.Module):
         """The dtype of F's entries."""
 
     @abc.abstractmethod
-    def materialize(self) -> Float[Array, "n N"]:
+    def materialize(self) -> Float[Array, "n width"]:
         """F itself (the reference for tests, and the dense path)."""
 
     @abc.abstractmethod
-    def column_mean(self) -> Float[Array, " N"]:
+    def column_mean(self) -> Float[Array, " width"]:
         """μ = Fᵀ1/ñ."""
 
     @abc.abstractmethod
-    def centred_gram(self, mu: Float[Array, " N"]) -> Callable[[Array], Array]:
+    def centred_gram(self, mu: Float[Array, " width"]) -> Callable[[Array], Array]:
         """V ↦ F_cᵀF_c V with F_c = F − 1μᵀ."""
 
     @abc.abstractmethod
-    def left_vectors(self, mu, V: Float[Array, "N k"], s: Float[Array, " k"]) -> Array:
+    def left_vectors(self, mu, V: Float[Array, "width k"], s: Float[Array, " k"]) -> Array:
         """U = F_c V / s (columns with s = 0 left undivided), shape (ñ, k)."""
 
     @abc.abstractmethod
@@ -104,7 +104,7 @@ class DenseFeatures(FeatureSource):
     are over the live rows and the padding rows are zero once centred, so spectra and spike
     statistics are those of the k live rows alone."""
 
-    F: Float[Array, "n N"]
+    F: Float[Array, "n width"]
     live: Array | None
     default_method: ClassVar[str] = "dense"
 
@@ -186,7 +186,7 @@ class LazyFeatures(FeatureSource):
     """
 
     rows: Rows
-    W: Float[Array, "N d"]
+    W: Float[Array, "width dim"]
     activation: _act.Activation = eqx.field(static=True)
     default_method: ClassVar[str] = "krylov"
 
@@ -215,7 +215,7 @@ class LazyFeatures(FeatureSource):
         """Σ over row tiles t of fn(F_t, X_t, valid_t)."""
         return fold_rows(self.rows, lambda X, y, v: fn(self.tile_features(X, v), X, v), init)
 
-    def materialize(self) -> Float[Array, "n N"]:
+    def materialize(self) -> Float[Array, "n width"]:
         return map_rows(self.rows, lambda X, y, v: self.tile_features(X, v))
 
     def column_mean(self):
@@ -345,7 +345,7 @@ def _feature_spectrum(
     iters: int = 8,
     block: int | None = None,
     left: bool = True,
-) -> tuple[Float[Array, " k"], Float[Array, "n k"] | None, Float[Array, "N k"]]:
+) -> tuple[Float[Array, " k"], Float[Array, "n k"] | None, Float[Array, "width k"]]:
     """Top-k singular values s (decreasing) and left/right singular vectors U, V of F_c, the
     column-centred F (`center=False`: F itself).
 
