@@ -90,6 +90,16 @@ def live_mask(capacity: int, n) -> Bool[Array, " capacity"]:
     return jnp.arange(capacity) < n
 
 
+def live_mean(x, n) -> Array:
+    """The mean of x (rows, …) over all its rows, or over its first `n` (a live count, possibly
+    traced: the padding rows after it are left out whatever they hold)."""
+    x = jnp.asarray(x)
+    if n is None:
+        return jnp.mean(x)
+    live = live_mask(x.shape[0], n).reshape((-1,) + (1,) * (x.ndim - 1))
+    return jnp.sum(where(live, x, jnp.zeros((), x.dtype))) / (n * math.prod(x.shape[1:]))
+
+
 def where(cond, x, y) -> Array:
     """`jnp.where(cond, x, y)`, typed as an array (pyright reads jnp.where's one-argument
     overload into its return type)."""

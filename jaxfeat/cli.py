@@ -341,7 +341,9 @@ def _derived_sizes(cfg: dict) -> str | None:
     ns = grid.get("n", [params.get("n")])
     if not isinstance(ratio, (int, float)) or not sizes or not all(isinstance(n, int) for n in ns):
         return None
-    values = ", ".join(str(max(1, round(ratio * n))) for n in ns)
+    from .experiments.spikes import ratio_size
+
+    values = ", ".join(str(ratio_size(ratio, n)) for n in ns)
     return f"{' = '.join(sizes)} = round(ratio·n) = {values} at n = {', '.join(map(str, ns))}"
 
 

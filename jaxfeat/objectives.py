@@ -50,10 +50,7 @@ class Loss:
     def __call__(self, pred: Array, y: Array, n=None) -> Array:
         """The mean of ℓ over the batch, or over its first `n` rows (a live count, possibly
         traced: the rows after it are padding, `jaxfeat._sized`)."""
-        if n is None:
-            return jnp.mean(self.fn(pred, y))
-        live = _sized.live_mask(pred.shape[0], n)
-        return jnp.sum(_sized.where(live, self.fn(pred, y), 0.0)) / n
+        return _sized.live_mean(self.fn(pred, y), n)
 
 
 LOSSES = {
@@ -310,11 +307,7 @@ def _metrics(loss: Loss, net, X, y, prefix: str, n=None) -> dict:
     out = {f"{prefix}loss": loss(pred, y, n)}
     if loss.margin:  # ties (f = 0) count as errors
         wrong = (jnp.sign(pred) != jnp.sign(y)).astype(pred.dtype)
-        if n is None:
-            out[f"{prefix}error"] = jnp.mean(wrong)
-        else:
-            live = _sized.live_mask(X.shape[0], n)
-            out[f"{prefix}error"] = jnp.sum(_sized.where(live, wrong, 0.0)) / n
+        out[f"{prefix}error"] = _sized.live_mean(wrong, n)
     return out
 
 

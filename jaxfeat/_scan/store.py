@@ -227,7 +227,11 @@ def verify_scan(path: str, *, full: bool = True) -> Verification:
     `unverifiable`, `codes`, `layout`, `copies`; its properties `intact` and `complete`; and
     `summary()`), chunks named by (static point s, seed chunk c).
     """
-    changed = check_layout(path)
+    return _verify(path, full, check_layout(path))
+
+
+def _verify(path: str, full: bool, changed: dict | None) -> Verification:
+    """`verify_scan` with the labels already checked (`changed`: `check_layout(path)`)."""
     attrs = _attrs_to_verify(path, changed)
     n_static = int(attrs["static_points"])
     n_chunks = int(attrs["chunks_total"]) // max(n_static, 1)
@@ -308,9 +312,10 @@ RECORD_COPY = "_record.json"  # in DONE/LAYOUT_COPY: a copy of the record itself
 
 
 def seal_layout(root: str) -> None:
-    """Consolidate the metadata of the new store at `root` (before its `_done/` exists), then
-    record the size and SHA-256 of every file in `_done/layout.json` (with the record's own
-    SHA-256) and copy each file, and the record, to `_done/layout/` (module docstring)."""
+    """Consolidate the metadata of the store at `root` (a new one, or one written before the
+    record: `repair_scan`), then record the size and SHA-256 of every label and metadata file
+    (`_layout_files`) in `_done/layout.json` (with the record's own SHA-256) and copy each
+    file, and the record, to `_done/layout/` (module docstring)."""
     import zarr
 
     with warnings.catch_warnings():  # zarr: consolidated metadata is not in the v3 spec yet
@@ -551,7 +556,7 @@ def open_scan(path, *, verify: bool = True, warn=None):
     if "static_points" not in attrs:  # a store from before markers held checksums
         warn(f"{path} was written by jaxfeat {attrs.get('jaxfeat_version')} without checksums")
         return _without_checksums(path, ds, attrs)
-    v = verify_scan(path, full=verify)
+    v = _verify(path, verify, changed)
     if v.layout is None:
         warn(f"{path} was written by jaxfeat {attrs.get('jaxfeat_version')} before labels and "
              "metadata were checksummed: they are not verified")  # fmt: skip

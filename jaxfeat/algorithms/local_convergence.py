@@ -449,9 +449,9 @@ def local_convergence(
     net0 = TwoLayer.init(
         k_init, width, dim, _ACT, "small", max_width=max_width or width, w_std=init_scale
     )
-    objective, samples = _objective(k_data, teacher_net, n, n_capacity)
+    objective, samples, live = _objective(k_data, teacher_net, n, n_capacity)
     net1 = stage_one(k_train, net0, objective, eta1)
-    net2 = stage_two(net1, teacher_net, ridge, samples, objective_live(objective))
+    net2 = stage_two(net1, teacher_net, ridge, samples, live)
     start = _rebalance(net2) if rebalance else net2
     net3, hist = stage_three(
         k_train, start, objective, lr, decay, lambda0, phases, steps_per_phase, log_every
@@ -467,18 +467,14 @@ def _teacher_network(key, a_star: np.ndarray, dim: int, min_angle) -> TwoLayer:
 
 
 def _objective(key, teacher: TwoLayer, n, n_capacity):
-    """The exact population loss (`n=None`, no samples) or n teacher-labelled samples (the
-    first n of `n_capacity` rows when given)."""
+    """(objective, samples, live count): the exact population loss (`n=None`: no samples), or
+    n teacher-labelled samples, the first n of `n_capacity` rows when given (live count n,
+    else None: every row)."""
     if n is None:
-        return Population(teacher), None
+        return Population(teacher), None, None
     live = None if n_capacity is None else n
     X, y = _teacher_samples(key, teacher, n_capacity or n, live)
-    return Dataset(X, y, n=live), (X, y)
-
-
-def objective_live(objective):
-    """The live row count of a `Dataset` below a capacity (None: every row, or no samples)."""
-    return objective.n if isinstance(objective, Dataset) else None
+    return Dataset(X, y, n=live), (X, y), live
 
 
 def _teacher_samples(key, teacher: TwoLayer, rows: int, live=None):

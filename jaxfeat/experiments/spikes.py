@@ -142,6 +142,11 @@ def _protocol(**p) -> tuple[Any, dict, dict]:
     return dist, step, spikes
 
 
+def ratio_size(ratio: float, n: int) -> int:
+    """`dim` or `width` when not given: ratio·n rounded (half to even), at least 1."""
+    return max(1, round(ratio * n))
+
+
 def _size(name, value, ratio, n, cap_n) -> tuple:
     """(live size, capacity) of `dim` or `width`: `value` when given (static), else ratio·n
     rounded (at least 1), and with a capacity for n the same at the capacity. The traced
@@ -151,12 +156,12 @@ def _size(name, value, ratio, n, cap_n) -> tuple:
         v = _checks.check_positive_int(name, value)
         return v, v
     if cap_n is None:
-        v = max(1, round(ratio * n))
+        v = ratio_size(ratio, n)
         return v, v
-    cap = max(1, round(ratio * cap_n))
+    cap = ratio_size(ratio, cap_n)
     dtype = jnp.zeros(()).dtype
     if _sized.is_static(n):  # the traced arithmetic, in NumPy: the same rounding or an error
-        exact, in_dtype = max(1, round(ratio * n)), int(np.round(dtype.type(n) * dtype.type(ratio)))
+        exact, in_dtype = ratio_size(ratio, n), int(np.round(dtype.type(n) * dtype.type(ratio)))
         if max(1, in_dtype) != exact:
             raise InputError(
                 f"{name}: ratio·n = {ratio}·{n} rounds to {exact} but to {in_dtype} in "

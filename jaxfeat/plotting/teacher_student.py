@@ -108,15 +108,15 @@ def _loss_against_width_panel(cx, final, widths, lrs, floor, dtype) -> None:
     """Final loss (median, bars 10–90 % over the seeds that did not diverge) against width,
     per lr."""
     with np.errstate(all="ignore"):
-        lo, mean, hi = np.nanquantile(final, [0.1, 0.5, 0.9], axis=2)
-    err = np.stack([mean - lo, hi - mean])
+        lo, mid, hi = np.nanquantile(final, [0.1, 0.5, 0.9], axis=2)
+    err = np.stack([mid - lo, hi - mid])
     numeric = np.ndim(widths) and _numeric(widths)
     x = np.asarray(widths, float) if numeric else np.arange(len(widths))
     for j, lr in enumerate(lrs):
-        if np.all(np.isnan(mean[:, j])):
+        if np.all(np.isnan(mid[:, j])):
             continue
         e = err[:, :, j]
-        cx.errorbar(x, mean[:, j], e, marker="o", ms=3, capsize=2, label=f"lr {lr}")
+        cx.errorbar(x, mid[:, j], e, marker="o", ms=3, capsize=2, label=f"lr {lr}")
     cx.axhline(floor, color="k", ls=":", lw=1, label=f"{dtype} round-off")
     cx.set_xscale("log", base=2)
     cx.set_yscale("log")
