@@ -19,6 +19,7 @@ from . import (
     objectives as objectives,
     plotting as plotting,
     population as population,
+    protocol as protocol,
     ridge as ridge,
     rows as rows,
     spectrum as spectrum,
@@ -64,6 +65,7 @@ from .population import (
     population_loss as population_loss,
     population_loss_error_bound as population_loss_error_bound,
 )
+from .protocol import OneStepProtocol as OneStepProtocol
 from .ridge import ridge_path as ridge_path
 from .spectrum import (
     LazyFeatures as LazyFeatures,
@@ -106,6 +108,7 @@ __all__ = [
     "nets",
     "objectives",
     "one_step",
+    "OneStepProtocol",
     "open_scan",
     "plan_summary",
     "plotting",
@@ -113,6 +116,7 @@ __all__ = [
     "population_gradient",
     "population_loss",
     "population_loss_error_bound",
+    "protocol",
     "repair_scan",
     "ridge",
     "ridge_path",

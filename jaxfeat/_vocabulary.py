@@ -14,7 +14,7 @@ from ._checks import InputError
 
 OUTPUT_SCALES = ("1", "1/sqrt(width)", "1/width")
 # 0.1 spellings: nets said "1/sqrt(m)", "1/m"; one_step said "1/sqrt(N)".
-_OLD_OUTPUT_SCALES = {"1/sqrt(m)": "1/sqrt(width)", "1/m": "1/width", "1/sqrt(N)": "1/sqrt(width)"}
+OLD_OUTPUT_SCALES = {"1/sqrt(m)": "1/sqrt(width)", "1/m": "1/width", "1/sqrt(N)": "1/sqrt(width)"}
 
 
 def deprecated(where: str, old: str, new: str, stacklevel: int = 4) -> None:
@@ -48,8 +48,8 @@ def output_scale(where: str, spec, allowed=OUTPUT_SCALES):
     """The canonical spelling of an output-scale string (numbers pass through unchanged)."""
     if not isinstance(spec, str):
         return spec
-    if spec in _OLD_OUTPUT_SCALES:
-        new = _OLD_OUTPUT_SCALES[spec]
+    if spec in OLD_OUTPUT_SCALES:
+        new = OLD_OUTPUT_SCALES[spec]
         deprecated(where, f"output_scale={spec!r}", f"output_scale={new!r}")
         spec = new
     if spec not in allowed:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .. import _checks, _sized, activations as _act
+from .. import _checks, _sized, activations as _act, protocol as _protocol
 from .._checks import InputError
 from .._quadrature import hermite_polynomials
 from .._sized import Capacity
@@ -82,6 +82,11 @@ def _one_step_equivalence(
     traced values up to the static capacities (`one_step`'s docstring): the step and the
     readout sample run on capacity rows and neurons of which the live ones count, with the
     same numbers as the exact sizes (to rounding; spike counts identical).
+
+    **A protocol value**: `protocol=jf.protocol.OneStepProtocol(…)` passes its activation,
+    initialisation and step, and its readout's `lambdas`, `n_test`, `test_tile` and the spike
+    count's `k` (this procedure's readout is its own: the rest of `readout` is not used);
+    keywords given beside it override its fields.
     """
     terms = _checks.check_nonneg_int("terms", terms)
     degree = _checks.check_nonneg_int("degree", degree)
@@ -113,7 +118,10 @@ def _one_step_equivalence(
     return out | _spike_summary(Xt, res, act, terms, k, fits[1], F1, live)
 
 
-one_step_equivalence = _jitted_entry(_one_step_equivalence)
+# the protocol's initialisation, step and the readout fields this procedure has (its readout
+# is its own: a ridge path with leave-one-out on every feature set)
+_KEYWORDS = _protocol.STEP_KEYWORDS + ("lambdas", "n_test", "test_tile", "k")
+one_step_equivalence = _jitted_entry(_one_step_equivalence, _KEYWORDS)
 
 
 def _feature_maps(res, act, terms, expansion, neurons=None) -> list:

@@ -22,7 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .. import _checks, _sized, _vocabulary, activations as _act, labels as _labels
+from .. import (
+    _checks,
+    _sized,
+    _vocabulary,
+    activations as _act,
+    labels as _labels,
+    protocol as _protocol,
+)
 from .._checks import InputError, InputTypeError
 from .._quadrature import hermite_polynomials
 from .._sized import Capacity
@@ -76,11 +83,7 @@ def _check_scheme(where, scheme, init, stacklevel=5):
     return scheme
 
 
-def _check_alpha(alpha):
-    if _checks.is_concrete(alpha):
-        a = _checks.check_real("alpha", alpha)
-        if not 0.0 <= a <= 0.5:  # ½: Dandi et al.'s giant step η = c·√n
-            raise InputError(f"alpha must be in [0, 1/2], got {alpha}")
+_check_alpha = _protocol.check_alpha
 
 
 def _check_positive_scalar(name, x):
@@ -90,17 +93,22 @@ def _check_positive_scalar(name, x):
             raise InputError(f"{name} must be finite and > 0, got {x!r}")
 
 
-def _jitted_entry(fn):
+def _jitted_entry(fn, protocol_keywords=_protocol.KEYWORDS):
     """`fn` behind a module-level `eqx.filter_jit`, so that a second eager call with the same
     shapes and static configuration compiles nothing (DESIGN §4: notebook calls). Arrays are
     traced and everything else is static, so the dynamic scalars (α, c, η, one λ) given as
     Python numbers become arrays first (a new value must not be a new program). The 0.1
-    spellings are resolved here, outside the trace, so their warnings point at the caller."""
+    spellings are resolved here, outside the trace, so their warnings point at the caller.
+    A `protocol=` (`jaxfeat.protocol.OneStepProtocol`) becomes the keywords it holds that `fn`
+    takes (`protocol_keywords`), under those given explicitly."""
     jitted = eqx.filter_jit(fn)
 
     @functools.wraps(fn)
     def entry(key, dist, **kw):
         where = fn.__name__.lstrip("_")
+        if kw.get("protocol") is not None:
+            kw = _protocol_keywords(where, kw.pop("protocol"), protocol_keywords, kw) | kw
+        kw.pop("protocol", None)
         for old, new in (("N", "width"), ("init", "scheme")):
             if kw.get(old) is not None:
                 name, kw[new] = _vocabulary.renamed(where, new, kw.get(new), old, kw.pop(old))
@@ -122,6 +130,17 @@ def _jitted_entry(fn):
         return jitted(key, dist, **kw)
 
     return entry
+
+
+def _protocol_keywords(where, protocol, accepted, given) -> dict:
+    """The keywords of `protocol` that `where` takes; not the initialisation's when `W0=` is
+    given (the weights are then given, not drawn)."""
+    if not isinstance(protocol, _protocol.OneStepProtocol):
+        raise InputTypeError(
+            f"{where}: protocol must be a jaxfeat.protocol.OneStepProtocol, got {protocol!r}"
+        )
+    skip = ("scheme", "init_seed") if given.get("W0") is not None else ()
+    return {k: v for k, v in protocol.keywords().items() if k in accepted and k not in skip}
 
 
 # long: one signature line per protocol knob (each checked in a helper)
@@ -146,6 +165,7 @@ def _step_once(
     tile: int | None = None,
     remove_low_order: bool = False,
     capacity: Capacity | None = None,
+    init_seed: int | None = None,
     N: int | None = None,
     init: str | None = None,
 ) -> OneStepResult:
@@ -159,9 +179,11 @@ def _step_once(
     `"1/sqrt(width)"` | `"1/width"`.
 
     The protocol's pieces, each replaceable: `W0=` (width, dim) and `a=` (width,) fix the
-    initialisation (otherwise drawn from `key`; `a_law` `"gaussian"` a ~ N(0, I/width) or
-    `"sign"` a ~ Unif{±1/√width}); `data=(X, y)` gives the step's samples (n = len(X); otherwise
-    n fresh samples of `dist`), and `return_data=True` returns them in the result's `X`, `y`;
+    initialisation (otherwise drawn from `key`, or with `init_seed` (an int) from
+    `jax.random.key(init_seed)`: the same W₀ and a for every seed, as `init_weights` draws
+    them; `a_law` `"gaussian"` a ~ N(0, I/width) or `"sign"` a ~ Unif{±1/√width});
+    `data=(X, y)` gives the step's samples (n = len(X); otherwise n fresh samples of `dist`),
+    and `return_data=True` returns them in the result's `X`, `y`;
     `labels` pre-processes the step's labels (`jaxfeat.labels`: None, `"moments"` (Dandi et
     al. 2023's code: y − ȳ − X·Xᵀy/n), `"centred"` (y − ȳ − X·Xᵀ(y − ȳ)/n) or a callable
     (X, y) -> y′). `remove_low_order=True` is the deprecated spelling of `labels="centred"`.
@@ -169,6 +191,10 @@ def _step_once(
     (`jaxfeat.rows.SampledRows`) and ∇L and ζ are accumulated over the tiles, so memory is
     O(N·d + tile·(N + d)) whatever n is (the samples then differ from `tile=None`'s draw).
     `N=` and `init=` are the deprecated 0.1 names of `width=` and `scheme=`.
+
+    **A protocol value**: `protocol=jf.protocol.OneStepProtocol(…)` (or a published one,
+    `jf.protocol.DANDI`) passes the activation, the initialisation and the step whole; keywords
+    given beside it override its fields (`protocol=MONIRI, alpha=0.4`).
 
     **Dynamic sizes** (DESIGN §4): with `capacity=jf.Capacity(n=…, width=…)`, `n` (and
     `width`) may be traced values up to those static capacities, and a sweep over them
@@ -184,8 +210,9 @@ def _step_once(
     labels = _check_labels(labels, remove_low_order, tile or cap.n)
     tile = None if tile is None else _checks.check_positive_int("tile", tile)
     n, data = _check_data(data, n, dist.dim, tile, return_data, cap.n)
+    init_key = key if init_seed is None else _init_key(init_seed)
     W0, a, live_width = _initial_weights(
-        key, dist, width, N, scheme, init, W0, a, a_law, tile, cap.width
+        init_key, dist, width, N, scheme, init, W0, a, a_law, tile, cap.width
     )
     output_scale = _vocabulary.output_scale("one_step", output_scale)
     act = _act.get(activation)
@@ -212,7 +239,7 @@ def _one_step(key: PRNGKeyArray, dist: Distribution, *, steps: int = 1, **kw) ->
         return first
     if kw.get("data") is not None:
         raise InputError("steps > 1 draws fresh samples at every step: not with data=")
-    later = {k: v for k, v in kw.items() if k not in ("W0", "a", "scheme", "init")}
+    later = {k: v for k, v in kw.items() if k not in ("W0", "a", "scheme", "init", "init_seed")}
 
     def body(carry, s):  # step s on fresh samples from fold_in(key, s), the same η
         r = _step_once(jax.random.fold_in(key, s), dist, **later, W0=carry[0], a=first.a)
@@ -234,10 +261,15 @@ _one_step.__doc__ = (_step_once.__doc__ or "").replace(
     **Returns:** a `OneStepResult`.""",
 )
 
-one_step = _jitted_entry(_one_step)
+one_step = _jitted_entry(_one_step, _protocol.STEP_KEYWORDS)
 
 
 _A_LAWS = ("gaussian", "sign")
+
+
+def _init_key(init_seed) -> PRNGKeyArray:
+    """The key of a fixed initialisation (`init_weights(jax.random.key(init_seed), …)`)."""
+    return jax.random.key(_checks.check_nonneg_int("init_seed", init_seed))
 
 
 def _check_capacity(capacity, tile, data) -> Capacity:
@@ -480,7 +512,12 @@ def _one_step_spikes(
     (`NOT_ON_THE_STREAMED_PATH`): both paths return the same keys.
 
     `width` is the number of neurons (`N=` its deprecated name); `step_kwargs` (`scheme`,
-    `output_scale`, `eta`, `W0`, `a`, `a_law`) go to `one_step`.
+    `output_scale`, `eta`, `W0`, `a`, `a_law`, `init_seed`, `steps`) go to `one_step`.
+
+    **A protocol value**: `protocol=jf.protocol.OneStepProtocol(…)` passes every knob above
+    whole (the activation, `init`, `step`, `readout`, `spikes`; the published ones are
+    `jf.protocol.MONIRI`, `DANDI`, `BA`); keywords given beside it override its fields, so a
+    sweep reads `one_step_spikes(key, dist, n=…, n_tilde=…, width=…, protocol=P, alpha=a)`.
 
     **Dynamic sizes**: with `capacity=jf.Capacity(n=…, n_tilde=…, width=…)` those sizes may be
     traced values up to the static capacities (`one_step`'s docstring): a sweep over n, ñ and

@@ -9,38 +9,18 @@ from __future__ import annotations
 from .. import _checks, plotting
 from .._checks import InputError
 from ..algorithms.equivalence import FEATURES, one_step_equivalence
-from ._experiment import Experiment, keyword_defaults
-from .spikes import _protocol, run as _spikes_run
+from . import spikes as _spikes
+from ._experiment import Experiment
+
+#: the `spikes` parameters this experiment shares (sizes, teacher, initialisation and step;
+#: ñ = n, and the readout is its own) and its own, with their defaults
+_SHARED = ("n", "dim", "width", "ratio", "target", "basis", "noise", "inputs", "n_capacity")
+_SHARED += ("activation", "scheme", "a_law", "output_scale", "init_seed", "alpha", "c", "steps")
+_OWN = {"terms": 3, "expansion": "hermite", "lambdas": None, "n_test": 1000, "test_tile": None}
+DEFAULTS: dict = {k: _spikes.DEFAULTS[k] for k in _SHARED} | {"n": 1000} | _OWN | {"degree": 4}
 
 
-# long: one signature line per protocol knob
-def run(
-    key,
-    *,
-    alpha=0.3,
-    c=1.0,
-    n=1000,
-    dim=None,
-    width=None,
-    ratio=0.25,
-    activation="relu",
-    target=(0.0, 1.0, 0.7071067811865476),
-    basis="normalised",
-    noise=0.1,
-    output_scale="1/sqrt(width)",
-    scheme="sphere",
-    a_law="gaussian",
-    init_seed=None,
-    inputs="gaussian",
-    steps=1,
-    terms=3,
-    expansion="hermite",
-    lambdas=None,
-    n_test=1000,
-    test_tile=None,
-    degree=4,
-    n_capacity=None,
-):
+def run(key, **params) -> dict:
     """One seed of the `spikes` protocol (the same parameters: f* from its Hermite coefficients
     `target`, d = width = ratio·n unless given, ñ = n, η = c·n^α, `steps` giant steps, `inputs`
     the input law), then
@@ -48,16 +28,16 @@ def run(
     `expansion` basis (`"hermite"` or `"monomial"`), the λ grid `lambdas`, `n_test` test points
     (`test_tile` rows at a time) and Hermite projections up to `degree`. `n_capacity` (a
     static int ≥ n, set by the scan engine's buckets) makes n a dynamic size, as in `spikes`."""
-    params = dict(
-        alpha=alpha, c=c, n=n, dim=dim, width=width, ratio=ratio, activation=activation,
-        target=target, basis=basis, noise=noise, output_scale=output_scale, scheme=scheme,
-        a_law=a_law, init_seed=init_seed, steps=steps, inputs=inputs, n_capacity=n_capacity,
-    )  # fmt: skip
-    dist, step, readout = _protocol(**(keyword_defaults(_spikes_run) | params))
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)} for equivalence; known: "
+                         f"{', '.join(DEFAULTS)}")  # fmt: skip
+    p = DEFAULTS | dict(params)
+    dist, sizes, protocol = _spikes.setup({k: p[k] for k in _SHARED})
     return one_step_equivalence(
-        key, dist, **step, n_tilde=None, n_test=n_test, terms=_terms(terms),
-        capacity=readout.get("capacity"),
-        expansion=expansion, lambdas=lambdas, degree=degree, test_tile=test_tile,
+        key, dist, n=sizes["n"], width=sizes["width"], n_tilde=None, capacity=sizes["capacity"],
+        protocol=protocol, terms=_terms(p["terms"]), expansion=p["expansion"],
+        lambdas=p["lambdas"], n_test=p["n_test"], test_tile=p["test_tile"], degree=p["degree"],
     )  # fmt: skip
 
 
@@ -71,6 +51,7 @@ def _terms(terms) -> int:
 equivalence_experiment = Experiment(
     name="equivalence",
     fn=run,
+    defaults=DEFAULTS,
     description="ridge errors on F₁ vs F₀ + k spike terms over α × n (Moniri et al. Thms 4.1–4.2)",
     dynamic=frozenset({"alpha", "c"}),
     capacity={"n": "n_capacity"},

@@ -9,100 +9,75 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _sized, _vocabulary, plotting
+from .. import _checks, _sized, _vocabulary, plotting, protocol as _protocol
 from .._checks import InputError
 from .._sized import Capacity
 from ..algorithms.one_gradient_step import (
     NO_INIT_READOUT,
     PROJECTION_DEGREE,
     OneStepResult,
-    _draw_init,
-    init_weights,
     one_step,
     one_step_spikes,
 )
 from ..data import MultiIndex, SingleIndex
-from ._experiment import Experiment, keyword_defaults
+from ._experiment import Experiment
+
+#: the experiment's parameters beyond the protocol's: the sizes and the teacher
+SIZES_AND_TEACHER: dict[str, Any] = {
+    "n": 800, "n_tilde": None, "dim": None, "width": None, "ratio": 0.25,
+    "target": (0.0, 1.0, 0.7071067811865476), "basis": "normalised", "indices": 1,
+    "noise": 0.1, "inputs": "gaussian", "n_capacity": None, "N": None,
+}  # fmt: skip
+#: the protocol a `spikes` run follows unless told otherwise: Moniri et al.'s, 1,000 test points
+PROTOCOL = _protocol.MONIRI.replace(n_test=1000)
+#: every parameter of `run` with its default (the protocol's as its flat keywords)
+DEFAULTS: dict[str, Any] = SIZES_AND_TEACHER | PROTOCOL.keywords()
 
 
-# long: one signature line and one forwarded argument per protocol knob
-def run(
-    key,
-    *,
-    alpha=0.3,
-    c=1.0,
-    n=800,
-    n_tilde=None,
-    dim=None,
-    width=None,
-    ratio=0.25,
-    activation="relu",
-    target=(0.0, 1.0, 0.7071067811865476),
-    basis="normalised",
-    indices=1,
-    noise=0.1,
-    output_scale="1/sqrt(width)",
-    scheme="sphere",
-    a_law="gaussian",
-    init_seed=None,
-    labels=None,
-    readout="fresh",
-    lambdas=None,
-    ridge_loss="mean",
-    intercept=True,
-    ridge_scale="1",
-    n_test=1000,
-    test_tile=None,
-    init_readout=True,
-    k=10,
-    degree=8,
-    margin=1.02,
-    steps=1,
-    inputs="gaussian",
-    n_capacity=None,
-    N=None,
-):
+def run(key, **params) -> dict:
     """One seed: y = (1/k)Σ_{j<k} f*(x_j) + noise·ε over the first k = `indices` coordinates (y =
     f*(β·x) + noise·ε with β = e₁ for k = 1), f* from its Hermite coefficients `target` in
     `basis` (`"normalised"` h_k or `"probabilists"` He_k); `dim` = `width` = ratio·n unless
-    given (d and Moniri et al.'s N); ñ = n unless given; `steps` giant steps (`one_step`'s
-    `steps`: fresh samples at each, the same η; the features and the readout use the last
-    weights); `inputs` the law of each input coordinate (`jaxfeat.data.INPUT_LAWS`: gaussian,
-    rademacher, uniform, all of unit variance). `init_seed` (an int) draws W₀ and a once from
-    `jax.random.key(init_seed)`, the same for every seed (Dandi et al.'s code: fixed
-    initialisation, re-sampled data); None draws them per seed. The other knobs are
-    `one_step_spikes`' (`scheme`, `a_law`, `output_scale`, `labels`, `readout`, `lambdas`,
-    `ridge_loss`, `intercept`, `ridge_scale`, `test_tile`, `init_readout`). Returns
-    `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated 0.1 name of `width` (stores
-    written by 0.1 hold `N`; `--set N=…` still works and warns).
+    given (d and Moniri et al.'s N); ñ = n unless given; `inputs` the law of each input
+    coordinate (`jaxfeat.data.INPUT_LAWS`: gaussian, rademacher, uniform, all of unit
+    variance). Then `one_step_spikes` with the protocol the other parameters spell
+    (`jaxfeat.protocol.OneStepProtocol`'s keywords: `alpha`, `c`, `steps`, `scheme`,
+    `init_seed`, `readout`, `ridge_loss`, …; their defaults `PROTOCOL`, Moniri et al.'s with
+    1,000 test points; the presets `moniri`, `dandi`, `ba` are `jaxfeat.protocol.MONIRI`,
+    `DANDI`, `BA`). Returns `one_step_spikes`' statistics (MATH §4.3). `N` is the deprecated
+    0.1 name of `width` (stores written by 0.1 hold `N`; `--set N=…` still works and warns).
 
     `n_capacity` (a static int ≥ n) makes n a dynamic size (`jaxfeat.Capacity`): the seed
     runs on n_capacity step and readout samples (and the dimension and width that ratio·n
     gives) of which its own are live, with the same numbers as at its exact size. The scan
     engine sets it to group the values of n into one compiled program per bucket."""
-    dist, step, spikes = _protocol(
-        alpha=alpha, c=c, n=n, n_tilde=n_tilde, dim=dim, width=width, ratio=ratio,
-        activation=activation, target=target, basis=basis, indices=indices, noise=noise,
-        output_scale=output_scale, scheme=scheme, a_law=a_law, init_seed=init_seed,
-        labels=labels, readout=readout, lambdas=lambdas, ridge_loss=ridge_loss,
-        intercept=intercept, ridge_scale=ridge_scale, n_test=n_test, test_tile=test_tile,
-        init_readout=init_readout, k=k, degree=degree, margin=margin, N=N,
-        n_capacity=n_capacity, steps=steps, inputs=inputs,
-    )  # fmt: skip
-    return one_step_spikes(key, dist, **step, **spikes)
+    dist, sizes, protocol = setup(params)
+    return one_step_spikes(key, dist, **sizes, protocol=protocol)
 
 
 def step(key, **params) -> OneStepResult:
     """The step alone of `run(key, **params)` (the same draws), with its samples
     (`return_data=True`): what the tests pin against each paper's update rule."""
-    dist, step, spikes = _protocol(**(keyword_defaults(run) | params))
+    dist, sizes, protocol = setup(params)
     k_step = jax.random.split(key, 3)[0]  # one_step_spikes' key for its step
-    return one_step(k_step, dist, **step, labels=spikes["labels"], return_data=True)
+    cap = sizes["capacity"]
+    step_cap = None if cap is None else Capacity(n=cap.n, width=cap.width)
+    return one_step(
+        k_step, dist, n=sizes["n"], width=sizes["width"], capacity=step_cap, protocol=protocol,
+        return_data=True,
+    )  # fmt: skip
 
 
-def _protocol(**p) -> tuple[Any, dict, dict]:
-    """(dist, one_step's arguments, the readout's arguments) of `run`'s parameters."""
-    cap_n = p.get("n_capacity")
+def setup(params) -> tuple[Any, dict, _protocol.OneStepProtocol]:
+    """(dist, the sizes `one_step_spikes` takes, the protocol) of `run`'s parameters (those
+    not given take `DEFAULTS`); unknown names raise `InputError` naming them."""
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)} for spikes; known: "
+                         f"{', '.join(DEFAULTS)}")  # fmt: skip
+    p = DEFAULTS | dict(params)
+    protocol = PROTOCOL.replace(**{k: p[k] for k in _protocol.KEYWORDS})
+    cap_n = p["n_capacity"]
     n, _ = _sized.check_size("n", p["n"], cap_n)
     if not 0 < _checks.check_nonneg_float("ratio", p["ratio"]):
         raise InputError(f"ratio must be > 0, got {p['ratio']}")
@@ -112,34 +87,20 @@ def _protocol(**p) -> tuple[Any, dict, dict]:
     grows = padded and width is None and p["dim"] is None  # the width follows n: padded
     width, width_cap = (dim, dim_cap) if width is None else _size(name, width, 0, n, None)
     live_dim = dim if padded and p["dim"] is None else None
-    law = p.get("inputs", "gaussian")
-    dist = _teacher(dim_cap, p["target"], p["basis"], p["indices"], p["noise"], live_dim, law)
-    step: dict[str, Any] = dict(n=n, width=width, activation=p["activation"])
-    step["steps"] = _checks.check_positive_int("steps", p.get("steps", 1))
-    step |= dict(alpha=p["alpha"], c=p["c"], output_scale=p["output_scale"])
-    if p["init_seed"] is None:
-        step |= dict(scheme=p["scheme"], a_law=p["a_law"])
-    else:
-        init_key = jax.random.key(_checks.check_nonneg_int("init_seed", p["init_seed"]))
-        scheme, a_law = p["scheme"], p["a_law"]
-        if grows:  # the fixed initialisation at this seed's live width and dimension
-            W0, a = _draw_init(init_key, width_cap, dim_cap, scheme, a_law, None, live=(width, dim))
-        else:
-            W0, a = init_weights(init_key, width=width, dim=dim_cap, scheme=scheme, a_law=a_law)
-        step |= dict(W0=W0, a=a)
-    readout = ("n_test", "test_tile", "init_readout", "k", "degree", "margin", "labels", "readout")
-    readout += ("lambdas", "ridge_loss", "intercept", "ridge_scale")
-    spikes: dict[str, Any] = {r: p[r] for r in readout}
+    dist = _teacher(
+        dim_cap, p["target"], p["basis"], p["indices"], p["noise"], live_dim, p["inputs"]
+    )
     same_tilde = p["n_tilde"] is None
     n_tilde = n if same_tilde else p["n_tilde"]
     reuse = same_tilde or (_sized.is_static(n) and n_tilde == n)
-    spikes["n_tilde"] = None if p["readout"] == "step" and reuse else n_tilde
+    sizes: dict[str, Any] = dict(n=n, width=width, capacity=None)
+    sizes["n_tilde"] = None if protocol.readout.sample == "step" and reuse else n_tilde
     if padded:
-        fresh = p["readout"] == "fresh" and same_tilde
-        spikes["capacity"] = Capacity(
+        fresh = protocol.readout.sample == "fresh" and same_tilde
+        sizes["capacity"] = Capacity(
             n=cap_n, n_tilde=cap_n if fresh else None, width=width_cap if grows else None
         )
-    return dist, step, spikes
+    return dist, sizes, protocol
 
 
 def ratio_size(ratio: float, n: int) -> int:
@@ -202,61 +163,44 @@ def _check_target(target) -> list:
     return list(target)
 
 
-# The published protocols as presets (`jaxfeat run spikes --preset moniri|dandi|ba`); each is
-# pinned against a NumPy transcription of its update rule in tests/test_protocols.py.
+# The published protocols as presets (`jaxfeat run spikes --preset moniri|dandi|ba`): each is
+# its `jaxfeat.protocol` value (printable, comparable: `jf.protocol.DANDI.diff(jf.protocol.MONIRI)`)
+# plus its sizes and teacher; each is pinned against a NumPy transcription of its update rule in
+# tests/test_protocols.py.
 
-# Moniri, Lee, Hassani, Dobriban 2023 (arXiv 2310.07891), §4.1 as MATH reconstructs it [R]:
-# W₀ rows on the sphere, a ~ N(0, I/N), f = aᵀσ(Wx)/√N, η = c·n^α, a fresh (X̃, ỹ) of size ñ = n
-# for the features and a ridge path (mean loss, intercept), d = N = n/4, f* = He₁ + ½He₂.
-MONIRI = {
-    "grid": {"alpha": [0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.41], "n": [1000, 2000, 4000]},
-    "seeds": 64,
-    "set": {
-        "n_test": 2000, "ratio": 0.25, "activation": "relu", "scheme": "sphere",
-        "a_law": "gaussian", "output_scale": "1/sqrt(width)", "readout": "fresh",
-    },
-}  # fmt: skip
 
-# Dandi, Krzakala, Loureiro, Pesce, Stephan 2023 (arXiv 2305.18270), the "one giant step" of
-# their single_step notebook: d = 512, p = 1024, W₀ ~ N(0, I/d) and a ~ N(0, I/p) fixed across
-# seeds, f = aᵀσ(Wx)/√p with ReLU, y = (f*(x·θ₁) + f*(x·θ₂))/2 with f* = He₁ + He₂/2 + He₄/24
-# and θ orthonormal, no noise; labels y − ȳ − X(Xᵀy/n) (each set its own estimate); one step
-# W₁ = W₀ + η·(1/n)Xᵀ[(r aᵀ/√p) ⊙ σ′(XW₀ᵀ)]ᵀ with η = 10√(n p), which is η = c·n^α with c = 10,
-# α = ½ in jaxfeat's normalisation; ridge on the step's own samples with features σ(XW₁ᵀ)/√p,
-# loss |y − ŷ|² + λ|a|², λ = 1, no intercept; 10⁵ test points; no W₀ baseline readout (their
-# loop fits none; it would double the test set's cost). n = d^1.3, d^1.65, d² (the last
-# needs ≈ 10 GB per seed in float64: trim it with --set n=3326,29532).
-DANDI = {
-    "grid": {"n": [3326, 29532, 262144]},
-    "seeds": 10,
-    "set": {
-        "dim": 512, "width": 1024, "activation": "relu", "scheme": "gaussian",
-        "a_law": "gaussian", "init_seed": 0, "output_scale": "1/sqrt(width)", "alpha": 0.5,
-        "c": 10.0, "labels": "moments", "readout": "step", "lambdas": 1.0, "ridge_loss": "sum",
-        "intercept": False, "ridge_scale": "1/sqrt(width)", "n_test": 100000,
-        "test_tile": 8192, "init_readout": False, "indices": 2, "basis": "probabilists",
-        "target": [0.0, 1.0, 0.5, 0.0, 1.0 / 24.0], "noise": 0.0,
-    },
-}  # fmt: skip
+def _preset(protocol: _protocol.OneStepProtocol, grid: dict, seeds: int, **sizes) -> dict:
+    """A preset: `protocol`'s keywords (but the grid's axes) and the sizes and teacher."""
+    fixed = {k: v for k, v in protocol.keywords().items() if k not in grid}
+    return {"grid": grid, "seeds": seeds, "set": fixed | sizes}
 
-# Ba, Erdogdu, Suzuki, Wang, Wu, Yang 2022 (arXiv 2205.01445) [R]: f = aᵀσ(Wx)/√N, W₀ ~ N(0, I/d),
-# a ~ N(0, I/N), one step W₁ = W₀ + η√N·G₀ (G₀ = −∇ of the halved mean squared loss) with
-# η = Θ(1) (α = 0, η = c), ridge on a fresh sample with features σ(X̃W₁ᵀ)/√N and no intercept;
-# the activation (tanh, centred: μ₀ = 0) and the sizes n = 2d = 2N are this reconstruction's.
-BA = {
-    "grid": {"c": [0.5, 1.0, 2.0, 4.0, 8.0], "n": [500, 1000, 2000]},
-    "seeds": 32,
-    "set": {
-        "n_test": 2000, "ratio": 0.5, "activation": "tanh", "scheme": "gaussian",
-        "a_law": "gaussian", "output_scale": "1/sqrt(width)", "alpha": 0.0, "readout": "fresh",
-        "intercept": False, "ridge_scale": "1/sqrt(width)",
-    },
-}  # fmt: skip
+
+# Moniri et al. §4.1 [R]: d = N = n/4, f* = He₁ + ½He₂ (the defaults' teacher).
+MONIRI = _preset(
+    _protocol.MONIRI,
+    {"alpha": [0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.41], "n": [1000, 2000, 4000]},
+    seeds=64,
+    ratio=0.25,
+)
+
+# Dandi et al.'s single_step notebook: d = 512, p = 1024, y = (f*(x·θ₁) + f*(x·θ₂))/2 with f* =
+# He₁ + He₂/2 + He₄/24 and θ orthonormal, no noise. n = d^1.3, d^1.65, d² (the last needs
+# ≈ 10 GB per seed in float64: trim it with --set n=3326,29532).
+DANDI = _preset(
+    _protocol.DANDI, {"n": [3326, 29532, 262144]}, seeds=10, dim=512, width=1024, indices=2,
+    basis="probabilists", target=[0.0, 1.0, 0.5, 0.0, 1.0 / 24.0], noise=0.0,
+)  # fmt: skip
+
+# Ba et al. [R]: the sizes n = 2d = 2N are this reconstruction's.
+BA = _preset(
+    _protocol.BA, {"c": [0.5, 1.0, 2.0, 4.0, 8.0], "n": [500, 1000, 2000]}, seeds=32, ratio=0.5
+)
 
 
 spikes_experiment = Experiment(
     name="spikes",
     fn=run,
+    defaults=DEFAULTS,
     description="one-step spikes of F = σ(X̃W₁ᵀ): spike count over α × n vs ℓ(α) (Moniri et al.)",
     dynamic=frozenset({"alpha", "c"}),
     capacity={"n": "n_capacity"},
