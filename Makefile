@@ -7,7 +7,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: demo test test-fast lint docs bench
+.PHONY: demo test test-fast lint docs figures bench
 demo: $(VENV)/.installed
 	$(VENV)/bin/jaxfeat run spikes
 
@@ -29,3 +29,11 @@ docs: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+
+# the quick presets' figures the guides show (docs/figures/NAME-quick.png; about 2 minutes)
+FIGURES := spikes equivalence random_features teacher_student local_convergence gradient_features
+figures: $(VENV)/.installed
+	for e in $(FIGURES); do \
+	  $(VENV)/bin/jaxfeat run $$e --out build/figures/$$e.zarr --overwrite --quiet && \
+	  cp build/figures/$$e.png docs/figures/$$e-quick.png || exit 1; \
+	done

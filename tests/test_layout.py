@@ -3,6 +3,7 @@
 `plotting`, no module is shadowed by a function of its own name, and functions stay short."""
 
 import ast
+import re
 import importlib
 import pathlib
 import pkgutil
@@ -187,3 +188,16 @@ def test_the_public_face_is_all_of_jaxfeat():
     }
     assert set(jaxfeat.__all__) - {"__version__"} == public
     assert all(hasattr(jaxfeat, n) for n in jaxfeat.__all__)
+
+
+def test_every_committed_figure_is_shown_in_the_docs():
+    """docs/figures holds the quick presets' figures (`make figures`); each is shown on a page,
+    and each page's figure exists (mkdocs --strict checks the links only at build time)."""
+    docs = ROOT.parent / "docs"
+    figures = {p.name for p in (docs / "figures").glob("*.png")}
+    pages = "\n".join(p.read_text() for p in docs.rglob("*.md"))
+    shown = set(re.findall(r"figures/([\w-]+\.png)\)", pages))
+    assert figures == shown
+    makefile = (ROOT.parent / "Makefile").read_text()
+    made = re.search(r"^FIGURES := (.*)$", makefile, re.M)
+    assert made and {f"{e}-quick.png" for e in made.group(1).split()} == figures
