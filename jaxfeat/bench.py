@@ -161,6 +161,7 @@ def _slope(rows, key="steady_s") -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
+# long: one line per option, and the two sections (cases, compile budget) in turn
 def run_bench(
     names=None,
     *,
@@ -169,13 +170,18 @@ def run_bench(
     repeats: int = 5,
     out: str | None = None,
     progress: Callable[[str], None] | None = print,
+    presets=None,
 ) -> dict:
     """Time the cases `names` (default: all of `CASES`) at their `quick` or `full` sizes (or
     `sizes={name: [...]}`), print a table through `progress`, and with `out` (a directory)
-    write `bench-PLATFORM.json` and `bench-PLATFORM.png` there.
+    write `bench-PLATFORM.json` and `bench-PLATFORM.png` there. Then the compile budget
+    (`preset_compiles`) of the experiments `presets` (names, `"all"` or `"none"`; default: all
+    for a full run of every case, none otherwise).
 
-    **Returns:** `{"machine": …, "rates": …, "cases": {name: {"axis", "rows", "slope", …}}}`.
+    **Returns:** `{"machine": …, "rates": …, "cases": {name: {"axis", "rows", "slope", …}},
+    "compile": {experiment: …}}`.
     """
+    presets = _check_presets(presets, default_all=names is None and not quick and not sizes)
     names = _check_names(names)
     repeats = _checks.check_positive_int("repeats", repeats)
     sizes = _check_sizes(sizes or {}, names)
@@ -199,11 +205,66 @@ def run_bench(
         }
         if case.axis == "seeds":
             result["cases"][name]["batch_sweep"] = _sweep(case, rows, quick, repeats, say)
+    if presets:
+        result["compile"] = preset_compiles(presets, progress=say)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     result["peak_rss_bytes"] = peak if sys.platform == "darwin" else peak * 1024
     if out is not None:
         say(f"wrote {_write(result, out)}")
     return result
+
+
+def preset_compiles(experiments, progress: Callable[[str], None] | None = print) -> dict:
+    """The compile budget (issue #27): each experiment's `quick` preset run as `jaxfeat run`
+    runs it (its grid, parameters and seeds), cold: the persistent compilation cache off and
+    the scan engine's program caches emptied first. Per experiment: its wall seconds, trace
+    and compile seconds, and one record per compiled program (its static point or sample-size
+    bucket, the seed batch, jaxpr equations, trace and compile seconds).
+
+    **Returns:** `{experiment: {"seeds", "wall_s", "trace_s", "compile_s", "programs"}}`."""
+    from . import experiments as _experiments
+    from ._scan import api as _scan_api, program as _program
+
+    say = progress or (lambda s: None)
+    out = {}
+    for name in experiments:
+        preset = _experiments.get(name).presets["quick"]
+        for cache in (_program.PROGRAMS, _program.SHAPES, _program.ESTIMATES):
+            cache.clear()
+        t0 = time.perf_counter()
+        ds = _scan_api.scan(name, preset["grid"], preset["seeds"], params=preset.get("set", {}),
+                            progress=False, cache_dir=None)  # fmt: skip
+        programs = json.loads(ds.attrs["programs"])
+        out[name] = {
+            "seeds": preset["seeds"],
+            "wall_s": time.perf_counter() - t0,
+            "trace_s": float(ds.attrs["trace_seconds"]),
+            "compile_s": float(ds.attrs["compile_seconds"]),
+            "programs": programs,
+        }
+        each = "; ".join(f"{p['program']}: {p['compile_s']:.1f} s" for p in programs)
+        r = out[name]
+        say(f"compile  {name} (quick, {r['seeds']} seeds): {len(programs)} program(s), "
+            f"{r['compile_s']:.1f} s ({each}); wall {r['wall_s']:.1f} s")  # fmt: skip
+    return out
+
+
+def _check_presets(presets, default_all: bool) -> list[str]:
+    """The experiments whose quick presets `preset_compiles` runs."""
+    from . import experiments as _experiments
+
+    known = _experiments.names()
+    if presets is None:
+        return list(known) if default_all else []
+    if presets in ("all", "none"):
+        return list(known) if presets == "all" else []
+    names = presets.split(",") if isinstance(presets, str) else list(presets)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            f"presets: unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    return names
 
 
 def _table_line(name, axis, row) -> str:

@@ -527,7 +527,10 @@ def _bench(args) -> int:
     if args.sizes is not None:
         values = _int_list("--sizes", args.sizes)
         sizes = {name: values for name in (args.names or list(bench.CASES))}
-    bench.run_bench(args.names, quick=args.quick, sizes=sizes, repeats=args.repeats, out=args.out)
+    bench.run_bench(
+        args.names, quick=args.quick, sizes=sizes, repeats=args.repeats, out=args.out,
+        presets=args.presets,
+    )  # fmt: skip
     return 0
 
 
@@ -546,6 +549,12 @@ def _add_bench(sub) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed calls per size (median)")
     p.add_argument("--out", default="out/bench", help="directory for bench-PLATFORM.json/.png")
     p.add_argument("--x64", action="store_true", help="compute in float64 (float32 by default)")
+    p.add_argument(
+        "--presets",
+        metavar="all|none|NAMES",
+        help="compile budget: run these experiments' quick presets cold and record compile "
+        "seconds per program (default: all for a full run of every benchmark, else none)",
+    )
     _add_cpus(p)
     p.set_defaults(fn=_bench)
 

@@ -70,6 +70,32 @@ def test_cli_bench_refuses_unknown_names_in_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]
     assert cli.main(["bench", "train", "--sizes", "0"]) == 2
+    capsys.readouterr()
+    assert cli.main(["bench", "--quick", "--presets", "spikes,nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "presets: unknown experiment(s) nope" in err[0]
+
+
+def test_the_compile_budget_runs_by_default_only_on_a_full_run_of_every_case():
+    everything = bench._check_presets(None, default_all=True)
+    assert everything == bench._check_presets("all", default_all=False) and "spikes" in everything
+    assert bench._check_presets(None, default_all=False) == []
+    assert bench._check_presets("none", default_all=True) == []
+    assert bench._check_presets("spikes,equivalence", False) == ["spikes", "equivalence"]
+
+
+@pytest.mark.slow
+def test_compile_budget_records_each_program_of_a_quick_preset_cold():
+    import jaxfeat as jf
+
+    res = bench.preset_compiles(["random_features", "random_features"], progress=None)
+    rf = res["random_features"]  # the second run compiles again: the caches were emptied
+    preset = jf.experiments.get("random_features").presets["quick"]
+    assert rf["seeds"] == preset["seeds"] and len(rf["programs"]) == 1  # widths padded: one
+    program = rf["programs"][0]
+    assert program["compile_s"] > 0 and program["trace_s"] > 0 and program["equations"] > 0
+    assert rf["compile_s"] == pytest.approx(sum(p["compile_s"] for p in rf["programs"]))
+    assert rf["wall_s"] > rf["compile_s"] + rf["trace_s"]
 
 
 @pytest.mark.slow

@@ -3,10 +3,10 @@
 `plotting`, no module is shadowed by a function of its own name, and functions stay short."""
 
 import ast
-import re
 import importlib
 import pathlib
 import pkgutil
+import re
 import warnings
 
 import pytest
