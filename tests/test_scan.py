@@ -381,3 +381,29 @@ def test_workers_compute_the_same_chunks(tmp_path):
 def test_workers_must_be_positive(no_compile):
     with no_compile(), pytest.raises(InputError, match="workers must be"):
         scan(toy, GRID, 4, workers=0, progress=False)
+
+
+def test_small_scans_compile_at_a_lower_optimisation_level_and_large_ones_do_not():
+    """On a CPU a program whose chunks compute for less than QUICK_PROGRAM × its compile (the
+    built-in rates) compiles at XLA backend level 1 (~27 % less compiling for ~6 % slower
+    chunks, benchmarks/README.md); the same grid with many more seeds keeps XLA's default."""
+    from jaxfeat._scan.plan import Plan as _Plan
+    from jaxfeat._scan.program import QUICK_LEVEL, Runner as _Runner
+
+    preset = experiments.get("spikes").presets["quick"]
+
+    def options(seeds):
+        plan = _Plan("spikes", preset["grid"], seeds, preset["set"], 0, None)
+        runner = _Runner(plan, None, "2GiB", measure=False)
+        batch = runner.batch(runner.chunk_size)
+        return {
+            summary: runner._compiler_options(p, batch, runner._trace(p, batch))
+            for p, summary in enumerate(runner.program_summary())
+        }
+
+    quick = {"xla_backend_optimization_level": QUICK_LEVEL}
+    assert options(preset["seeds"]) == dict.fromkeys(
+        ["n ∈ {250, 500} at capacity 500", "n=1000"], quick
+    )
+    many = options(100 * preset["seeds"])  # one program per n now; the costliest keep the default
+    assert many["n=1000"] == many["n=500"] == {}
