@@ -305,6 +305,8 @@ def test_single_point_and_dry_run_from_the_cli(tmp_path, capsys):
     assert main(base + ["--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert "grid: 1 point" in plan and "chunks" in plan and "ETA" in plan
+    # the fixed parameters that differ from the defaults, and only those (width is a grid axis)
+    assert "set (differs from the defaults): dim=4, n_train=32, n_test=32\n" in plan
     assert not os.path.exists(out)  # a dry run writes nothing
     assert main(base + ["--quiet"]) == 0
     assert os.path.exists(os.path.join(tmp_path, "one.png"))  # beside the store, not inside

@@ -223,6 +223,7 @@ def _summary(runner, out, finished, clash, per_chunk, tracing, seconds) -> str:
     total = tracing + compile_s + compute_s
     lines = [
         f"experiment: {plan.exp.name}",
+        _changed_line(plan),
         f"grid: {points} point{'s' * (points != 1)} ({sizes}); "
         f"vmapped: {', '.join(plan.dynamic) or '-'}; static: {', '.join(plan.static) or '-'}",
         f"seeds: {plan.seeds} in chunks of {runner.chunk_size} → {n_static * n_chunks} chunks"
@@ -235,6 +236,21 @@ def _summary(runner, out, finished, clash, per_chunk, tracing, seconds) -> str:
         f"{_calibration_note(runner.calibration, plan.exp.name)})",
     ] + ([clash] if clash else [])
     return "\n".join(lines)
+
+
+def _changed_line(plan) -> str:
+    """The fixed parameters that differ from the experiment's defaults (a preset's protocol,
+    say), or that none do; not those the engine derives from the grid (a padded width's
+    capacity)."""
+    derived = set(plan.exp.padded.values())
+    defaults = {k: v for k, v in (plan.exp.defaults or {}).items() if k not in derived}
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731
+    changed = [
+        f"{k}={json.dumps(v, ensure_ascii=False)}"
+        for k, v in plan.params.items()
+        if k in defaults and not same(v, defaults[k])
+    ]
+    return "set (differs from the defaults): " + (", ".join(changed) or "nothing")
 
 
 def _calibration_note(calibration, name: str) -> str:
