@@ -84,7 +84,7 @@ def against_grid(sizes) -> dict:
             ("dynamic_ridge", {"ridge": [10.0 ** (-3 + 3 * i / g) for i in range(g)]}),
             ("static_n_train", {"n_train": [64 + 8 * i for i in range(g)]}),
         ):
-            program.PROGRAMS.clear(), program.SHAPES.clear(), program.ESTIMATES.clear()
+            program.clear_caches()
             ds = jf.scan("random_features", grid, 4, params=params, progress=False)
             out[axis].append(float(ds.attrs["compile_seconds"]))
             print(f"grid {g:3d} points, {axis}: compile {out[axis][-1]:.2f} s", flush=True)
@@ -94,7 +94,7 @@ def against_grid(sizes) -> dict:
 
 
 def _fresh():
-    program.PROGRAMS.clear(), program.SHAPES.clear(), program.ESTIMATES.clear()
+    program.clear_caches()
 
 
 def against_presets() -> dict:

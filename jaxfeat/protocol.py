@@ -10,7 +10,8 @@ and `OneStepProtocol.from_keywords` rebuilds it from them (a stored config, a CL
     >>> import jaxfeat as jf
     >>> jf.protocol.DANDI.diff(jf.protocol.MONIRI)
     {'scheme': ('gaussian', 'sphere'), 'init_seed': (0, None), ...}
-    >>> jf.one_step_spikes(key, dist, n=1000, n_tilde=1000, width=250, protocol=jf.protocol.MONIRI)
+    >>> jf.algorithms.one_step_spikes(key, dist, n=1000, n_tilde=1000, width=250,
+    ...                               protocol=jf.protocol.MONIRI)
 
 The published protocols (`MONIRI`, `DANDI`, `BA`) are the `spikes` presets of the same names;
 each is pinned against a NumPy transcription of its update rule in tests/test_protocols.py.
@@ -20,6 +21,7 @@ Fields marked [R] in MATH are reconstructions: they are fields, so a reader can 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +65,8 @@ def _number(name: str, value, low: float, high: float = np.inf, closed: bool = T
     scan's dynamic axes reach the protocol as arrays)."""
     if not _checks.is_concrete(value):
         return
+    if isinstance(value, bool):
+        raise InputTypeError(f"{name} must be a number, got {value!r}")
     v = _checks.check_real(name, value)
     if not (low <= v <= high) or (not closed and v == low) or not np.isfinite(v):
         bound = f"in [{low}, {high}]" if np.isfinite(high) else f"{'>=' if closed else '>'} {low}"
@@ -141,7 +145,7 @@ class Readout:
     """
 
     sample: str = _keyword("fresh", "readout")
-    lambdas: float | tuple[float, ...] | None = _keyword(None)
+    lambdas: Any = _keyword(None)  # None, one λ, a tuple of λ (or traced)
     loss: str = _keyword("mean", "ridge_loss")
     intercept: bool = _keyword(True)
     scale: str = _keyword("1", "ridge_scale")
@@ -151,11 +155,7 @@ class Readout:
 
     def __post_init__(self):
         _choice("readout", self.sample, READOUTS)
-        if isinstance(self.lambdas, (list, tuple, np.ndarray)):  # a grid: a hashable tuple
-            grid = tuple(_checks.check_real("lambdas", x) for x in np.ravel(self.lambdas))
-            object.__setattr__(self, "lambdas", grid)
-        for lam in () if self.lambdas is None else np.ravel(self.lambdas):
-            _number("lambdas", lam, 0.0, closed=False)
+        object.__setattr__(self, "lambdas", _lambdas(self.lambdas))
         _choice("ridge_loss", self.loss, RIDGE_LOSSES)
         _bool("intercept", self.intercept)
         object.__setattr__(self, "scale", _scale("ridge_scale", self.scale))
@@ -163,6 +163,23 @@ class Readout:
         if self.test_tile is not None:
             _checks.check_positive_int("test_tile", self.test_tile)
         _bool("init_readout", self.baseline)
+
+
+def _lambdas(lambdas):
+    """None, one λ, or a grid as a tuple (hashable, JSON-able), each > 0; a traced value (a
+    scan's dynamic λ) passes unchecked."""
+    if lambdas is None or not _checks.is_concrete(lambdas):
+        return lambdas
+    if isinstance(lambdas, (list, tuple)) or getattr(lambdas, "ndim", 0) >= 1:
+        items = list(lambdas)
+        if not items or any(isinstance(x, (list, tuple)) or getattr(x, "ndim", 0) for x in items):
+            raise InputError(f"lambdas must be one λ or a non-empty 1-D grid, got {lambdas!r}")
+        grid = tuple(_checks.check_real("lambdas", x) for x in items)
+        for lam in grid:
+            _number("lambdas", lam, 0.0, closed=False)
+        return grid
+    _number("lambdas", lambdas, 0.0, closed=False)
+    return lambdas
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,10 +239,27 @@ class OneStepProtocol:
         return cls().replace(**keywords)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> OneStepProtocol:
-        """The protocol of a scan's config (`ds.attrs`' parameters, a preset's `set`): its
-        protocol keywords, the others (sizes, teacher) left out."""
-        return cls.from_keywords({k: v for k, v in config.items() if k in KEYWORDS})
+    def from_config(cls, config: Mapping[str, Any] | str, **point) -> OneStepProtocol:
+        """The protocol of a scan: `config` its stored config (`ds.attrs["jaxfeat_config"]`,
+        the JSON string or its dict: the fixed `params` and the grid's one-valued axes) or a
+        flat parameter dict (a preset's `set`); sizes and teacher are left out. A protocol
+        keyword that is a grid axis with several values (α, say) needs its value in `point`
+        (`from_config(config, alpha=0.3)`); a config with no protocol keyword raises."""
+        flat: dict[str, Any] = dict(json.loads(config) if isinstance(config, str) else config)
+        if "params" in flat and "grid" in flat:  # a store's config
+            grid = flat["grid"]
+            flat = {**flat["params"], **{a: v[0] for a, v in grid.items() if len(v) == 1}}
+            several = sorted(a for a, v in grid.items() if len(v) > 1 and a in KEYWORDS)
+            missing = [a for a in several if a not in point]
+            if missing:
+                raise InputError(
+                    f"{', '.join(missing)} took several values in this scan: give the one you "
+                    f"want, e.g. from_config(config, {missing[0]}=…)"
+                )
+        found = {k: v for k, v in {**flat, **point}.items() if k in KEYWORDS}
+        if not found:
+            raise InputError("config holds no protocol keyword (not a one-step scan's config?)")
+        return cls.from_keywords(found)
 
     def replace(self, **keywords) -> OneStepProtocol:
         """A copy with the given keywords (flat names: `alpha`, `ridge_loss`, `init_seed`, …)."""
@@ -268,8 +302,9 @@ def _flat(part) -> dict[str, Any]:
 
 
 def _same(a, b) -> bool:
+    """Equal values (1 and 1.0 alike, as `==` on the dataclasses has them)."""
     try:
-        return bool(np.all(a == b)) and type(a) is type(b)
+        return bool(np.all(a == b))
     except (TypeError, ValueError):
         return a is b
 

@@ -33,9 +33,7 @@ def _fresh_scan_caches():
     test (`jaxfeat._scan.program.PROGRAMS`, `SHAPES`): compile counts do not depend on order."""
     from jaxfeat._scan import program
 
-    program.PROGRAMS.clear()
-    program.SHAPES.clear()
-    program.ESTIMATES.clear()
+    program.clear_caches()
 
 
 @pytest.fixture

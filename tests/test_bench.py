@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxfeat import bench, cli
+from jaxfeat._checks import InputError
 
 
 @pytest.mark.slow
@@ -85,10 +86,16 @@ def test_the_compile_budget_runs_by_default_only_on_a_full_run_of_every_case():
 
 
 @pytest.mark.slow
-def test_compile_budget_records_each_program_of_a_quick_preset_cold():
+def test_compile_budget_records_each_program_of_a_quick_preset_cold(tmp_path):
+    import jax
+
     import jaxfeat as jf
 
+    cache = jf.enable_compile_cache(str(tmp_path / "xla"))  # a user's cache: left alone
     res = bench.preset_compiles(["random_features", "random_features"], progress=None)
+    assert jax.config.jax_compilation_cache_dir == cache  # restored
+    assert not any((tmp_path / "xla").rglob("*-cache*")), "compiled into the user's cache"
+    jf.enable_compile_cache(None)
     rf = res["random_features"]  # the second run compiles again: the caches were emptied
     preset = jf.experiments.get("random_features").presets["quick"]
     assert rf["seeds"] == preset["seeds"] and len(rf["programs"]) == 1  # widths padded: one
@@ -127,3 +134,8 @@ def test_numpy_spike_baseline_counts_like_jaxfeat():
     theirs = np.array([bench._numpy_spike_count(rng, 250, 62, 0.3) for _ in range(8)])
     assert set(ours) <= {1, 2} and set(theirs) <= {1, 2}, (ours, theirs)
     assert abs(ours.mean() - theirs.mean()) <= 0.5, (ours, theirs)
+
+
+def test_no_presets_named_is_refused():
+    with pytest.raises(InputError, match=r"\(none given\)"):
+        bench._check_presets("", default_all=False)

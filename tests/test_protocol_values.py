@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import assert_same, compile_log
@@ -103,6 +104,7 @@ cases = {
     "intercept must be True or False": lambda: P.Readout(intercept=1),
     "init_readout must be True or False": lambda: P.Readout(baseline="no"),
     "init must be a jaxfeat.protocol.Init": lambda: P.OneStepProtocol(init="sphere"),
+    "margin must be a number": lambda: P.SpikeCount(margin=True),
     "protocol must be a jaxfeat.protocol.OneStepProtocol": lambda: (
         jf.algorithms.one_step_spikes(jax.random.key(0), dist, protocol={}, n=4)),
 }
@@ -123,7 +125,7 @@ def test_bad_types_name_their_keyword():
     )
     assert run.returncode == 0, run.stderr[-2000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
-    assert len(outcome) == 5
+    assert len(outcome) == 6
     assert all(v is None for v in outcome.values()), outcome
 
 
@@ -190,3 +192,45 @@ def test_one_step_equivalence_takes_a_protocol(getkey):
         lambdas=(0.01, 0.1),
     )  # fmt: skip
     assert_same(got, one_step_equivalence(key, dist, **kw, **flat), rtol=0)
+
+
+def test_given_weights_keep_the_protocols_fixed_readout_weights_and_old_names_override(getkey):
+    """W0= replaces the drawn W₀ only: init_seed still fixes a for every seed. The 0.1
+    spellings beside a protocol override it like the new names (init= for scheme=,
+    remove_low_order=True for labels='centred')."""
+    dist = _dist()
+    W0, _ = osg.init_weights(jax.random.key(5), width=9, dim=7, scheme="gaussian")
+    one, two = (jf.one_step(getkey(), dist, n=40, protocol=P.DANDI, W0=W0) for _ in range(2))
+    np.testing.assert_array_equal(one.a, two.a)
+    key = getkey()
+    with pytest.warns(DeprecationWarning, match="scheme="):
+        old = jf.one_step(key, dist, n=40, width=9, protocol=P.MONIRI, init="gaussian")
+    new = jf.one_step(key, dist, n=40, width=9, protocol=P.MONIRI, scheme="gaussian")
+    np.testing.assert_array_equal(old.W1, new.W1)
+    with pytest.warns(DeprecationWarning, match="labels='centred'"):
+        old = jf.one_step(key, dist, n=40, width=9, protocol=P.DANDI, remove_low_order=True)
+    new = jf.one_step(key, dist, n=40, width=9, protocol=P.DANDI, labels="centred")
+    np.testing.assert_array_equal(old.W1, new.W1)
+
+
+def test_from_config_reads_a_stores_config_and_asks_for_a_swept_keyword():
+    params = spikes.DEFAULTS | spikes.spikes_experiment.presets["dandi"]["set"]
+    config = {"experiment": "spikes", "grid": {"alpha": [0.1, 0.2], "n": [100]}, "params": params}
+    with pytest.raises(InputError, match="alpha took several values"):
+        P.OneStepProtocol.from_config(config)
+    for stored in (config, json.dumps(config)):  # ds.attrs["jaxfeat_config"] is the string
+        got = P.OneStepProtocol.from_config(stored, alpha=0.1)
+        assert got == P.DANDI.replace(alpha=0.1)
+    with pytest.raises(InputError, match="no protocol keyword"):
+        P.OneStepProtocol.from_config({"experiment": "toy", "grid": {}, "params": {"n": 3}})
+
+
+def test_lambdas_traced_pass_arrays_become_tuples_and_values_compare_by_value():
+    doubled = jax.jit(lambda lam: jnp.asarray(P.Readout(lambdas=lam).lambdas) * 2)(1.5)
+    assert float(doubled) == 3.0  # a scan's dynamic λ reaches the protocol traced
+    grid = P.Readout(lambdas=jnp.asarray([0.1, 1.0])).lambdas
+    assert grid == pytest.approx((0.1, 1.0)) and isinstance(grid, tuple)
+    hash(P.Readout(lambdas=jnp.asarray([0.1, 1.0])))
+    with pytest.raises(InputError, match="1-D grid"):
+        P.Readout(lambdas=[[0.1, 1.0]])
+    assert P.MONIRI.replace(c=1).diff(P.MONIRI) == {}  # 1 and 1.0: equal, as == has them

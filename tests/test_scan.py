@@ -397,7 +397,7 @@ def test_small_scans_compile_at_a_lower_optimisation_level_and_large_ones_do_not
         runner = _Runner(plan, None, "2GiB", measure=False)
         batch = runner.batch(runner.chunk_size)
         return {
-            summary: runner._compiler_options(p, batch, runner._trace(p, batch))
+            summary: runner._compiler_options(p, batch)
             for p, summary in enumerate(runner.program_summary())
         }
 
@@ -407,3 +407,9 @@ def test_small_scans_compile_at_a_lower_optimisation_level_and_large_ones_do_not
     )
     many = options(100 * preset["seeds"])  # one program per n now; the costliest keep the default
     assert many["n=1000"] == many["n=500"] == {}
+    # the choice is part of a compiled program's key: a large scan does not reuse a small
+    # scan's level-1 program (nor the reverse), whatever their chunks
+    plans = [_Plan("spikes", {"n": [1000]}, s, preset["set"], 0, None) for s in (32, 3200)]
+    small, large = (_Runner(p, 16, "2GiB", measure=False) for p in plans)
+    assert small._program_key(0, 16) == large._program_key(0, 16)
+    assert small._compiled_key(0, 16) != large._compiled_key(0, 16)

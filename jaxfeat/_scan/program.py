@@ -221,7 +221,7 @@ class Runner:
         assert slot is not None
         if mine:
             try:
-                key = self._program_key(pid, batch)
+                key = self._compiled_key(pid, batch)
                 got = PROGRAMS.get(key)
                 if got is None:
                     got = PROGRAMS.put(key, self._compile(pid, batch))
@@ -237,6 +237,11 @@ class Runner:
     def is_compiled(self, pid: int, batch: int) -> bool:
         slot = self._programs.get((pid, batch))
         return slot is not None and slot.done() and slot.exception() is None
+
+    def _compiled_key(self, pid: int, batch: int):
+        """The key of a compiled program: its program key and its compiler options (a small
+        scan's level-1 program is not reused by a large one, nor the reverse)."""
+        return self._program_key(pid, batch), _canonical(self._compiler_options(pid, batch))
 
     def _program_key(self, pid: int, batch: int):
         """What a chunk program depends on besides the values of its arguments."""
@@ -270,7 +275,7 @@ class Runner:
             traced = self._trace(pid, batch)
         lowered = traced.lower()
         t1 = time.perf_counter()
-        options = self._compiler_options(pid, batch, traced)
+        options = self._compiler_options(pid, batch)
         compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
         t2 = time.perf_counter()
         equations = _cost.equations(traced.jaxpr)
@@ -284,7 +289,7 @@ class Runner:
         self.calibration.record_compile(equations, t2 - t1, self.plan.exp.name)
         return compiled, _cost.flops(traced.jaxpr)
 
-    def _compiler_options(self, pid: int, batch: int, traced) -> dict:
+    def _compiler_options(self, pid: int, batch: int) -> dict:
         """XLA options for program `pid`: on a CPU, backend optimisation level `QUICK_LEVEL`
         when its chunks compute for less than `QUICK_PROGRAM` × its compile, else XLA's
         defaults. Measured on the spikes program (n = 1000, 16 seeds, 2 cores): level 2 (the
@@ -295,14 +300,29 @@ class Runner:
         ones, so that the choice follows the plan alone."""
         if not _on_cpu(self.plan.devices):
             return {}
+        flops, equations = self._costs(pid, batch)
         rates, name = _cost.Calibration(), self.plan.exp.name
-        compile_s = rates.compile_seconds(_cost.equations(traced.jaxpr), name)
+        compile_s = rates.compile_seconds(equations, name)
         chunk = getattr(self, "chunk_size", batch)  # not set yet while the chunk is sized
         runs = -(-self.plan.seeds // chunk) * self.program_of.count(pid)
-        compute_s = runs * rates.compute_seconds(_cost.flops(traced.jaxpr), name)
+        compute_s = runs * rates.compute_seconds(flops, name)
         if compute_s >= QUICK_PROGRAM * compile_s:
             return {}
         return {"xla_backend_optimization_level": QUICK_LEVEL}
+
+    def _costs(self, pid: int, batch: int) -> tuple[float, int]:
+        """(flops, equations) of program `pid` at `batch` seeds, from its trace (kept for the
+        compile; remembered in `COSTS`, so a rerun traces nothing)."""
+        key = self._program_key(pid, batch)
+        got = COSTS.get(key)
+        if got is None:
+            traced = self._traced.get((pid, batch))
+            if traced is None:
+                t0 = time.perf_counter()
+                traced = self._traced[(pid, batch)] = self._trace(pid, batch)
+                self.trace_seconds += time.perf_counter() - t0
+            got = COSTS.put(key, (_cost.flops(traced.jaxpr), _cost.equations(traced.jaxpr)))
+        return got
 
     def _args(self, s: int, start: int, batch: int):
         return self._args_for(self.sized[s], start, batch)
@@ -407,7 +427,7 @@ class Runner:
             if slot is not None and slot.done():
                 continue
             traced = self._traced.get((pid, batch))
-            if traced is not None and PROGRAMS.get(self._program_key(pid, batch)) is None:
+            if traced is not None and PROGRAMS.get(self._compiled_key(pid, batch)) is None:
                 eqs = _cost.equations(traced.jaxpr)
                 total += self.calibration.compile_seconds(eqs, self.plan.exp.name)
         return total
@@ -440,7 +460,7 @@ class Runner:
                 if traced is None:
                     traced = self._traced[(pid, batch)] = self._trace(pid, batch)
                 flops = _cost.flops(traced.jaxpr)
-                if PROGRAMS.get(self._program_key(pid, batch)) is None:
+                if PROGRAMS.get(self._compiled_key(pid, batch)) is None:
                     eqs = _cost.equations(traced.jaxpr)
                     compile_s += self.calibration.compile_seconds(eqs, name)
             runs = n_chunks * self.program_of.count(pid)
@@ -500,13 +520,13 @@ class _Bounded:
             self._items.clear()
 
 
-# Compiled programs (with their flops) kept across `jf.scan` calls in this process
-# (`PROGRAMS.clear()` frees them; like `jax.jit`'s own cache it keys on the function object, so
-# an edited function recompiles).
 #: a program whose chunks compute for less than QUICK_PROGRAM × its compile is compiled at XLA
 #: backend optimisation level QUICK_LEVEL on a CPU (`Runner._compiler_options`)
 QUICK_LEVEL, QUICK_PROGRAM = 1, 4.0
 
+# Compiled programs (with their flops) kept across `jf.scan` calls in this process, keyed on the
+# program and its compiler options (`clear_caches()` frees them; like `jax.jit`'s own cache it
+# keys on the function object, so an edited function recompiles).
 PROGRAMS = _Bounded(32)
 
 
@@ -517,6 +537,15 @@ SHAPES = _Bounded(256)
 # Estimated chunk bytes by program key (`Runner._estimate`): a rerun sizes its chunks without
 # tracing again.
 ESTIMATES = _Bounded(256)
+
+# (flops, equations) by program key (`Runner._costs`): what the compiler options are chosen from.
+COSTS = _Bounded(256)
+
+
+def clear_caches() -> None:
+    """Forget every compiled program, traced shape, estimate and cost kept in this process."""
+    for cache in (PROGRAMS, SHAPES, ESTIMATES, COSTS):
+        cache.clear()
 
 
 def _check_buckets(buckets):

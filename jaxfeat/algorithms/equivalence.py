@@ -85,8 +85,9 @@ def _one_step_equivalence(
 
     **A protocol value**: `protocol=jf.protocol.OneStepProtocol(…)` passes its activation,
     initialisation and step, and its readout's `lambdas`, `n_test`, `test_tile` and the spike
-    count's `k` (this procedure's readout is its own: the rest of `readout` is not used);
-    keywords given beside it override its fields.
+    count's `k` (this procedure's readout is its own: the rest of `readout` is not used, and a
+    `labels` rule pre-processes the step's labels only); keywords given beside it override
+    its fields.
     """
     terms = _checks.check_nonneg_int("terms", terms)
     degree = _checks.check_nonneg_int("degree", degree)

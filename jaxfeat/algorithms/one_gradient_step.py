@@ -106,9 +106,7 @@ def _jitted_entry(fn, protocol_keywords=_protocol.KEYWORDS):
     @functools.wraps(fn)
     def entry(key, dist, **kw):
         where = fn.__name__.lstrip("_")
-        if kw.get("protocol") is not None:
-            kw = _protocol_keywords(where, kw.pop("protocol"), protocol_keywords, kw) | kw
-        kw.pop("protocol", None)
+        protocol = kw.pop("protocol", None)
         for old, new in (("N", "width"), ("init", "scheme")):
             if kw.get(old) is not None:
                 name, kw[new] = _vocabulary.renamed(where, new, kw.get(new), old, kw.pop(old))
@@ -117,6 +115,8 @@ def _jitted_entry(fn, protocol_keywords=_protocol.KEYWORDS):
                     _sized.check_size(name, kw[new], cap)
         if kw.get("remove_low_order"):
             kw["labels"] = _check_labels(kw.get("labels"), kw.pop("remove_low_order"), None)
+        if protocol is not None:  # under the keywords given, old spellings included
+            kw = _protocol_keywords(where, protocol, protocol_keywords, kw) | kw
         if "alpha" in kw:  # values: inside the trace they are arrays, unchecked
             _check_alpha(kw["alpha"])
         for name in ("c", "eta"):
@@ -133,13 +133,13 @@ def _jitted_entry(fn, protocol_keywords=_protocol.KEYWORDS):
 
 
 def _protocol_keywords(where, protocol, accepted, given) -> dict:
-    """The keywords of `protocol` that `where` takes; not the initialisation's when `W0=` is
-    given (the weights are then given, not drawn)."""
+    """The keywords of `protocol` that `where` takes; not W₀'s scheme when `W0=` is given (W₀
+    is then given, not drawn; `init_seed` and `a_law` still draw `a` unless it is given)."""
     if not isinstance(protocol, _protocol.OneStepProtocol):
         raise InputTypeError(
             f"{where}: protocol must be a jaxfeat.protocol.OneStepProtocol, got {protocol!r}"
         )
-    skip = ("scheme", "init_seed") if given.get("W0") is not None else ()
+    skip = ("scheme",) if given.get("W0") is not None else ()
     return {k: v for k, v in protocol.keywords().items() if k in accepted and k not in skip}
 
 
@@ -181,7 +181,7 @@ def _step_once(
     The protocol's pieces, each replaceable: `W0=` (width, dim) and `a=` (width,) fix the
     initialisation (otherwise drawn from `key`, or with `init_seed` (an int) from
     `jax.random.key(init_seed)`: the same W₀ and a for every seed, as `init_weights` draws
-    them; `a_law` `"gaussian"` a ~ N(0, I/width) or `"sign"` a ~ Unif{±1/√width});
+    them without `tile`; `a_law` `"gaussian"` a ~ N(0, I/width) or `"sign"` a ~ Unif{±1/√width});
     `data=(X, y)` gives the step's samples (n = len(X); otherwise n fresh samples of `dist`),
     and `return_data=True` returns them in the result's `X`, `y`;
     `labels` pre-processes the step's labels (`jaxfeat.labels`: None, `"moments"` (Dandi et
