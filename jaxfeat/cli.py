@@ -4,6 +4,7 @@ hermite ACT`."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -81,11 +82,34 @@ def _hermite(args) -> int:
 def _list(args) -> int:
     from . import experiments
 
+    if args.experiment is not None:
+        print(_parameters(experiments.get(args.experiment)))
+        return 0
     for name in experiments.names():
         e = experiments.get(name)
         presets = ", ".join(f"{p} ({_preset_size(e.presets[p])})" for p in e.presets)
         print(f"{name:16s} {e.description}\n{'':16s} presets: {presets}")
     return 0
+
+
+def _parameters(e) -> str:
+    """An experiment's parameters with their defaults (which grid axes it vmaps, which are
+    dynamic sizes) and what each preset sets beyond them."""
+    show = lambda v: json.dumps(v, ensure_ascii=False, default=repr)  # noqa: E731
+    defaults = dict(e.defaults or {})
+    lines = [f"{e.name}: {e.description}", "parameters (default):"]
+    pad = max(map(len, defaults), default=0)
+    for k, v in defaults.items():
+        tags = [
+            t for t, on in (("vmapped", k in e.dynamic), ("a dynamic size", k in e.capacity)) if on
+        ]
+        lines.append(f"  {k:{pad}s} = {show(v)}" + (f"  ({', '.join(tags)})" if tags else ""))
+    for name, preset in e.presets.items():
+        sets = [f"{k}={show(v)}" for k, v in preset.get("set", {}).items()
+                if show(v) != show(defaults.get(k))]  # fmt: skip
+        lines.append(f"preset {name}: grid {show(preset['grid'])}, {preset['seeds']} seeds; "
+                     f"sets {', '.join(sets) or 'nothing else'}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _preset_size(preset) -> str:
@@ -405,7 +429,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfeat", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaxfeat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="experiments with one-line descriptions and their presets")
+    p = sub.add_parser(
+        "list",
+        help="experiments with one-line descriptions and their presets; with a NAME, its "
+        "parameters, their defaults and what each preset sets",
+    )
+    p.add_argument("experiment", nargs="?", help="an experiment: list its parameters")
     p.set_defaults(fn=_list)
     _add_run(sub)
     _add_store_tools(sub)

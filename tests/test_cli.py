@@ -130,3 +130,21 @@ def test_info_states_the_sizes_derived_from_ratio():
     cfg = {"grid": {}, "params": {"ratio": 0.5, "dim": 40, "width": None, "n": 100}}
     assert cli._derived_sizes(cfg) == "width = round(ratio·n) = 50 at n = 100"
     assert cli._derived_sizes({"grid": {}, "params": {"dim": None}}) is None
+
+
+def test_list_names_an_experiments_parameters_and_what_each_preset_sets(capsys):
+    """`jaxfeat list NAME`: the parameters with their defaults (the spikes experiment takes
+    **params, so its signature no longer lists them), the vmapped axes and dynamic sizes, and
+    each preset's settings beyond the defaults; an unknown name is one line, exit 2."""
+    assert cli.main(["list", "spikes"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        "  alpha        = 0.3  (vmapped)" in out and "  n            = 800  (a dynamic size)" in out
+    )
+    assert '  ridge_loss   = "mean"' in out
+    dandi = next(line for line in out if line.startswith("preset dandi:"))
+    assert "init_seed=0" in dandi and 'ridge_loss="sum"' in dandi and "activation" not in dandi
+    assert next(line for line in out if line.startswith("preset quick:")).endswith("n_test=500")
+    assert cli.main(["list", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown experiment 'nope'" in err[0]
