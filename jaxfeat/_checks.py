@@ -88,3 +88,37 @@ def check_key(key) -> None:
         raise InputTypeError(
             f"key must be a JAX PRNG key (jax.random.key(0)), got {type(key).__name__}"
         )
+
+
+def same_value(a, b) -> bool:
+    """Equal as parameter values: 1 and 1.0 alike, a tuple and a list of equal items alike."""
+    try:
+        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object)))
+    except (TypeError, ValueError):
+        return a is b
+
+
+def check_choice(name: str, value, allowed) -> None:
+    """`value` one of the strings `allowed`, or `InputError` naming `name`."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InputError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_in_range(name: str, value, low: float, high: float = np.inf, closed=True) -> None:
+    """A concrete number in [low, high] (open below unless `closed`); traced values pass (a
+    scan's dynamic axes, checked where they are concrete)."""
+    if not is_concrete(value):
+        return
+    if isinstance(value, bool):
+        raise InputTypeError(f"{name} must be a number, got {value!r}")
+    v = check_real(name, value)
+    if not (low <= v <= high) or (not closed and v == low) or not np.isfinite(v):
+        bound = (
+            f"in [{low:g}, {high:g}]" if np.isfinite(high) else f"{'>=' if closed else '>'} {low:g}"
+        )
+        raise InputError(f"{name} must be finite and {bound}, got {value!r}")

@@ -105,8 +105,7 @@ def _parameters(e) -> str:
         ]
         lines.append(f"  {k:{pad}s} = {show(v)}" + (f"  ({', '.join(tags)})" if tags else ""))
     for name, preset in e.presets.items():
-        sets = [f"{k}={show(v)}" for k, v in preset.get("set", {}).items()
-                if show(v) != show(defaults.get(k))]  # fmt: skip
+        sets = [f"{k}={show(v)}" for k, v in e.non_defaults(preset.get("set", {})).items()]
         lines.append(f"preset {name}: grid {show(preset['grid'])}, {preset['seeds']} seeds; "
                      f"sets {', '.join(sets) or 'nothing else'}")  # fmt: skip
     return "\n".join(lines)

@@ -25,8 +25,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from . import _checks, _vocabulary, labels as _labels
 from ._checks import InputError, InputTypeError
 
@@ -43,34 +41,11 @@ def _keyword(default, name: str | None = None):
     return dataclasses.field(default=default, metadata={"keyword": name})
 
 
-def _choice(name: str, value, allowed) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise InputError(f"{name} must be one of {allowed}, got {value!r}")
-
-
 def _scale(name: str, value) -> str:
     """An output-scale string in its canonical spelling (the 0.1 spellings warn)."""
     new = _vocabulary.OLD_OUTPUT_SCALES.get(value, value) if isinstance(value, str) else value
-    _choice(name, new, _vocabulary.OUTPUT_SCALES)
+    _checks.check_choice(name, new, _vocabulary.OUTPUT_SCALES)
     return _vocabulary.output_scale("protocol", value)
-
-
-def _bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise InputTypeError(f"{name} must be True or False, got {value!r}")
-
-
-def _number(name: str, value, low: float, high: float = np.inf, closed: bool = True) -> None:
-    """A concrete number in [low, high] (open below unless `closed`); traced values pass (a
-    scan's dynamic axes reach the protocol as arrays)."""
-    if not _checks.is_concrete(value):
-        return
-    if isinstance(value, bool):
-        raise InputTypeError(f"{name} must be a number, got {value!r}")
-    v = _checks.check_real(name, value)
-    if not (low <= v <= high) or (not closed and v == low) or not np.isfinite(v):
-        bound = f"in [{low}, {high}]" if np.isfinite(high) else f"{'>=' if closed else '>'} {low}"
-        raise InputError(f"{name} must be finite and {bound}, got {value!r}")
 
 
 def check_alpha(alpha) -> None:
@@ -100,8 +75,8 @@ class Init:
     seed: int | None = _keyword(None, "init_seed")
 
     def __post_init__(self):
-        _choice("scheme", self.scheme, SCHEMES)
-        _choice("a_law", self.a_law, A_LAWS)
+        _checks.check_choice("scheme", self.scheme, SCHEMES)
+        _checks.check_choice("a_law", self.a_law, A_LAWS)
         object.__setattr__(self, "output_scale", _scale("output_scale", self.output_scale))
         if self.seed is not None:
             _checks.check_nonneg_int("init_seed", self.seed)
@@ -124,7 +99,7 @@ class Step:
 
     def __post_init__(self):
         check_alpha(self.alpha)
-        _number("c", self.c, 0.0, closed=False)
+        _checks.check_in_range("c", self.c, 0.0, closed=False)
         _checks.check_positive_int("steps", self.steps)
         _labels.check_rule(self.labels)
 
@@ -154,15 +129,15 @@ class Readout:
     baseline: bool = _keyword(True, "init_readout")
 
     def __post_init__(self):
-        _choice("readout", self.sample, READOUTS)
+        _checks.check_choice("readout", self.sample, READOUTS)
         object.__setattr__(self, "lambdas", _lambdas(self.lambdas))
-        _choice("ridge_loss", self.loss, RIDGE_LOSSES)
-        _bool("intercept", self.intercept)
+        _checks.check_choice("ridge_loss", self.loss, RIDGE_LOSSES)
+        _checks.check_bool("intercept", self.intercept)
         object.__setattr__(self, "scale", _scale("ridge_scale", self.scale))
         _checks.check_positive_int("n_test", self.n_test)
         if self.test_tile is not None:
             _checks.check_positive_int("test_tile", self.test_tile)
-        _bool("init_readout", self.baseline)
+        _checks.check_bool("init_readout", self.baseline)
 
 
 def _lambdas(lambdas):
@@ -176,9 +151,9 @@ def _lambdas(lambdas):
             raise InputError(f"lambdas must be one λ or a non-empty 1-D grid, got {lambdas!r}")
         grid = tuple(_checks.check_real("lambdas", x) for x in items)
         for lam in grid:
-            _number("lambdas", lam, 0.0, closed=False)
+            _checks.check_in_range("lambdas", lam, 0.0, closed=False)
         return grid
-    _number("lambdas", lambdas, 0.0, closed=False)
+    _checks.check_in_range("lambdas", lambdas, 0.0, closed=False)
     return lambdas
 
 
@@ -194,7 +169,7 @@ class SpikeCount:
     def __post_init__(self):
         _checks.check_positive_int("k", self.k)
         _checks.check_positive_int("degree", self.degree)
-        _number("margin", self.margin, 1.0)
+        _checks.check_in_range("margin", self.margin, 1.0)
 
 
 _PARTS = ("init", "step", "readout", "spikes")
@@ -283,7 +258,7 @@ class OneStepProtocol:
     def diff(self, other: OneStepProtocol) -> dict[str, tuple[Any, Any]]:
         """{keyword: (this value, other's)} for every keyword where the two differ."""
         mine, theirs = self.keywords(), other.keywords()
-        return {k: (mine[k], theirs[k]) for k in mine if not _same(mine[k], theirs[k])}
+        return {k: (mine[k], theirs[k]) for k in mine if not _checks.same_value(mine[k], theirs[k])}
 
     def __str__(self) -> str:
         lines = [f"OneStepProtocol(activation={self.activation!r})"]
@@ -299,14 +274,6 @@ def _name(field: dataclasses.Field) -> str:
 
 def _flat(part) -> dict[str, Any]:
     return {_name(f): getattr(part, f.name) for f in dataclasses.fields(part)}
-
-
-def _same(a, b) -> bool:
-    """Equal values (1 and 1.0 alike, as `==` on the dataclasses has them)."""
-    try:
-        return bool(np.all(a == b))
-    except (TypeError, ValueError):
-        return a is b
 
 
 #: every keyword of a protocol, in order

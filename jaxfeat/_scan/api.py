@@ -240,17 +240,10 @@ def _summary(runner, out, finished, clash, per_chunk, tracing, seconds) -> str:
 
 def _changed_line(plan) -> str:
     """The fixed parameters that differ from the experiment's defaults (a preset's protocol,
-    say), or that none do; not those the engine derives from the grid (a padded width's
-    capacity)."""
-    derived = set(plan.exp.padded.values())
-    defaults = {k: v for k, v in (plan.exp.defaults or {}).items() if k not in derived}
-    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731
-    changed = [
-        f"{k}={json.dumps(v, ensure_ascii=False)}"
-        for k, v in plan.params.items()
-        if k in defaults and not same(v, defaults[k])
-    ]
-    return "set (differs from the defaults): " + (", ".join(changed) or "nothing")
+    say), or that none do (`Experiment.non_defaults`)."""
+    changed = plan.exp.non_defaults(plan.params)
+    shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in changed.items())
+    return "set (differs from the defaults): " + (shown or "nothing")
 
 
 def _calibration_note(calibration, name: str) -> str:

@@ -269,16 +269,16 @@ class Runner:
         return self._jitted(self.fixed[pid]).trace(*self._args(s, 0, batch))
 
     def _compile(self, pid: int, batch: int):
+        flops, equations = self._costs(pid, batch)  # while the trace is still kept
+        options = self._compiler_options(pid, batch)
         t0 = time.perf_counter()
         traced = self._traced.pop((pid, batch), None)
         if traced is None:
             traced = self._trace(pid, batch)
         lowered = traced.lower()
         t1 = time.perf_counter()
-        options = self._compiler_options(pid, batch)
         compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
         t2 = time.perf_counter()
-        equations = _cost.equations(traced.jaxpr)
         with self._lock:
             self.trace_seconds += t1 - t0
             self.compile_seconds += t2 - t1
@@ -287,7 +287,7 @@ class Runner:
                      trace_s=t1 - t0, compile_s=t2 - t1, options=options)
             )  # fmt: skip
         self.calibration.record_compile(equations, t2 - t1, self.plan.exp.name)
-        return compiled, _cost.flops(traced.jaxpr)
+        return compiled, flops
 
     def _compiler_options(self, pid: int, batch: int) -> dict:
         """XLA options for program `pid`: on a CPU, backend optimisation level `QUICK_LEVEL`
@@ -426,9 +426,10 @@ class Runner:
             slot = self._programs.get((pid, batch))
             if slot is not None and slot.done():
                 continue
-            traced = self._traced.get((pid, batch))
-            if traced is not None and PROGRAMS.get(self._compiled_key(pid, batch)) is None:
-                eqs = _cost.equations(traced.jaxpr)
+            if (pid, batch) in self._traced and PROGRAMS.get(
+                self._compiled_key(pid, batch)
+            ) is None:
+                eqs = self._costs(pid, batch)[1]
                 total += self.calibration.compile_seconds(eqs, self.plan.exp.name)
         return total
 
@@ -456,12 +457,8 @@ class Runner:
         for pid in range(len(self.fixed)):
             flops = self._flops.get((pid, batch))
             if flops is None:
-                traced = self._traced.get((pid, batch))
-                if traced is None:
-                    traced = self._traced[(pid, batch)] = self._trace(pid, batch)
-                flops = _cost.flops(traced.jaxpr)
+                flops, eqs = self._costs(pid, batch)
                 if PROGRAMS.get(self._compiled_key(pid, batch)) is None:
-                    eqs = _cost.equations(traced.jaxpr)
                     compile_s += self.calibration.compile_seconds(eqs, name)
             runs = n_chunks * self.program_of.count(pid)
             compute_s += runs * self.calibration.compute_seconds(flops, name)

@@ -87,10 +87,7 @@ _check_alpha = _protocol.check_alpha
 
 
 def _check_positive_scalar(name, x):
-    if _checks.is_concrete(x):
-        v = _checks.check_real(name, x)
-        if not (np.isfinite(v) and v > 0):
-            raise InputError(f"{name} must be finite and > 0, got {x!r}")
+    _checks.check_in_range(name, x, 0.0, closed=False)
 
 
 def _jitted_entry(fn, protocol_keywords=_protocol.KEYWORDS):
@@ -369,8 +366,7 @@ def init_weights(
 def _draw_init(key, N, d, scheme, a_law, tile, draw_W=True, draw_a=True, live=None):
     """W₀ and a (None where not `draw_…`) from the second and third of `key`'s three parts
     (the first draws the data); `live` = (live width, live dim) below (N, d) (`_sized`)."""
-    if a_law not in _A_LAWS:
-        raise InputError(f"a_law must be one of {_A_LAWS}, got {a_law!r}")
+    _checks.check_choice("a_law", a_law, _A_LAWS)
     _, k_w, k_a = jax.random.split(key, 3)
     dtype = jnp.zeros(()).dtype
     live = (N, d) if live is None else live
@@ -533,8 +529,7 @@ def _one_step_spikes(
     ridge = _check_ridge(lambdas, ridge_loss, intercept, ridge_scale, n_test, test_tile, live_width)
     padded = cap != Capacity()  # a callable label rule sees whole sets and knows no padding
     _labels.check_rule(labels, streamed=test_tile is not None or padded)
-    if not isinstance(init_readout, bool):
-        raise InputTypeError(f"init_readout must be True or False, got {init_readout!r}")
+    _checks.check_bool("init_readout", init_readout)
     ridge["init_readout"] = init_readout
     k_step, k_feat, k_test = jax.random.split(key, 3)
     step_cap = Capacity(n=cap.n, width=cap.width) if padded else None
@@ -568,8 +563,7 @@ _READOUTS = ("fresh", "step")
 
 def _check_readout(readout, n, n_tilde, tile, cap: Capacity):
     """(ñ, its capacity or None): `n_tilde` for a fresh readout sample, n for the step's own."""
-    if readout not in _READOUTS:
-        raise InputError(f"readout must be one of {_READOUTS}, got {readout!r}")
+    _checks.check_choice("readout", readout, _READOUTS)
     if readout == "fresh":
         if n_tilde is None:
             raise InputError("n_tilde= (the readout sample size) is required with readout='fresh'")
@@ -586,10 +580,8 @@ def _check_readout(readout, n, n_tilde, tile, cap: Capacity):
 def _check_ridge(lambdas, loss, intercept, scale, n_test, test_tile, N) -> dict:
     """The readout's conventions, checked: λ grid or one λ, loss, intercept, feature scale."""
     lambdas = jnp.logspace(-7, 0, 15) if lambdas is None else _check_lambdas(lambdas)
-    if loss not in RIDGE_LOSSES:
-        raise InputError(f"ridge_loss must be one of {RIDGE_LOSSES}, got {loss!r}")
-    if not isinstance(intercept, bool):
-        raise InputTypeError(f"intercept must be True or False, got {intercept!r}")
+    _checks.check_choice("ridge_loss", loss, RIDGE_LOSSES)
+    _checks.check_bool("intercept", intercept)
     scale = _vocabulary.output_scale("one_step_spikes", scale)
     n_test = _checks.check_positive_int("n_test", n_test)
     test_tile = None if test_tile is None else _checks.check_positive_int("test_tile", test_tile)

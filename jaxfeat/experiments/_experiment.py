@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 
+from .. import _checks
 from .._checks import InputError
 
 
@@ -80,6 +81,17 @@ class Experiment:
                 f"not_applicable must map output names to a number (the fill value), got "
                 f"{self.not_applicable!r}"
             )
+
+    def non_defaults(self, params: Mapping) -> dict:
+        """The entries of `params` that differ from the defaults (a preset's settings, a run's
+        fixed parameters), leaving out the capacities the engine derives from the grid
+        (`padded`'s targets)."""
+        defaults, derived = self.defaults or {}, set(self.padded.values())
+        return {
+            k: v
+            for k, v in params.items()
+            if k in defaults and k not in derived and not _checks.same_value(v, defaults[k])
+        }
 
     def resolve(self, params: Mapping) -> dict:
         """Defaults overridden by `params`; unknown names raise `InputError` naming them."""
