@@ -30,6 +30,22 @@ def shape_of(name: str, x) -> tuple[int, ...]:
         raise InputTypeError(f"{name} must be an array, got {type(x).__name__}") from None
 
 
+def check_gram_eigh(gram_eigh, N: int) -> tuple | None:
+    """`gram_eigh` = (e (N,), V (N, N)), an N×N Gram matrix's eigendecomposition, as arrays
+    (None passes through); wrong shapes raise `InputError` naming it."""
+    if gram_eigh is None:
+        return None
+    if not isinstance(gram_eigh, (tuple, list)) or len(gram_eigh) != 2:
+        raise InputError(f"gram_eigh must be a pair (e, V), got {type(gram_eigh).__name__}")
+    e, V = gram_eigh
+    if np.shape(e) != (N,) or np.shape(V) != (N, N):
+        raise InputError(
+            f"gram_eigh must be (e, V) of shapes ({N},), ({N}, {N}) for features with {N} "
+            f"columns, got {np.shape(e)}, {np.shape(V)}"
+        )
+    return jax.numpy.asarray(e), jax.numpy.asarray(V)
+
+
 def check_ndim(name: str, x, ndim: int, expected: str) -> tuple[int, ...]:
     shape = shape_of(name, x)
     if len(shape) != ndim:

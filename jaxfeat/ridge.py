@@ -44,13 +44,19 @@ def ridge_path(
     loss: str = "mean",
     feature_scale=1.0,
     n=None,
+    gram_eigh=None,
 ) -> dict[str, Float[Array, ...]]:
     """Ridge solutions and errors for every λ in `lambdas`.
 
     **Arguments:** `F` (n, N) training features, `y` (n,), `lambdas` (L,) all > 0, optional test
     set `F_test` (n_test, N), `y_test`; the conventions `intercept` (F and y centred on the
     training means; the intercept is not penalised), `loss` and `feature_scale` (module
-    docstring); `n` the live rows of F and y (module docstring; default all).
+    docstring); `n` the live rows of F and y (module docstring; default all); `gram_eigh`
+    (optional) the eigendecomposition (e, V), ascending, of GᵀG with G the centred (or, without
+    an intercept, uncentred) scaled live training features, *not* divided by n, when the
+    caller already has it (`jaxfeat.spectrum.centred_gram_eigh`; `one_step_spikes` shares one
+    with the spike count): used in the primal form (n ≥ N), which then does no
+    eigendecomposition of its own.
 
     **Returns:** `coef` (L, N) (of the scaled features sF), `intercept` (L,), `train_mse` (L,),
     `gram_eigenvalues` (the eigenvalues of the (centred) Gram matrix of sF divided by n,
@@ -73,6 +79,7 @@ def ridge_path(
     (primal) or Σ_m U_jm² e_m/(e_m + λ) (dual, H_c = K(K + nλ)⁻¹, K = G_cG_cᵀ = nU diag(e)Uᵀ).
     """
     _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
+    eig = _checks.check_gram_eigh(gram_eigh, np.shape(F)[1])
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
     n, live = _live_rows(F, n)
     G, fm, ym = _centring(F * feature_scale, y, intercept, live)
@@ -80,7 +87,7 @@ def ridge_path(
     lam = _mean_lambda(lam, loss, n)
     ones = jnp.full(F.shape[0], float(intercept), F.dtype)  # H_λ = H_c + uuᵀ, u = 1/√n live
     u = _sized.mask_rows(ones, live) / jnp.sqrt(jnp.asarray(n, F.dtype))  # √ of an int32 is f32
-    e, coef, resid, slack = _ridge_coefficients(Gc, yc, lam, n, u)
+    e, coef, resid, slack = _ridge_coefficients(Gc, yc, lam, n, u, eig)
     b0 = ym - coef @ fm
     out = {"coef": coef, "intercept": b0, "gram_eigenvalues": e}
     out |= _loo_gcv(resid, slack, e, lam, n, live, intercept)
@@ -203,16 +210,20 @@ def _nonzero(e, size: int):
     return e > size * jnp.finfo(e.dtype).eps * jnp.max(e)
 
 
-def _ridge_coefficients(Fc, yc, lam, n, u):
+def _ridge_coefficients(Fc, yc, lam, n, u, eig=None):
     """(eigenvalues of the Gram matrix / n, coefficients (L, N), residuals yc − Fc·a (rows, L),
     1 − diag(H_λ) (L, rows)) of min |Fc·a − yc|²/n + λ|a|² for every λ, from one
     eigendecomposition of the smaller of FcᵀFc/n and FcFcᵀ/n (padding rows of Fc and yc are
     zero: they add zero eigenvalues, whose directions Fcᵀ annihilates). H_λ = H_c + uuᵀ, H_c =
-    Fc(FcᵀFc + nλ)⁻¹Fcᵀ, u = 1/√n on the live rows with an intercept (Fcᵀu = 0), else zero."""
+    Fc(FcᵀFc + nλ)⁻¹Fcᵀ, u = 1/√n on the live rows with an intercept (Fcᵀu = 0), else zero.
+    `eig`: the eigendecomposition of FcᵀFc (not divided by n) when the caller has it."""
     rows, N = Fc.shape
     if N > rows:
         return _dual_ridge(Fc, yc, lam, n, u)
-    e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
+    if eig is None:
+        e, V = jnp.linalg.eigh(Fc.T @ Fc / n)
+    else:
+        e, V = eig[0] / n, eig[1]
     d = e[None, :] + lam[:, None]  # (L, N)
     proj = V.T @ (Fc.T @ yc) / n  # (N,)
     coef = (V[None, :, :] * (proj[None, :] / d)[:, None, :]).sum(-1)

@@ -42,6 +42,7 @@ __all__ = [
     "feature_spectrum",
     "hermite_features",
     "count_spikes",
+    "centred_gram_eigh",
     "spike_statistics",
     "spike_expansion",
     "EXPANSION_BASES",
@@ -482,6 +483,7 @@ def _count_spikes(
     method: str = "auto",
     key: PRNGKeyArray | None = None,
     iters: int = 8,
+    gram_eigh=None,
 ) -> dict:
     """Spikes of the column-centred feature matrix F (ñ, N) above the deflated bulk edge.
 
@@ -509,6 +511,10 @@ def _count_spikes(
       (two `eigh`s of N×N matrices; materialises a `LazyFeatures`) or `"krylov"`.
     - `key`: the PRNG key of the Krylov start block, required for `"krylov"`.
     - `iters`: Krylov blocks (default 8).
+    - `gram_eigh`: the eigendecomposition (e, V) of F_cᵀF_c (`centred_gram_eigh(F)`) when the
+      caller already has it, e.g. for a ridge path on the same features
+      (`jaxfeat.ridge.ridge_path(gram_eigh=…)`): the dense path then does one `eigh` (of the
+      deflated Gram matrix), not two. Dense path only.
 
     **Returns:** a dict of arrays: `singular_values` (k,) in decreasing order,
     `deflated_edge` (scalar), `n_outliers` (the number of s_i above `margin` × the edge),
@@ -521,13 +527,17 @@ def _count_spikes(
     k = _check_k(k, n, N)
     margin = _checks.check_nonneg_float("margin", margin)
     method = _check_method(method, F, key, iters)
+    if gram_eigh is not None and method != "dense":
+        raise InputError("gram_eigh is for the dense path (method='dense' or an array F)")
     if method == "dense":
         F, H = F.densify(H, direction, degree)
     mu, HtFc, HtH = F.hermite_stats(H, direction, degree)
     B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
-    spikes = _dense_spikes if method == "dense" else _krylov_spikes
-    # F is dense on the dense path (densified above)
-    s, V, edge = spikes(F, mu, B, k=k, key=key, iters=iters)  # pyright: ignore[reportArgumentType]
+    if method == "dense":  # F is dense here (densified above)
+        eig = _checks.check_gram_eigh(gram_eigh, N)
+        s, V, edge = _dense_spikes(F, mu, B, k=k, eig=eig)  # pyright: ignore[reportArgumentType]
+    else:
+        s, V, edge = _krylov_spikes(F, mu, B, k=k, key=key, iters=iters)
     return spike_statistics(s, V, HtFc, HtH, edge, margin=margin)
 
 
@@ -547,11 +557,23 @@ feature_spectrum = _module_jit(_feature_spectrum)
 count_spikes = _module_jit(_count_spikes)
 
 
-def _dense_spikes(F: DenseFeatures, mu, B, *, k, key, iters):
-    """Top-k of F_cᵀF_c and the deflated edge, by two `eigh`s of N×N matrices."""
+def centred_gram_eigh(F: ArrayLike | DenseFeatures) -> tuple[Array, Array]:
+    """The eigendecomposition (e, V), ascending, of F_cᵀF_c, F_c the column-centred live rows
+    of F (N×N: `eigh`): what `count_spikes` and `jaxfeat.ridge.ridge_path` (with an intercept
+    and unit feature scale) would each compute, shared through their `gram_eigh=`."""
+    dense = as_features(F)
+    if not isinstance(dense, DenseFeatures):
+        raise InputError("centred_gram_eigh needs an array F or DenseFeatures")
+    Fc = dense.centred(dense.column_mean())
+    return jnp.linalg.eigh(Fc.T @ Fc)
+
+
+def _dense_spikes(F: DenseFeatures, mu, B, *, k, eig=None):
+    """Top-k of F_cᵀF_c and the deflated edge, by two `eigh`s of N×N matrices (one when `eig`,
+    F_cᵀF_c's, is given)."""
     Fc = F.centred(mu)
     gram = Fc.T @ Fc
-    evals, vecs = jnp.linalg.eigh(gram)
+    evals, vecs = jnp.linalg.eigh(gram) if eig is None else eig
     s, V = _top(evals, vecs, k)
     top = jnp.linalg.eigvalsh(gram - B.T @ B)[-1]  # (P^⊥F_c)ᵀ(P^⊥F_c) = F_cᵀF_c − BᵀB
     return s, V, jnp.sqrt(jnp.maximum(top, 0.0))

@@ -26,6 +26,7 @@ from ..rows import ArrayRows, fold_rows
 from ..spectrum import (
     EXPANSION_BASES,
     DenseFeatures,
+    centred_gram_eigh,
     count_spikes,
     hermite_features,
     spike_expansion as _expansion,
@@ -112,11 +113,14 @@ def _one_step_equivalence(
     live = n_tilde if cap.n_tilde is not None else None
     neurons = None if cap.width is None else _sized.live_mask(cap.width, width)
     maps = _feature_maps(res, act, terms, expansion, neurons)
-    F1 = maps[0](Xt)  # formed once: for its ridge path and its spike count
-    fits = [ridge_path(F, yt, lambdas, n=live) for F in [F1] + [f(Xt) for f in maps[1:]]]
+    F1 = DenseFeatures(maps[0](Xt), n=live)  # formed once: for its ridge path and spike count
+    # and its centred Gram matrix decomposed once for both (the primal form's)
+    eig = centred_gram_eigh(F1) if F1.shape[1] <= F1.shape[0] else None
+    fits = [ridge_path(F1.F, yt, lambdas, n=live, gram_eigh=eig)]
+    fits += [ridge_path(f(Xt), yt, lambdas, n=live) for f in maps[1:]]
     test = ArrayRows(*dist.sample(k_test, n_test), tile=test_tile)
     out = _readout_summary(fits, lambdas, maps, test, jnp.asarray(dist.beta), degree)
-    return out | _spike_summary(Xt, res, act, terms, k, fits[1], F1, live)
+    return out | _spike_summary(Xt, res, act, terms, k, fits[1], F1, eig, live)
 
 
 # the protocol's initialisation, step and the readout fields this procedure has (its readout
@@ -176,13 +180,13 @@ def _se(s1, s2, m):
     return jnp.sqrt(var / m)
 
 
-def _spike_summary(Xt, res, act, terms, k, fit0, F1, live) -> dict[str, Array]:
-    """F₁'s spike count (MATH §4.3), the spike terms' strengths θ_k = ‖c_k h_k‖‖δ^{∘k}‖ (the
-    uncentred factors of `spike_factors`) and F₀'s bulk edge (from the F₀ ridge path's
-    eigenvalues: the centred Gram matrix over the `live` rows)."""
-    F1 = DenseFeatures(F1, n=live)
+def _spike_summary(Xt, res, act, terms, k, fit0, F1: DenseFeatures, eig, live) -> dict:
+    """F₁'s spike count (MATH §4.3; `eig` its centred Gram matrix's eigendecomposition or
+    None), the spike terms' strengths θ_k = ‖c_k h_k‖‖δ^{∘k}‖ (the uncentred factors of
+    `spike_factors`) and F₀'s bulk edge (from the F₀ ridge path's eigenvalues: the centred
+    Gram matrix over the `live` rows)."""
     H = hermite_features(Xt, res.zeta, 8)
-    n_outliers = count_spikes(F1, H, k=min(k, min(F1.shape) - 1))["n_outliers"]
+    n_outliers = count_spikes(F1, H, k=min(k, min(F1.shape) - 1), gram_eigh=eig)["n_outliers"]
     rows = Xt.shape[0] if live is None else jnp.asarray(live, Xt.dtype)
     edge = jnp.sqrt(rows * jnp.maximum(fit0["gram_eigenvalues"][-1], 0.0))
     C, powers = spike_factors(Xt, res, act, max(terms, 1), live, centre=False)

@@ -37,7 +37,13 @@ from ..data import Distribution, MultiIndex, SingleIndex
 from ..nets import TwoLayer, unit_rows
 from ..ridge import RIDGE_LOSSES, ridge_fit, ridge_path
 from ..rows import ArrayRows, Rows, SampledRows, fold_rows
-from ..spectrum import DenseFeatures, LazyFeatures, count_spikes, hermite_features
+from ..spectrum import (
+    DenseFeatures,
+    LazyFeatures,
+    centred_gram_eigh,
+    count_spikes,
+    hermite_features,
+)
 
 __all__ = ["OneStepResult", "init_weights", "one_step", "one_step_spikes"]
 
@@ -664,12 +670,16 @@ def _dense_spikes(
         F = TwoLayer(W, zeros, res.a, act).features(X)
         return F if neurons is None else _sized.where(neurons[None, :], F, 0.0)
 
-    F1 = feats(res.W1, Xt)
+    F1 = DenseFeatures(feats(res.W1, Xt), n=n_live)
     H = hermite_features(Xt, res.zeta, spikes["degree"])
-    stats = count_spikes(DenseFeatures(F1, n=n_live), H, k=spikes["k"], margin=spikes["margin"])
+    # one eigendecomposition of F₁'s centred Gram matrix for the spike count and the ridge path
+    # when the path's is the same matrix (a λ grid, an intercept, unit scale, the primal form)
+    shared = ridge["lambdas"].ndim == 1 and ridge["intercept"] and ridge["unit_scale"]
+    eig = centred_gram_eigh(F1) if shared and F1.shape[1] <= F1.shape[0] else None
+    stats = count_spikes(F1, H, k=spikes["k"], margin=spikes["margin"], gram_eigh=eig)
     weights = (res.W1, res.W0) if ridge["init_readout"] else (res.W1,)
-    Fs = [F1] + [feats(W, Xt) for W in weights[1:]]
-    fits = [_readout_fit(F, yt, ridge, n_live) for F in Fs]
+    Fs = [F1.F] + [feats(W, Xt) for W in weights[1:]]
+    fits = [_readout_fit(F, yt, ridge, n_live, e) for F, e in zip(Fs, (eig, None))]
     adjust = _labels.label_adjuster(test, labels)
     errors = _test_errors(test, adjust, feats, weights, fits, ridge, direction)
     if not ridge["init_readout"]:
@@ -725,13 +735,13 @@ def spike_part_singular_values(X, res, act, degree: int, n=None) -> Array:
     return jnp.sqrt(jnp.maximum(ev[::-1], 0.0))  # (K,), descending
 
 
-def _readout_fit(F, y, ridge, n=None) -> dict:
-    """The ridge readout on features F (its first n rows live): a path over a λ grid, or one
-    solve for one λ."""
+def _readout_fit(F, y, ridge, n=None, gram_eigh=None) -> dict:
+    """The ridge readout on features F (its first n rows live): a path over a λ grid (from
+    `gram_eigh` when given), or one solve for one λ."""
     conv = dict(intercept=ridge["intercept"], loss=ridge["loss"], feature_scale=ridge["scale"])
     if ridge["lambdas"].ndim == 0:
         return ridge_fit(F, y, ridge["lambdas"], n=n, **conv)
-    return ridge_path(F, y, ridge["lambdas"], n=n, **conv)
+    return ridge_path(F, y, ridge["lambdas"], n=n, gram_eigh=gram_eigh, **conv)
 
 
 def _test_errors(test: Rows, adjust, feats, weights, fits, ridge, direction) -> dict[str, Array]:
