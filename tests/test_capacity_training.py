@@ -17,7 +17,7 @@ from conftest import assert_same, compile_log
 import jaxfeat as jf
 from jaxfeat._checks import InputError
 from jaxfeat.experiments import gradient_features as shi, local_convergence as zhou_ge
-from jaxfeat.kernel_baselines import kernel_ridge, relu_nngp
+from jaxfeat.kernel_baselines import feature_ridge, kernel_ridge, relu_nngp
 from jaxfeat.objectives import LOSSES, Dataset, Online
 
 KEY = jax.random.key(11)
@@ -92,6 +92,28 @@ def test_kernel_ridge_on_live_rows_is_the_ridge_of_those_rows(kernel):
     got, got_rho = jax.jit(lambda n: kernel_ridge(K, K_test, y, n=n))(LIVE)
     assert got_rho == rho
     np.testing.assert_allclose(got, pred, rtol=0, atol=1e-12 * float(jnp.max(jnp.abs(pred))))
+
+
+@pytest.mark.parametrize("width", [10, 50])  # the primal (10 < n) and the dual (50 > n) side
+@pytest.mark.parametrize("padded", [False, True])
+def test_feature_ridge_is_the_kernel_ridge_of_its_linear_kernel(width, padded):
+    """The random-features baseline from the width×width Gram matrix: the predictions and the
+    leave-one-out choice of ρ of `kernel_ridge(φφᵀ, φ_testφᵀ, y)` on the live rows (float64)."""
+    k1, k2, k3 = jax.random.split(KEY, 3)
+    X, X_test = jax.random.normal(k1, (CAP, 6)), jax.random.normal(k3, (20, 6))
+    y = jnp.sign(jax.random.normal(k2, (CAP,)) + 0.5 * X[:, 0])
+    V = jax.random.normal(k3, (6, width))
+    phi, phi_test = jax.nn.relu(X @ V - 0.3), jax.nn.relu(X_test @ V - 0.3)
+    live = phi[:LIVE]
+    for ridges in ((1e-3, 1e-1, 10.0), (1e-5, 1e-3)):  # ρ chosen inside the grid and at its edge
+        pred, rho = kernel_ridge(live @ live.T, phi_test @ live.T, y[:LIVE], ridges)
+        if padded:
+            fit = jax.jit(lambda n, r=ridges: feature_ridge(phi, phi_test, y, r, n=n))
+            got, got_rho = fit(LIVE)
+        else:
+            got, got_rho = feature_ridge(live, phi_test, y[:LIVE], ridges)
+        assert float(got_rho) == float(rho)
+        np.testing.assert_allclose(got, pred, rtol=0, atol=1e-9 * float(jnp.max(jnp.abs(pred))))
 
 
 SHI = dict(dim=12, width=16, n_test=200, steps=30, log_every=10)
