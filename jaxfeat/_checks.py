@@ -30,9 +30,9 @@ def shape_of(name: str, x) -> tuple[int, ...]:
         raise InputTypeError(f"{name} must be an array, got {type(x).__name__}") from None
 
 
-def check_gram_eigh(gram_eigh, N: int) -> tuple | None:
-    """`gram_eigh` = (e (N,), V (N, N)), an N×N Gram matrix's eigendecomposition, as arrays
-    (None passes through); wrong shapes raise `InputError` naming it."""
+def check_gram_eigh(gram_eigh, N: int, dtype=None) -> tuple | None:
+    """`gram_eigh` = (e (N,), V (N, N)), an N×N Gram matrix's eigendecomposition, as arrays of
+    the features' `dtype` (None passes through); wrong shapes raise `InputError` naming it."""
     if gram_eigh is None:
         return None
     if not isinstance(gram_eigh, (tuple, list)) or len(gram_eigh) != 2:
@@ -43,7 +43,7 @@ def check_gram_eigh(gram_eigh, N: int) -> tuple | None:
             f"gram_eigh must be (e, V) of shapes ({N},), ({N}, {N}) for features with {N} "
             f"columns, got {np.shape(e)}, {np.shape(V)}"
         )
-    return jax.numpy.asarray(e), jax.numpy.asarray(V)
+    return jax.numpy.asarray(e, dtype), jax.numpy.asarray(V, dtype)
 
 
 def check_ndim(name: str, x, ndim: int, expected: str) -> tuple[int, ...]:

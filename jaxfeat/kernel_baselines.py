@@ -24,7 +24,6 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import _sized
 from ._arcsine import acos
-from .ridge import ridge_path
 
 __all__ = ["relu_nngp", "relu_ntk", "kernel_ridge", "feature_ridge", "RIDGES"]
 
@@ -108,8 +107,7 @@ def kernel_ridge(
     shrink = lam[None, :] / (lam[None, :] + r)  # (R, n)
     fit = (shrink * Uy[None, :]) @ U.T  # (R, n) in-sample predictions
     h = shrink @ (U.T**2)  # (R, n): diagonal of H
-    loo = jnp.sum(((y[None, :] - fit) / jnp.maximum(1.0 - h, 1e-12)) ** 2, axis=1) / n
-    best = jnp.argmin(jnp.where(jnp.isfinite(loo), loo, jnp.inf))
+    best = _loo_choice(y, fit, h, n)
     alpha = U @ (Uy / (lam + r[best]))
     return K_test @ alpha, rho[best]
 
@@ -122,22 +120,38 @@ def feature_ridge(
     n=None,
 ) -> tuple[Float[Array, " t"], Float[Array, ""]]:
     """`kernel_ridge(φφᵀ, φ_testφᵀ, y, ridges, n)` for the linear kernel of features φ (n, p),
-    from the p×p Gram matrix when p < n (one `eigh` of the smaller side,
-    `jaxfeat.ridge.ridge_path`): k(x)ᵀ(K + rI)⁻¹y = φ(x)ᵀ(φᵀφ + rI)⁻¹φᵀy, the hat matrix and
-    so the leave-one-out errors are the same, and r = ρ·tr(K)/n with tr(K) = |φ|²_F. The
-    random-features baseline at width p ≪ n costs p³ instead of n³.
+    from the p×p Gram matrix when p < n: with φᵀφ = V diag(λ) Vᵀ and P = φV, K = PPᵀ has the
+    nonzero eigenvalues λ and vectors P_m/√λ_m, so the in-sample fit Σ_m P_m P_mᵀy/(λ_m + r),
+    the leverages H_ii = Σ_m P_im²/(λ_m + r) and the test predictions
+    φ_test(φᵀφ + rI)⁻¹φᵀy need no n×n matrix, and no division by a small λ_m; r = ρ·tr(K)/n
+    with tr(K) = |φ|²_F, ρ chosen by the same exact leave-one-out. The random-features
+    baseline at width p ≪ n costs p³ instead of n³ (p ≥ n: `kernel_ridge` itself).
 
     `n` (optional, possibly traced): only the first n rows of φ and y are live.
 
     **Returns:** `(predictions on the test inputs, the chosen ρ)`.
     """
     phi, phi_test, y = map(jnp.asarray, (phi, phi_test, y))
-    rows = phi.shape[0]
-    count = rows if n is None else jnp.asarray(n, phi.dtype)
-    trace = jnp.sum(_sized.mask_rows(phi, n) ** 2)
+    rows, p = phi.shape
+    if p >= rows:
+        return kernel_ridge(phi @ phi.T, phi_test @ phi.T, y, ridges, n)
+    phi, y = _sized.mask_rows(phi, n), _sized.mask_rows(y, n)
+    count = rows if n is None else n
+    lam, V = jnp.linalg.eigh(phi.T @ phi)
+    lam = jnp.maximum(lam, 0.0)
     rho = jnp.asarray(ridges, phi.dtype)
-    # (K + rI)⁻¹ is (1/n)|y − φa|² + λ|a|²'s solution at nλ = r
-    path = ridge_path(phi, y, rho * trace / count**2, intercept=False, n=n)
-    loo = path["loo_mse"]
-    best = jnp.argmin(jnp.where(jnp.isfinite(loo), loo, jnp.inf))
-    return phi_test @ path["coef"][best], rho[best]
+    r = rho[:, None] * (jnp.sum(lam) / count)  # (R, 1)
+    P = phi @ V  # (rows, p)
+    inv = 1.0 / (lam[None, :] + r)  # (R, p)
+    Py = P.T @ y
+    fit = (inv * Py[None, :]) @ P.T  # (R, rows)
+    h = inv @ (P**2).T  # (R, rows): diagonal of H
+    best = _loo_choice(y, fit, h, count)
+    return phi_test @ (V @ (inv[best] * Py)), rho[best]
+
+
+def _loo_choice(y, fit, h, n):
+    """The index of the ridge with the smallest exact leave-one-out squared error
+    Σ_i ((y_i − ŷ_i)/(1 − H_ii))²/n (non-finite values never chosen)."""
+    loo: Array = jnp.sum(((y[None, :] - fit) / jnp.maximum(1.0 - h, 1e-12)) ** 2, axis=1) / n
+    return jnp.argmin(jnp.where(jnp.isfinite(loo), loo, jnp.inf))

@@ -55,8 +55,8 @@ def ridge_path(
     (optional) the eigendecomposition (e, V), ascending, of GᵀG with G the centred (or, without
     an intercept, uncentred) scaled live training features, *not* divided by n, when the
     caller already has it (`jaxfeat.spectrum.centred_gram_eigh`; `one_step_spikes` shares one
-    with the spike count): used in the primal form (n ≥ N), which then does no
-    eigendecomposition of its own.
+    with the spike count): used in the primal form (F's rows, padding included, ≥ N), which
+    then does no eigendecomposition of its own, and ignored in the dual form.
 
     **Returns:** `coef` (L, N) (of the scaled features sF), `intercept` (L,), `train_mse` (L,),
     `gram_eigenvalues` (the eigenvalues of the (centred) Gram matrix of sF divided by n,
@@ -79,7 +79,7 @@ def ridge_path(
     (primal) or Σ_m U_jm² e_m/(e_m + λ) (dual, H_c = K(K + nλ)⁻¹, K = G_cG_cᵀ = nU diag(e)Uᵀ).
     """
     _check_ridge_args(F, y, lambdas, F_test, y_test, loss)
-    eig = _checks.check_gram_eigh(gram_eigh, np.shape(F)[1])
+    eig = _checks.check_gram_eigh(gram_eigh, np.shape(F)[1], jnp.asarray(F).dtype)
     F, y, lam = jnp.asarray(F), jnp.asarray(y), jnp.asarray(lambdas, dtype=jnp.asarray(F).dtype)
     n, live = _live_rows(F, n)
     G, fm, ym = _centring(F * feature_scale, y, intercept, live)

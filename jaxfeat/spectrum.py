@@ -534,7 +534,7 @@ def _count_spikes(
     mu, HtFc, HtH = F.hermite_stats(H, direction, degree)
     B = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(HtH), HtFc, lower=True)
     if method == "dense":  # F is dense here (densified above)
-        eig = _checks.check_gram_eigh(gram_eigh, N)
+        eig = _checks.check_gram_eigh(gram_eigh, N, F.dtype)
         s, V, edge = _dense_spikes(F, mu, B, k=k, eig=eig)  # pyright: ignore[reportArgumentType]
     else:
         s, V, edge = _krylov_spikes(F, mu, B, k=k, key=key, iters=iters)

@@ -94,7 +94,7 @@ def test_kernel_ridge_on_live_rows_is_the_ridge_of_those_rows(kernel):
     np.testing.assert_allclose(got, pred, rtol=0, atol=1e-12 * float(jnp.max(jnp.abs(pred))))
 
 
-@pytest.mark.parametrize("width", [10, 50])  # the primal (10 < n) and the dual (50 > n) side
+@pytest.mark.parametrize("width", [10, 50])  # 50: above the live rows, below the capacity
 @pytest.mark.parametrize("padded", [False, True])
 def test_feature_ridge_is_the_kernel_ridge_of_its_linear_kernel(width, padded):
     """The random-features baseline from the width×width Gram matrix: the predictions and the
@@ -114,6 +114,21 @@ def test_feature_ridge_is_the_kernel_ridge_of_its_linear_kernel(width, padded):
             got, got_rho = feature_ridge(live, phi_test, y[:LIVE], ridges)
         assert float(got_rho) == float(rho)
         np.testing.assert_allclose(got, pred, rtol=0, atol=1e-9 * float(jnp.max(jnp.abs(pred))))
+
+
+def test_feature_ridge_in_float32_chooses_the_ridge_float64_chooses():
+    """Uncentred ReLU features, width 256 just above the 250 live rows of a 1,000-row capacity
+    (a bucketed n): the leave-one-out choice in float32 is float64's `kernel_ridge` choice (a
+    cutoff of the Gram eigenvalues at rows·ε·max λ chose ρ = 1e-5 against 10 here)."""
+    rng = np.random.default_rng(1)
+    X, X_test = rng.standard_normal((1000, 64)), rng.standard_normal((300, 64))
+    W = rng.standard_normal((64, 256)) / 8.0
+    phi, phi_test = np.maximum(X @ W, 0.0), np.maximum(X_test @ W, 0.0)
+    y = np.sign(X[:, 0] * X[:, 1])
+    _, rho = kernel_ridge(phi[:250] @ phi[:250].T, phi_test @ phi[:250].T, y[:250])
+    f32 = [jnp.asarray(a, jnp.float32) for a in (phi, phi_test, y)]
+    _, got = jax.jit(lambda n: feature_ridge(*f32, n=n))(250)
+    assert got.dtype == jnp.float32 and float(got) == pytest.approx(float(rho))
 
 
 SHI = dict(dim=12, width=16, n_test=200, steps=30, log_every=10)

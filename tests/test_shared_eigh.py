@@ -10,6 +10,7 @@ import pytest
 
 import jaxfeat as jf
 from jaxfeat._checks import InputError
+from jaxfeat.algorithms import one_gradient_step
 from jaxfeat.algorithms.equivalence import one_step_equivalence
 from jaxfeat.ridge import ridge_path
 from jaxfeat.spectrum import DenseFeatures, centred_gram_eigh, count_spikes, hermite_features
@@ -106,4 +107,37 @@ def test_one_step_programs_decompose_f1_once():
         return one_step_equivalence(key, dist, n=60, width=width, n_test=30, terms=2)
 
     assert _gram_eighs(spikes, width) == 3
+
+    def uncentred(key):  # without an intercept the path's matrix is not the spike count's
+        return jf.algorithms.one_step_spikes(
+            key, dist, n=60, n_tilde=60, width=width, n_test=30, k=3, intercept=False
+        )
+
+    assert _gram_eighs(uncentred, width) == 5  # F₁ twice, the deflated one, F₀ and its edge
     assert _gram_eighs(equivalence, width) == 5
+
+
+SHARED_OR_NOT = {  # one that shares (padded rows and neurons, the sum loss), one that does not
+    "padded": dict(n=50, capacity=jf.Capacity(n=70, n_tilde=70, width=14), ridge_loss="sum"),
+    "scaled": dict(ridge_scale="1/sqrt(width)", intercept=False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", SHARED_OR_NOT)
+def test_one_step_spikes_gives_the_same_numbers_shared_or_not(config, monkeypatch):
+    """Every output with the shared decomposition equals the one of the unshared program
+    (`centred_gram_eigh` replaced by None: each consumer decomposes its own), float64."""
+    dist = jf.data.SingleIndex(np.eye(1, 12)[0], [0.0, 1.0, 0.5], noise=0.1)
+    kw = dict(n=60, n_tilde=60, width=10, n_test=30, k=3) | SHARED_OR_NOT[config]
+
+    def run():
+        return jax.jit(lambda k: one_gradient_step._one_step_spikes(k, dist, **kw))(
+            jax.random.key(4)
+        )
+
+    shared = run()
+    monkeypatch.setattr(one_gradient_step, "centred_gram_eigh", lambda F: None)
+    own = run()
+    for key, v in own.items():
+        np.testing.assert_allclose(shared[key], v, rtol=1e-9, atol=1e-12, err_msg=key)
