@@ -198,16 +198,24 @@ def _loo_gcv(
     icpt = 1.0 if intercept else 0.0
     loo = _row_mean((r / slack.T) ** 2, live)
     # n − tr(H_λ) = (n − 1_icpt − rank) + Σ_{e_m>0} λ/(e_m + λ): no cancellation as tr(H) → n
-    nonzero = _nonzero(e, max(r.shape[0], e.shape[0]))
+    nonzero = _nonzero(e)
     rest = jnp.sum(_sized.where(nonzero[None, :], lam[:, None] / (e[None, :] + lam[:, None]), 0), 1)
     gcv = _row_mean(r**2, live) / ((n - icpt - jnp.sum(nonzero) + rest) / n) ** 2
     return {"loo_mse": loo, "gcv": gcv, "best_loo": jnp.argmin(loo), "best_gcv": jnp.argmin(gcv)}
 
 
-def _nonzero(e, size: int):
-    """The Gram eigenvalues above rounding (size·ε·max e): the others are zero, whose
-    computed values (±ε·max e) would otherwise add ε·max e/λ to the leverages and tr(H)."""
-    return e > size * jnp.finfo(e.dtype).eps * jnp.max(e)
+#: Gram eigenvalues at most this many ε·max e are rounding: exact zeros (padding, rank) come out
+#: of `eigh` at ~0.01–0.1 ε·max e; a cutoff at size·ε·max e (size the rows, 10³) dropped genuine
+#: eigenvalues of near-square float32 features (n = 1000, N = 990: smallest ≈ 2.4 ε·max e), so
+#: the leverages came out too small and leave-one-out chose λ = 1e-7 with a LOO error 0.17× the
+#: true one (float64: λ = 0.1); tests/test_ridge_loo.py::test_near_square_float32_features
+ROUNDING_EPS = 4.0
+
+
+def _nonzero(e):
+    """The Gram eigenvalues above rounding (`ROUNDING_EPS`·ε·max e): the others are zero,
+    whose computed values (±ε·max e) would otherwise add ε·max e/λ to the leverages and tr(H)."""
+    return e > ROUNDING_EPS * jnp.finfo(e.dtype).eps * jnp.max(e)
 
 
 def _ridge_coefficients(Fc, yc, lam, n, u, eig=None):
@@ -228,7 +236,7 @@ def _ridge_coefficients(Fc, yc, lam, n, u, eig=None):
     proj = V.T @ (Fc.T @ yc) / n  # (N,)
     coef = (V[None, :, :] * (proj[None, :] / d)[:, None, :]).sum(-1)
     FV = Fc @ V  # (rows, N): the rows × rows hat matrix is never formed
-    w = _sized.where(_nonzero(e, rows)[None, :], 1.0 / d, 0.0)
+    w = _sized.where(_nonzero(e)[None, :], 1.0 / d, 0.0)
     return e, coef, yc[:, None] - Fc @ coef.T, 1.0 - w @ (FV**2).T / n - (u**2)[None, :]
 
 
@@ -239,12 +247,11 @@ def _dual_ridge(Fc, yc, lam, n, u):
     interpolation; the primal form has n ≥ N): on the null space of FcFcᵀ (λ/(e + λ) = 1),
     which holds u, the diagonal of its projector less uuᵀ is Σ_{e_m=0} (U_jm − u_j c_m)² with
     c = Uᵀu, not Σ_{e_m=0} U_jm² − 1/n."""
-    rows, N = Fc.shape
     e, U = jnp.linalg.eigh(Fc @ Fc.T / n)
     d = e[None, :] + lam[:, None]  # (L, rows)
     Uy = U.T @ yc
     alpha = (Uy / n)[None, :] / d @ U.T  # (L, rows)
-    nz = _nonzero(e, N)
+    nz = _nonzero(e)
     w = _sized.where(nz[None, :], lam[:, None] / d, 1.0)  # λ/(e + λ), 1 on the null space
     resid = (w * Uy[None, :] @ U.T).T
     c = _sized.where(nz, 0.0, U.T @ u)

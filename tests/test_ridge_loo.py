@@ -118,3 +118,20 @@ def test_loo_and_gcv_choose_a_sane_lambda(getkey, N, noise):
         assert 0 < int(out[best]) < len(lams) - 1, best
         assert test[int(out[best])] <= 1.25 * test.min(), best
     assert test[0] > 1.5 * test.min() and test[-1] > 1.5 * test.min()  # the grid discriminates
+
+
+def test_near_square_float32_features():
+    """n = 1000 rows, N = 990 ReLU features in float32: their smallest Gram eigenvalues are a few
+    ε·max e, genuine; leave-one-out must count them (a cutoff at rows·ε·max e dropped them and
+    chose λ = 1e-7 with a LOO error 0.17× float64's) and choose float64's λ."""
+    rng = np.random.default_rng(0)
+    X, W = rng.standard_normal((1000, 50)), rng.standard_normal((50, 990)) / np.sqrt(50)
+    F = np.maximum(X @ W, 0.0)
+    y = X[:, 0] + 0.5 * (X[:, 1] ** 2 - 1) + 0.3 * rng.standard_normal(1000)
+    lams = np.logspace(-7, 0, 15)
+    ref = jf.ridge.ridge_path(F, y, lams)
+    got = jf.ridge.ridge_path(*(jnp.asarray(a, jnp.float32) for a in (F, y, lams)))
+    assert got["loo_mse"].dtype == jnp.float32
+    assert int(got["best_loo"]) == int(ref["best_loo"])
+    best = int(ref["best_loo"])
+    assert float(got["loo_mse"][best]) == pytest.approx(float(ref["loo_mse"][best]), rel=1e-3)
