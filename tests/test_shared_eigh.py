@@ -37,7 +37,7 @@ def test_ridge_path_from_a_given_eigendecomposition(live):
     eig = centred_gram_eigh(DenseFeatures(F, n=live))
     own, shared = ridge_path(F, y, LAMS, n=live), ridge_path(F, y, LAMS, n=live, gram_eigh=eig)
     for key in ("coef", "intercept", "gram_eigenvalues", "train_mse", "loo_mse", "gcv"):
-        np.testing.assert_allclose(shared[key], own[key], rtol=1e-10, atol=1e-13, err_msg=key)
+        np.testing.assert_allclose(shared[key], own[key], rtol=1e-11, atol=1e-13, err_msg=key)
     assert int(shared["best_loo"]) == int(own["best_loo"])
 
 
@@ -48,7 +48,7 @@ def test_count_spikes_from_a_given_eigendecomposition(live):
     own = count_spikes(Fd, H, k=4)
     shared = count_spikes(Fd, H, k=4, gram_eigh=centred_gram_eigh(Fd))
     for key in ("singular_values", "deflated_edge", "mass_in_hermite_span", "capture"):
-        np.testing.assert_allclose(shared[key], own[key], rtol=1e-10, atol=1e-13, err_msg=key)
+        np.testing.assert_allclose(shared[key], own[key], rtol=1e-12, atol=1e-14, err_msg=key)
     assert int(shared["n_outliers"]) == int(own["n_outliers"])
 
 
@@ -117,9 +117,11 @@ def test_one_step_programs_decompose_f1_once():
     assert _gram_eighs(equivalence, width) == 5
 
 
-SHARED_OR_NOT = {  # one that shares (padded rows and neurons, the sum loss), one that does not
+# shares (padded rows and neurons, the sum loss), does not, shares in the dual form
+SHARED_OR_NOT = {
     "padded": dict(n=50, capacity=jf.Capacity(n=70, n_tilde=70, width=14), ridge_loss="sum"),
     "scaled": dict(ridge_scale="1/sqrt(width)", intercept=False),
+    "dual": dict(width=80),  # N > ñ: the path decomposes F₁F₁ᵀ, the spike count the shared one
 }
 
 
@@ -140,4 +142,4 @@ def test_one_step_spikes_gives_the_same_numbers_shared_or_not(config, monkeypatc
     monkeypatch.setattr(one_gradient_step, "centred_gram_eigh", lambda F: None)
     own = run()
     for key, v in own.items():
-        np.testing.assert_allclose(shared[key], v, rtol=1e-9, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(shared[key], v, rtol=1e-11, atol=1e-13, err_msg=key)

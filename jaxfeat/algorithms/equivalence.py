@@ -114,8 +114,9 @@ def _one_step_equivalence(
     neurons = None if cap.width is None else _sized.live_mask(cap.width, width)
     maps = _feature_maps(res, act, terms, expansion, neurons)
     F1 = DenseFeatures(maps[0](Xt), n=live)  # formed once: for its ridge path and spike count
-    # and its centred Gram matrix decomposed once for both (the primal form's)
-    eig = centred_gram_eigh(F1) if F1.shape[1] <= F1.shape[0] else None
+    # and its centred Gram matrix decomposed once for both (the dual form, N > ñ, leaves it to
+    # the spike count)
+    eig = centred_gram_eigh(F1)
     fits = [ridge_path(F1.F, yt, lambdas, n=live, gram_eigh=eig)]
     fits += [ridge_path(f(Xt), yt, lambdas, n=live) for f in maps[1:]]
     test = ArrayRows(*dist.sample(k_test, n_test), tile=test_tile)

@@ -673,9 +673,10 @@ def _dense_spikes(
     F1 = DenseFeatures(feats(res.W1, Xt), n=n_live)
     H = hermite_features(Xt, res.zeta, spikes["degree"])
     # one eigendecomposition of F₁'s centred Gram matrix for the spike count and the ridge path
-    # when the path's is the same matrix (a λ grid, an intercept, unit scale, the primal form)
+    # when the path's is the same matrix (a λ grid, an intercept, unit scale; the dual form,
+    # N > ñ, decomposes F₁F₁ᵀ instead and leaves it to the spike count)
     shared = ridge["lambdas"].ndim == 1 and ridge["intercept"] and ridge["unit_scale"]
-    eig = centred_gram_eigh(F1) if shared and F1.shape[1] <= F1.shape[0] else None
+    eig = centred_gram_eigh(F1) if shared else None
     stats = count_spikes(F1, H, k=spikes["k"], margin=spikes["margin"], gram_eigh=eig)
     weights = (res.W1, res.W0) if ridge["init_readout"] else (res.W1,)
     Fs = [F1.F] + [feats(W, Xt) for W in weights[1:]]
